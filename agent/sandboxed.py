@@ -1,0 +1,40 @@
+"""Run one of `sandbox.jobs` through the sandbox and read the JSON it writes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import sandbox
+from agent.errors import IntegrateError
+
+
+def run_job(
+    job: str,
+    args: Sequence[str],
+    *,
+    workspace: Path,
+    result_file: Path,
+    ro_paths: Sequence[Path] = (),
+    limits: sandbox.Limits | None = None,
+    what: str,
+) -> tuple[dict[str, Any], sandbox.SandboxResult]:
+    """Run `python -m sandbox.jobs.<job> ARGS...`; the job writes `result_file` inside `workspace`."""
+    result_file.unlink(missing_ok=True)
+    res = sandbox.run(
+        [sys.executable, "-m", f"sandbox.jobs.{job}", *map(str, args)],
+        workspace,
+        ro_paths=ro_paths,
+        limits=limits,
+    )
+    (workspace / f"{job}.log").write_text(
+        f"$ sandbox {job} (isolation: {res.isolation}, {res.reason}, exit {res.returncode}, "
+        f"{res.wall_s}s, peak {res.peak_rss_mb} MB)\n--- stdout\n{res.stdout}\n--- stderr\n{res.stderr}\n"
+    )
+    if not result_file.exists():
+        detail = res.one_line_error() if res.reason == "exit" else f"stopped by the sandbox ({res.reason} after {res.wall_s}s)"
+        raise IntegrateError(f"{what} failed in the sandbox: {detail}")
+    return json.loads(result_file.read_text()), res

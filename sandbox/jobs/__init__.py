@@ -1,0 +1,1 @@
+"""Programs that run inside the sandbox: each reads arguments, writes a JSON result file."""

@@ -1,0 +1,33 @@
+"""Import code by location, the way every sandbox job and parity spec needs to."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def import_module_from(root: str | Path, module: str):
+    """Import `module` (dotted, relative to `root`) with `root` first on sys.path."""
+    root = str(Path(root).resolve())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return importlib.import_module(module)
+
+
+def load_class(root: str | Path, module: str, name: str) -> type:
+    return getattr(import_module_from(root, module), name)
+
+
+def module_name_for(path: str | Path, root: str | Path) -> str:
+    rel = Path(path).resolve().relative_to(Path(root).resolve()).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
