@@ -138,6 +138,9 @@ def _bwrap_argv(
         "--proc", "/proc",
         "--dev", "/dev",
         "--tmpfs", "/home",
+        "--dir", "/home/sandbox",
+        # private /tmp first: binds below may live under the host's /tmp and must stay visible
+        "--bind", str(private_tmp), "/tmp",
     ]
     for system_dir in ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc/alternatives"):
         if os.path.islink(system_dir):  # merged-/usr systems: /lib -> usr/lib
@@ -154,7 +157,6 @@ def _bwrap_argv(
     argv += ["--ro-bind", str(PACKAGE_ROOT / "sandbox"), f"{INSIDE_LIB}/sandbox"]
     for p in ro_paths:
         argv += ["--ro-bind", str(p), str(p)]
-    argv += ["--bind", str(private_tmp), "/tmp", "--dir", "/home/sandbox"]
     argv += ["--bind", str(workspace), str(workspace), "--chdir", str(workspace)]
     if gpu:
         for dev in _nvidia_devices():

@@ -36,11 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = run_parity(args.spec, device=args.device, dtype=args.dtype, seed=args.seed)
     except ParityError as exc:
-        print(f"parity could not run: {exc}", file=sys.stderr)
+        print(str(exc), file=sys.stderr)
         return 2
     except Exception as exc:  # untrusted models fail in any way; say how, in one line
         traceback.print_exc()
-        print(f"parity could not run: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        print(f"{exc.__class__.__name__}: {exc}", file=sys.stderr)
         return 2
     report = jsonable(report)
     if args.json_out:

@@ -1,0 +1,133 @@
+"""Run the registered rules over files: suppression comments, parallel workers, a content cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from agent.checks.registry import RULES, FileContext, Finding
+
+SUPPRESS_LINE = re.compile(r"#\s*integrate:\s*ignore(?:\[([A-Za-z0-9_,\s-]+)\])?")
+SUPPRESS_FILE = re.compile(r"#\s*integrate:\s*ignore-file\[([A-Za-z0-9_,\s-]+)\]")
+SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", "node_modules", "build", "dist"}
+
+
+def iter_python_files(paths: Iterable[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_file():
+            files.append(p)
+        elif p.is_dir():
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+                files += [Path(dirpath) / f for f in sorted(filenames) if f.endswith(".py")]
+        else:
+            raise FileNotFoundError(str(p))
+    return files
+
+
+def _ids(text: str | None) -> set[str] | None:
+    return None if text is None else {t.strip().upper() for t in text.split(",") if t.strip()}
+
+
+def _suppressed(finding: Finding, ctx: FileContext, file_ids: set[str]) -> bool:
+    if finding.rule in file_ids:
+        return True
+    if 1 <= finding.line <= len(ctx.lines):
+        match = SUPPRESS_LINE.search(ctx.lines[finding.line - 1])
+        if match:
+            ids = _ids(match.group(1))
+            return ids is None or finding.rule in ids
+    return False
+
+
+def check_source(path: Path, source: str, rule_ids: Sequence[str]) -> list[Finding]:
+    from agent.checks import rules as _  # noqa: F401  (registers every rule)
+
+    try:
+        ctx = FileContext.parse(path, source)
+    except SyntaxError as exc:
+        return [Finding("E999", str(path), exc.lineno or 1, exc.offset or 1, f"syntax error: {exc.msg}")]
+    file_ids: set[str] = set()
+    for line in ctx.lines:
+        match = SUPPRESS_FILE.search(line)
+        if match:
+            file_ids |= _ids(match.group(1)) or set()
+    findings = []
+    for rule_id in rule_ids:
+        for f in RULES[rule_id].run(ctx):
+            if not _suppressed(f, ctx, file_ids):
+                findings.append(f)
+    return findings
+
+
+def _ruleset_key(rule_ids: Sequence[str]) -> str:
+    rules_dir = Path(__file__).parent / "rules"
+    h = hashlib.sha256(",".join(sorted(rule_ids)).encode())
+    for f in sorted([*rules_dir.glob("*.py"), Path(__file__).parent / "registry.py", Path(__file__)]):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("INTEGRATE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "integrate"
+    )
+    return Path(base) / "checks"
+
+
+def _check_file(args: tuple[str, tuple[str, ...], str | None]) -> list[dict]:
+    path_str, rule_ids, cache_root = args
+    path = Path(path_str)
+    data = path.read_bytes()
+    entry = None
+    if cache_root:
+        digest = hashlib.sha256(data + path_str.encode()).hexdigest()
+        entry = Path(cache_root) / digest[:2] / f"{digest}.json"
+        if entry.exists():
+            try:
+                return json.loads(entry.read_text())
+            except ValueError:
+                pass
+    findings = [f.to_dict() for f in check_source(path, data.decode("utf-8", errors="replace"), rule_ids)]
+    if entry is not None:
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(findings))
+            os.replace(tmp, entry)
+        except OSError:
+            pass
+    return findings
+
+
+def check_paths(
+    paths: Iterable[str | Path],
+    select: Iterable[str] | None = None,
+    ignore: Iterable[str] | None = None,
+    use_cache: bool = True,
+    jobs: int | None = None,
+) -> list[Finding]:
+    from agent.checks import rules as _  # noqa: F401
+    from agent.checks.registry import resolve_ids
+
+    rule_ids = sorted(resolve_ids(select) if select else RULES)
+    if ignore:
+        rule_ids = sorted(set(rule_ids) - resolve_ids(ignore))
+    files = iter_python_files(paths)
+    cache_root = str(cache_dir() / _ruleset_key(rule_ids)) if use_cache else None
+    work = [(str(f), tuple(rule_ids), cache_root) for f in files]
+    jobs = jobs or min(len(work), os.cpu_count() or 1)
+    if len(work) > 16 and jobs > 1:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            results = list(pool.map(_check_file, work, chunksize=max(1, len(work) // (jobs * 8))))
+    else:
+        results = [_check_file(w) for w in work]
+    findings = [Finding(**d) for batch in results for d in batch]
+    return sorted(findings, key=lambda f: (f.path, f.line, f.col, f.rule))

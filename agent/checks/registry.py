@@ -1,0 +1,90 @@
+"""The rule registry: every rule's documentation and its check, in one place.
+
+Each rule lives in its own module under `agent/checks/rules/` and registers one `Rule`. The
+docs (what, why, a bad/good example, the skills anchor) feed `--explain`, docs/rules.md, the
+SARIF rule metadata and the skills the LLM reads, so a rule is stated once.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    path: str
+    line: int
+    col: int
+    message: str
+
+    def to_dict(self) -> dict:
+        return {"rule": self.rule, "path": self.path, "line": self.line, "col": self.col, "message": self.message}
+
+
+@dataclass
+class FileContext:
+    path: Path
+    source: str
+    tree: ast.Module
+    lines: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, path: Path, source: str) -> FileContext:
+        return cls(path=path, source=source, tree=ast.parse(source, filename=str(path)), lines=source.splitlines())
+
+
+# A check yields (node or line number, message).
+Check = Callable[[FileContext], Iterable[tuple[ast.AST | int, str]]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    name: str
+    scope: str  # models | pipelines | repository
+    summary: str
+    what: str
+    why: str
+    bad: str
+    good: str
+    anchor: str  # skills file and heading anchor, e.g. "models.md#attention-dispatch"
+    check: Check
+    fixable: bool = False
+
+    def run(self, ctx: FileContext) -> list[Finding]:
+        out = []
+        for where, message in self.check(ctx):
+            line = where if isinstance(where, int) else getattr(where, "lineno", 1)
+            col = 0 if isinstance(where, int) else getattr(where, "col_offset", 0)
+            out.append(Finding(self.id, str(ctx.path), line, col + 1, message))
+        return out
+
+
+RULES: dict[str, Rule] = {}
+
+
+def register(rule: Rule) -> Rule:
+    if rule.id in RULES:
+        raise ValueError(f"duplicate rule id {rule.id}")
+    RULES[rule.id] = rule
+    return rule
+
+
+def resolve_ids(names: Iterable[str]) -> set[str]:
+    """Accept ids ("M002") or names ("attention-dispatch"), case-insensitive; prefixes select groups."""
+    from agent.checks import rules as _  # noqa: F401  (registers every rule)
+
+    wanted = set()
+    for raw in names:
+        key = raw.strip()
+        if not key:
+            continue
+        hits = {r.id for r in RULES.values() if r.id.lower() == key.lower() or r.name == key.lower() or r.id.lower().startswith(key.lower())}
+        if not hits:
+            raise KeyError(key)
+        wanted |= hits
+    return wanted

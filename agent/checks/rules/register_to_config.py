@@ -1,0 +1,29 @@
+from agent.checks.astutil import base_names, classes, decorator_names, methods
+from agent.checks.registry import Rule, register
+
+
+def check(ctx):
+    for cls in classes(ctx.tree):
+        if "ConfigMixin" not in base_names(cls):
+            continue
+        init = methods(cls).get("__init__")
+        if init is None:
+            continue
+        if not any(name.split(".")[-1] == "register_to_config" for name in decorator_names(init)):
+            yield init, f"{cls.name}.__init__ lacks @register_to_config: its arguments are not saved in config.json"
+        if init.args.vararg is not None:
+            yield init, f"{cls.name}.__init__ takes *{init.args.vararg.arg}, which register_to_config cannot save"
+
+
+RULE = register(Rule(
+    id="M003",
+    name="register-to-config",
+    scope="models",
+    summary="Config classes capture every __init__ argument with @register_to_config.",
+    what="A ConfigMixin subclass whose __init__ is not decorated with @register_to_config, or takes *args.",
+    why="from_pretrained rebuilds the model from config.json; an argument that is not captured silently falls back to its default when the model is reloaded.",
+    bad="class MyModel(ModelMixin, ConfigMixin):\n    def __init__(self, hidden_size=64): ...",
+    good="class MyModel(ModelMixin, ConfigMixin):\n    @register_to_config\n    def __init__(self, hidden_size=64): ...",
+    anchor="models.md#register-to-config",
+    check=check,
+))

@@ -1,0 +1,309 @@
+"""The `integrate` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from agent import __version__
+from agent.errors import IntegrateError
+
+LLM_CHOICES = "auto|anthropic|none|scripted:FILE"
+
+
+class DefaultGroup(click.Group):
+    """`integrate SOURCE` runs the main flow; `integrate <command>` runs a subcommand."""
+
+    default_command = "run"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage("integrate", "SOURCE [OPTIONS]  |  integrate COMMAND [ARGS]...")
+
+
+def _console() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="integrate")
+def cli() -> None:
+    """Port a diffusion model into diffusers, prove the port computes what the reference
+    computes, and prepare a pull request.
+
+    \b
+    integrate SOURCE --out DIR          port into a new standalone folder (git repo)
+    integrate SOURCE --target CHECKOUT  port onto a new branch of a diffusers checkout
+    integrate resume RUN                continue a run that was interrupted
+    integrate parity SPEC.py            compare a reference and a candidate model
+    integrate check PATH...             run the convention checks
+    integrate sandbox -- CMD...         run a command in the sandbox (debugging)
+
+    SOURCE is a local folder laid out like a Hub repo, or a Hub id (org/name).
+    """
+
+
+def _validate_llm(llm: str) -> str:
+    if llm in ("auto", "none"):
+        return llm
+    if llm == "anthropic" or llm.startswith("scripted:"):
+        raise IntegrateError(f"--llm {llm}: LLM refinement is not available in this version yet; use --llm none or auto")
+    raise IntegrateError(f"--llm must be one of {LLM_CHOICES}, not {llm!r}")
+
+
+def _validate_device(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise IntegrateError("--device cuda: no CUDA device is visible on this machine")
+
+
+@cli.command("run")
+@click.argument("source")
+@click.option("--reference", type=click.Path(), help="Folder or file with the reference model code, when SOURCE has none.")
+@click.option("--target", type=click.Path(), help="A clean diffusers git checkout: the port goes on a new branch there.")
+@click.option("--out", type=click.Path(), help="New (or empty) folder for a standalone port. Default: out/<model>.")
+@click.option("--llm", default="auto", show_default=True, metavar=LLM_CHOICES, help="LLM for the refinement step; auto uses anthropic when ANTHROPIC_API_KEY is set.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where parity runs.")
+@click.option("--revision", help="Hub revision (branch, tag or commit) for a Hub SOURCE.")
+@click.option("--runs-dir", type=click.Path(), default="runs", show_default=True, help="Where run folders are created.")
+@click.option("--run-id", help="Name of the run folder (default: <model>-<timestamp>).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
+def run_cmd(source, reference, target, out, llm, device, revision, runs_dir, run_id, as_json) -> None:
+    """Port SOURCE into diffusers: resolve, analyze, plan, scaffold, port, convert, verify, publish.
+
+    Exits 0 only when parity passed; 1 when the port ran but parity failed; 2 when it could not run.
+    """
+    from agent.run_state import Run, slugify
+    from agent.stages.resolve import is_hub_id
+    from agent.workspace import check_out_dir, check_target
+
+    llm = _validate_llm(llm)
+    if not Path(source).is_dir() and not is_hub_id(source):
+        raise IntegrateError(f"source not found: {source} (not a folder, and not a Hub id like org/name)")
+    if reference and not Path(reference).exists():
+        raise IntegrateError(f"--reference not found: {reference}")
+    if target and out:
+        raise IntegrateError("use either --target (a diffusers checkout) or --out (a standalone folder), not both")
+    if target:
+        check_target(Path(target))
+        target = str(Path(target).resolve())
+    else:
+        out = str(Path(out or Path("out") / slugify(source)).resolve())
+        check_out_dir(Path(out))
+    _validate_device(device)
+    inputs = {
+        "source": source if not Path(source).is_dir() else str(Path(source).resolve()),
+        "reference": str(Path(reference).resolve()) if reference else None,
+        "target": target,
+        "out": out,
+        "llm": llm,
+        "device": device,
+        "revision": revision,
+    }
+    run = Run.create(Path(runs_dir), inputs, run_id)
+    _execute(run, as_json)
+
+
+@cli.command("resume")
+@click.argument("run_dir", metavar="RUN", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
+def resume_cmd(run_dir, as_json) -> None:
+    """Continue RUN (a folder under runs/) at the stage it reached; finished stages are kept."""
+    from agent.run_state import Run
+
+    run = Run.load(run_dir)
+    if run.data["status"] == "passed":
+        _console().print(f"run {run.id} already finished")
+        _report(run, as_json)
+        return
+    run.data["status"] = "running"
+    run.save()
+    _execute(run, as_json)
+
+
+def _execute(run, as_json: bool) -> None:
+    from agent.orchestrator import execute
+
+    console = _console()
+    console.print(f"[bold]integrate[/bold] {run.inputs['source']}  (run {run.id}, folder {run.dir})")
+    try:
+        execute(run, console)
+    except IntegrateError:
+        _report(run, as_json)
+        raise
+    except KeyboardInterrupt:
+        console.print(f"\ninterrupted; continue with: integrate resume {shlex.quote(str(run.dir))}")
+        sys.exit(130)
+    _report(run, as_json)
+
+
+def _report(run, as_json: bool) -> None:
+    from agent.orchestrator import summary
+
+    s = summary(run)
+    if as_json:
+        click.echo(json.dumps(s, indent=2, default=str))
+        return
+    console = _console()
+    if s.get("parity"):
+        p = s["parity"]
+        verdict = "[green]passed[/green]" if p["passed"] else "[red]FAILED[/red]"
+        console.print(f"parity {verdict}: max abs {p['max_abs_diff']:.3g}, mean abs {p['mean_abs_diff']:.3g}, cosine {p['cosine']:.8f} ({p['dtype']}, {p['device']})")
+    if s.get("refinement"):
+        console.print(f"refinement: {s['refinement']['status']} ({s['refinement']['reason']})")
+    if s.get("publish"):
+        pub = s["publish"]
+        where = pub.get("out") or f"branch {pub['branch']} in {pub['target']}"
+        console.print(f"port: {where}\nPR description: {pub['pr_body']}")
+    if s["status"] != "passed" and s.get("error"):
+        console.print(f"run {run.id} stopped at {s['stage_reached']}; after fixing, continue with: integrate resume {shlex.quote(str(run.dir))}")
+
+
+@cli.command("parity")
+@click.argument("spec", type=click.Path())
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "json_out", type=click.Path(), help="Write the full report (JSON) here.")
+@click.option("--allow-read", multiple=True, type=click.Path(), help="Extra host path the spec may read (repeatable).")
+@click.option("--timeout", type=float, default=1800, show_default=True, help="Wall-time limit in seconds.")
+def parity_cmd(spec, device, dtype, seed, json_out, allow_read, timeout) -> None:
+    """Compare reference() and candidate() from SPEC.py on seeded inputs, in the sandbox.
+
+    Exit 0 passed, 1 not passed, 2 could not run. The spec contract is in docs/parity.md.
+    """
+    import tempfile
+
+    import sandbox
+    from agent.parity_run import run_parity_sandboxed
+
+    spec_path = Path(spec)
+    if not spec_path.is_file():
+        raise IntegrateError(f"spec not found: {spec}")
+    for p in allow_read:
+        if not Path(p).exists():
+            raise IntegrateError(f"--allow-read path not found: {p}")
+    with tempfile.TemporaryDirectory(prefix="integrate-parity-") as scratch:
+        report, res = run_parity_sandboxed(
+            spec_path, workspace=Path(scratch), ro_paths=[Path(p) for p in allow_read], device=device, dtype=dtype,
+            seed=seed, limits=sandbox.Limits(wall_s=timeout),
+        )
+        click.echo(res.stdout.rstrip())
+        if report is None:
+            raise IntegrateError(f"parity could not run: {res.one_line_error() if res.reason == 'exit' else res.reason}")
+        if json_out:
+            Path(json_out).write_text(json.dumps(report, indent=2) + "\n")
+        if res.isolation != "full":
+            _console().print(f"[yellow]reduced isolation:[/yellow] {'; '.join(res.isolation_notes)}")
+    sys.exit(0 if report["passed"] else 1)
+
+
+@cli.command("check")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default="text", show_default=True)
+@click.option("--select", help="Comma-separated rule ids or names (or id prefixes: M, P).")
+@click.option("--ignore", help="Comma-separated rule ids or names to skip.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the findings cache.")
+@click.option("--list-rules", is_flag=True, help="List the rules and exit.")
+@click.option("--explain", metavar="ID", help="Print a rule's documentation and exit.")
+def check_cmd(paths, fmt, select, ignore, no_cache, list_rules, explain) -> None:
+    """Run the diffusers convention checks on PATHS (files or folders).
+
+    Exit 0 clean, 1 findings, 2 could not run. Suppress one line with
+    `# integrate: ignore[ID]`, a whole file with `# integrate: ignore-file[ID]`.
+    """
+    from agent.checks import RULES
+    from agent.checks.engine import check_paths
+    from agent.checks.formats import FORMATS
+    from agent.checks.registry import resolve_ids
+
+    if list_rules or explain:
+        resolve_ids([])  # registers the rules
+        if list_rules:
+            for r in RULES.values():
+                click.echo(f"{r.id}  {r.name:<22} {r.scope:<10} {r.summary}")
+            return
+        try:
+            ids = resolve_ids([explain])
+        except KeyError:
+            raise IntegrateError(f"unknown rule: {explain}") from None
+        for rule_id in sorted(ids):
+            r = RULES[rule_id]
+            click.echo(f"{r.id} {r.name} ({r.scope})\n\n{r.summary}\n\nWhat: {r.what}\nWhy: {r.why}\n\nBad:\n{r.bad}\n\nGood:\n{r.good}\n\nSkills: skills/{r.anchor}\n")
+        return
+    if not paths:
+        raise IntegrateError("no paths given (try: integrate check src/diffusers/models)")
+    try:
+        findings = check_paths(
+            paths,
+            select=select.split(",") if select else None,
+            ignore=ignore.split(",") if ignore else None,
+            use_cache=not no_cache,
+        )
+    except KeyError as exc:
+        raise IntegrateError(f"unknown rule: {exc.args[0]}") from None
+    except FileNotFoundError as exc:
+        raise IntegrateError(f"path not found: {exc.args[0]}") from None
+    click.echo(FORMATS[fmt](findings))
+    sys.exit(1 if findings else 0)
+
+
+@cli.command("sandbox", context_settings={"ignore_unknown_options": True})
+@click.option("--workspace", type=click.Path(), default=".", show_default=True, help="The only writable folder inside.")
+@click.option("--timeout", type=float, default=60, show_default=True, help="Wall-time limit in seconds.")
+@click.option("--memory-mb", type=int, default=4096, show_default=True, help="Address-space limit.")
+@click.option("--allow-read", multiple=True, type=click.Path(), help="Extra host path visible read-only (repeatable).")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def sandbox_cmd(workspace, timeout, memory_mb, allow_read, command) -> None:
+    """Run COMMAND the way untrusted code runs (for debugging): integrate sandbox -- CMD ARGS..."""
+    import sandbox
+
+    res = sandbox.run(list(command), workspace, limits=sandbox.Limits(wall_s=timeout, memory_mb=memory_mb), ro_paths=allow_read)
+    sys.stdout.write(res.stdout)
+    sys.stderr.write(res.stderr)
+    _console().print(
+        f"[dim]sandbox: {res.reason}, exit {res.returncode}, {res.wall_s}s, peak {res.peak_rss_mb} MB, isolation {res.isolation}[/dim]"
+    )
+    if res.isolation != "full":
+        _console().print(f"[yellow]reduced isolation:[/yellow] {'; '.join(res.isolation_notes)}")
+    sys.exit(res.returncode if res.reason == "exit" else 124 if res.reason == "timeout" else 137)
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="integrate", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except IntegrateError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # a bug in integrate itself: still one line, with where to look
+        if os.environ.get("INTEGRATE_DEBUG"):
+            raise
+        click.echo(f"internal error: {exc.__class__.__name__}: {exc} (set INTEGRATE_DEBUG=1 for the traceback)", err=True)
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Deterministic codemods for the structural port: numerics untouched, no LLM involved."""

@@ -1,0 +1,1 @@
+"""The eight stages, in order. Each is a module with one entry function `<name>(run) -> dict`."""

@@ -1,0 +1,68 @@
+"""scaffold: create the workspace (new repo in --out, or a branch worktree of --target), render
+the model file from templates/, and register the class in diffusers' `__init__` files."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.errors import IntegrateError
+from agent.porting.config_capture import IN_TREE_IMPORTS, STANDALONE_IMPORTS
+from agent.registration import RegistrationError, register_model
+from agent.render import render
+from agent.run_state import Run
+from agent.workspace import commit_all, create_standalone, create_worktree
+
+
+def model_file(run: Run, body: str | None) -> str:
+    """The model file rendered from the template: the shell (body=None) or the ported code."""
+    resolved, analysis, planned = run.result("resolve"), run.result("analyze"), run.result("plan")
+    init_args = [
+        {**a, "default_repr": repr(a["default"]) if "default" in a else a.get("default_source", "None")}
+        for a in analysis["init_args"]
+    ]
+    return render(
+        "model/transformer_flat.py.j2",
+        year=time.strftime("%Y"),
+        class_name=planned["class_name"],
+        reference_class=planned["reference_class"],
+        origin=resolved["origin"],
+        body=body,
+        diffusers_imports=(IN_TREE_IMPORTS if planned["layout"] == "diffusers-tree" else STANDALONE_IMPORTS).rstrip(),
+        init_args=init_args,
+        forward_args=[a["name"] for a in analysis["forward_args"] if a["kind"] not in ("VAR_POSITIONAL", "VAR_KEYWORD")],
+    )
+
+
+def scaffold(run: Run) -> dict[str, Any]:
+    planned = run.result("plan")
+    owned = run.data.setdefault("owned", {})
+    if planned["layout"] == "diffusers-tree":
+        target = Path(run.inputs["target"])
+        workspace = run.path("workspace")
+        repo = create_worktree(target, workspace, planned["branch"], owned)
+        run.save()
+        try:
+            edited = register_model(workspace / "src", planned["module_name"], planned["class_name"])
+        except RegistrationError as exc:
+            raise IntegrateError(str(exc)) from None
+        registered = [str(p.relative_to(workspace)) for p in edited]
+    else:
+        workspace = Path(run.inputs["out"]).resolve()
+        owned["out"] = str(workspace)
+        run.save()
+        repo = create_standalone(workspace, run.id)
+        registered = []
+
+    path = workspace / planned["model_path"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(model_file(run, body=None))
+    sha = commit_all(repo, f"Scaffold {planned['class_name']}: model file{' and exports' if registered else ''}")
+    return {
+        "workspace": str(workspace),
+        "model_file": str(path),
+        "registered_in": registered,
+        "commit": sha,
+        "branch": planned["branch"] if registered else repo.active_branch.name,
+    }
