@@ -97,7 +97,7 @@ def _init_args(node: ast.ClassDef) -> list[dict[str, Any]]:
     args = init.args.args[1:]
     defaults = [None] * (len(args) - len(init.args.defaults)) + list(init.args.defaults)
     out = []
-    for arg, default in zip(args, defaults):
+    for arg, default in zip(args, defaults, strict=True):
         entry: dict[str, Any] = {"name": arg.arg, "required": default is None}
         if default is not None:
             try:
@@ -105,7 +105,7 @@ def _init_args(node: ast.ClassDef) -> list[dict[str, Any]]:
             except ValueError:
                 entry["default_source"] = ast.unparse(default)
         out.append(entry)
-    for arg, default in zip(init.args.kwonlyargs, init.args.kw_defaults):
+    for arg, default in zip(init.args.kwonlyargs, init.args.kw_defaults, strict=True):
         out.append({"name": arg.arg, "required": default is None, "keyword_only": True})
     return out
 

@@ -89,7 +89,7 @@ def align(ref: list[TraceEntry], cand: list[TraceEntry], cand_to_ref: dict[str, 
     anchors = sorted(pairs)
     result = list(pairs)
     bounds = [(-1, -1), *anchors, (len(ref), len(cand))]
-    for (r0, c0), (r1, c1) in zip(bounds, bounds[1:]):
+    for (r0, c0), (r1, c1) in zip(bounds, bounds[1:], strict=False):
         cj = c0 + 1
         for ri in range(r0 + 1, r1):
             if ref[ri].keys or ref[ri].output is None:
