@@ -157,7 +157,7 @@ def _compare_with_weights(run: Run, state_dict: dict[str, dict]) -> None:
         raise IntegrateError("reference weights do not fit the reference model: " + "; ".join(parts))
     for key, spec in state_dict.items():
         if list(weights[key]["shape"]) != spec["shape"]:
-            raise IntegrateError(f"reference weight {key} has shape {weights[key]['shape']}, model expects {spec['shape']}")
+            raise IntegrateError(f"reference weights do not fit the reference model: {key} has shape {weights[key]['shape']}, the model expects {spec['shape']}")
 
 
 def _first(config: dict[str, Any], names: tuple[str, ...], default: Any) -> Any:

@@ -13,6 +13,7 @@ from agent.errors import IntegrateError
 from agent.parity_run import candidate_location
 from agent.run_state import Run
 from agent.sandboxed import run_job
+from agent.stages.resolve import network_errors
 from sandbox.safetensors_header import SafetensorsFormatError, read_header
 
 
@@ -25,6 +26,7 @@ def reference_weight_files(run: Run) -> list[Path]:
             paths.append(Path(entry["path"]))
             continue
         from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import HfHubHTTPError
 
         dest = run.path("reference-weights")
         try:
@@ -32,8 +34,8 @@ def reference_weight_files(run: Run) -> list[Path]:
                 resolved["origin"], entry["file"], revision=resolved.get("revision"), local_dir=dest,
                 token=os.environ.get("HF_TOKEN") or None,
             )
-        except Exception as exc:
-            raise IntegrateError(f"cannot download {entry['file']} from {resolved['origin']}: {exc.__class__.__name__}") from None
+        except (*network_errors(), HfHubHTTPError) as exc:
+            raise IntegrateError(f"cannot download {entry['file']} from {resolved['origin']}: {exc.__class__.__name__}: {exc}") from None
         try:
             read_header(local)
         except SafetensorsFormatError as exc:

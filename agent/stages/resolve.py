@@ -23,6 +23,17 @@ CONFIG_NAMES = ("config.json", "params.json", "model_index.json")
 SKIP_DIRS = {".git", "__pycache__", ".venv", "node_modules"}
 
 
+def network_errors() -> tuple[type[BaseException], ...]:
+    """Transport errors of whichever HTTP client huggingface_hub uses (httpx2, httpx, requests)."""
+    errors: list[type[BaseException]] = [OSError, ConnectionError, TimeoutError]
+    for name, attr in (("httpx2", "TransportError"), ("httpx", "TransportError"), ("requests", "RequestException")):
+        try:
+            errors.append(getattr(__import__(name), attr))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
 def is_hub_id(source: str) -> bool:
     return bool(HUB_ID.match(source)) and not Path(source).exists()
 
@@ -123,12 +134,13 @@ def _resolve_hub(repo_id: str, snapshot: Path, revision: str | None) -> dict[str
 
     token = os.environ.get("HF_TOKEN") or None
     try:
-        snapshot_download(
-            repo_id, revision=revision, allow_patterns=SNAPSHOT_PATTERNS, local_dir=snapshot, token=token
-        )
         api = HfApi(token=token)
         info = api.model_info(repo_id, revision=revision, files_metadata=False)
-        meta = api.get_safetensors_metadata(repo_id, revision=revision)
+        # Everything below reads the same commit, even if the branch moves meanwhile.
+        snapshot_download(
+            repo_id, revision=info.sha, allow_patterns=SNAPSHOT_PATTERNS, local_dir=snapshot, token=token
+        )
+        meta = api.get_safetensors_metadata(repo_id, revision=info.sha)
     except GatedRepoError:
         raise IntegrateError(f"Hub repo {repo_id} is gated: accept its terms and set HF_TOKEN") from None
     except RepositoryNotFoundError:
@@ -145,8 +157,8 @@ def _resolve_hub(repo_id: str, snapshot: Path, revision: str | None) -> dict[str
         raise IntegrateError(f"corrupt safetensors file in {repo_id}: {exc}") from None
     except HfHubHTTPError as exc:
         raise IntegrateError(f"Hub request for {repo_id} failed: {str(exc).splitlines()[0]}") from None
-    except (OSError, ConnectionError) as exc:
-        raise IntegrateError(f"cannot reach the Hub for {repo_id}: {exc.__class__.__name__}") from None
+    except network_errors() as exc:
+        raise IntegrateError(f"cannot reach the Hub for {repo_id}: {exc.__class__.__name__}: {exc}") from None
 
     for cached in snapshot.glob(".cache"):
         shutil.rmtree(cached, ignore_errors=True)

@@ -1,0 +1,53 @@
+"""--target: a branch in a diffusers checkout whose new class imports with `from diffusers import`."""
+
+import json
+import subprocess
+import sys
+
+import git
+from conftest import EXAMPLE, integrate
+
+
+def test_port_lands_on_a_branch_and_imports_from_diffusers(tmp_path, diffusers_checkout):
+    repo = git.Repo(diffusers_checkout)
+    head_before = repo.head.commit.hexsha
+    proc = integrate(str(EXAMPLE), "--target", str(diffusers_checkout), "--llm", "none", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    branch = summary["publish"]["branch"]
+    assert branch == "integrate/tiny-dit"
+
+    # The user's checkout is untouched: same branch, same commit, clean.
+    assert repo.active_branch.name == "main"
+    assert repo.head.commit.hexsha == head_before
+    assert not repo.is_dirty(untracked_files=True)
+
+    commits = list(repo.iter_commits(f"main..{branch}"))
+    assert len(commits) == 3
+    changed = set(repo.git.diff("--name-only", f"main...{branch}").split())
+    assert "src/diffusers/models/transformers/transformer_tiny_dit.py" in changed
+    assert {"src/diffusers/__init__.py", "src/diffusers/models/__init__.py", "src/diffusers/models/transformers/__init__.py"} <= changed
+
+    repo.git.checkout(branch)
+    script = (
+        "import diffusers\n"
+        "from diffusers import TinyDiTTransformer2DModel\n"
+        "from diffusers.models import TinyDiTTransformer2DModel as M2\n"
+        "assert TinyDiTTransformer2DModel is M2\n"
+        "print(diffusers.__file__)\n"
+    )
+    env = {"PYTHONPATH": str(diffusers_checkout / "src"), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().startswith(str(diffusers_checkout / "src" / "diffusers"))
+
+    # Both halves of the lazy import machinery were edited.
+    init = (diffusers_checkout / "src" / "diffusers" / "models" / "__init__.py").read_text()
+    assert '_import_structure["transformers.transformer_tiny_dit"] = ["TinyDiTTransformer2DModel"]' in init
+    top = (diffusers_checkout / "src" / "diffusers" / "__init__.py").read_text()
+    assert top.count("TinyDiTTransformer2DModel") == 2
+
+    pr = (tmp_path / "runs" / summary["run_id"] / "PR.md").read_text()
+    assert "Registered in both halves" in pr
+    patch = (tmp_path / "runs" / summary["run_id"] / "changes.patch").read_text()
+    assert patch.count("Subject: [PATCH") == 3
