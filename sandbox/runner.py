@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sandbox.cgroup import PidsCgroup
+
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 # Where our own `sandbox` package is mounted inside, so jobs can import it without the host tree.
 INSIDE_LIB = "/opt/integrate/lib"
@@ -181,12 +183,27 @@ def _unshare_argv() -> tuple[list[str], list[str]]:
     return [unshare, "--net", "--map-root-user", "--pid", "--fork", "--kill-child", "--mount-proc"], notes
 
 
-def _set_limits(limits: Limits) -> None:
+def _user_process_count() -> int:
+    """Processes the current user already runs: RLIMIT_NPROC counts them too."""
+    uid, count = os.getuid(), 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    count += 1
+            except OSError:
+                pass
+    return count
+
+
+def _child_setup(limits: Limits, nproc: int, cgroup: PidsCgroup | None) -> None:
     """Runs in the child between fork and exec."""
+    if cgroup is not None:
+        cgroup.join()
     mb = 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
-    resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * mb, limits.file_mb * mb))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
@@ -268,29 +285,25 @@ def run(
         # Python's "safe path": the cwd (the workspace) is not put first on sys.path implicitly.
         inside_env.setdefault("PYTHONSAFEPATH", "1")
 
+        # Process limit: a pids cgroup where we may create one; RLIMIT_NPROC binds non-root users.
+        cgroup = PidsCgroup.create(limits.processes + 8)
+        nproc = limits.processes + (_user_process_count() if os.getuid() != 0 else 0)
+        if cgroup is not None:
+            notes.append(f"process limit: pids cgroup ({limits.processes})")
+        elif os.getuid() != 0:
+            notes.append(f"process limit: RLIMIT_NPROC ({limits.processes} above the user's current processes)")
+        else:
+            notes.append("process limit NOT enforced: running as root without a writable pids cgroup")
         report_inside = "/tmp/.integrate-measure.json" if bwrap else str(private_tmp / ".integrate-measure.json")
         shim = [sys.executable, "-m", "sandbox._measure", report_inside, "--"]
         start = time.monotonic()
-        timed_out = False
-        with out_path.open("wb") as out_fh, err_path.open("wb") as err_fh:
-            proc = subprocess.Popen(
-                [*prefix, *shim, *cmd],
-                cwd=workspace,
-                env=inside_env,
-                stdin=subprocess.DEVNULL,
-                stdout=out_fh,
-                stderr=err_fh,
-                start_new_session=True,
-                preexec_fn=lambda: _set_limits(limits),
+        try:
+            status, peak_kb, timed_out = _launch(
+                [*prefix, *shim, *cmd], workspace, inside_env, out_path, err_path, limits, nproc, cgroup
             )
-            status, peak_kb = _wait(proc.pid, limits.wall_s)
-            if status is None:
-                timed_out = True
-                _kill_group(proc.pid)
-                _, status, usage = os.wait4(proc.pid, 0)
-                peak_kb = usage.ru_maxrss
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            _kill_group(proc.pid)  # anything left in the group (fallback path) goes too
+        finally:
+            if cgroup is not None:
+                cgroup.remove()  # whatever is left, daemons included, dies here
         wall = time.monotonic() - start
         stdout = _bounded(out_path, limits.output_bytes)
         stderr = _bounded(err_path, limits.output_bytes)
@@ -304,7 +317,7 @@ def run(
                 pass
         reason = _reason(status, inner_signal, timed_out, stderr)
         return SandboxResult(
-            returncode=proc.returncode,
+            returncode=os.waitstatus_to_exitcode(status),
             stdout=stdout,
             stderr=stderr,
             wall_s=round(wall, 3),
@@ -313,6 +326,35 @@ def run(
             isolation=isolation,
             isolation_notes=notes,
         )
+
+
+def _launch(argv, workspace, env, out_path, err_path, limits, nproc, cgroup) -> tuple[int, int, bool]:
+    """Start the command, wait up to the wall limit, kill everything on timeout.
+
+    Returns (wait status, peak RSS in KB as seen by wait4, timed out).
+    """
+    with out_path.open("wb") as out_fh, err_path.open("wb") as err_fh:
+        proc = subprocess.Popen(
+            argv,
+            cwd=workspace,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out_fh,
+            stderr=err_fh,
+            start_new_session=True,
+            preexec_fn=lambda: _child_setup(limits, nproc, cgroup),
+        )
+        status, peak_kb = _wait(proc.pid, limits.wall_s)
+        timed_out = status is None
+        if timed_out:
+            _kill_group(proc.pid)
+            if cgroup is not None:
+                cgroup.kill_all()
+            _, status, usage = os.wait4(proc.pid, 0)
+            peak_kb = usage.ru_maxrss
+        proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped by wait4
+        _kill_group(proc.pid)  # anything left in the group (fallback path) goes too
+    return status, peak_kb, timed_out
 
 
 def _wait(pid: int, wall_s: float) -> tuple[int | None, int]:
