@@ -268,6 +268,7 @@ def run_parity(spec_path: str | Path, device: str = "cpu", dtype: str = "float32
 
         saved_report = None
         if callable(getattr(spec, "saved", None)):
+            seed_everything(seed + 2)  # as for candidate(): a stray init must not match by luck
             saved_model = _call(spec, "saved").eval().to(torch_device, torch_dtype)
             seed_everything(seed)
             s = _select_output(spec, "candidate_output", saved_model(**cand_in))
