@@ -43,7 +43,8 @@ def _describe(name: str, result: dict[str, Any]) -> str:
         return f"workspace {result['workspace']}" + (f", registered in {len(result['registered_in'])} __init__ files" if result["registered_in"] else "")
     if name == "port":
         p = result["parity"]
-        return f"structural port, parity max abs {p['max_abs_diff']:.2e}; refinement {result['refinement']['status']}"
+        c = result["codemods"]
+        return f"structural port ({len(c['converted'])} calls rewritten, {len(c['left'])} left), parity max abs {p['max_abs_diff']:.2e}; refinement {result['refinement']['status']}"
     if name == "convert":
         return f"{result['tensors']} tensors -> {', '.join(result['files'])}; reload {'identical' if result['reload_equal'] else 'DIFFERENT'}"
     if name == "verify":

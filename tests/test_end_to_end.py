@@ -57,8 +57,19 @@ def test_pr_md_holds_parity_table_findings_and_commands(finished_run):
     pr = (work / "out" / "tiny-dit" / "PR.md").read_text()
     assert "| transformer (converted weights) |" in pr
     assert "| transformer (reloaded with from_pretrained) |" in pr
-    assert "## Convention checks" in pr and "M001" in pr  # einops is still used by the structural port
+    assert "## Convention checks" in pr
     assert "integrate parity" in pr and "integrate check" in pr
+    assert "5 calls rewritten" in pr
+
+
+def test_port_has_no_einops_and_no_direct_sdpa(finished_run):
+    work, summary, _ = finished_run
+    model = (work / "out" / "tiny-dit" / "transformer_tiny_dit.py").read_text()
+    assert "einops" not in model and "rearrange(" not in model
+    assert "scaled_dot_product_attention" not in model
+    assert "dispatch_attention_fn(" in model
+    assert summary["findings"] == 0
+    assert summary["parity"]["max_abs_diff"] <= 1e-5
 
 
 def test_separate_process_loads_port_and_matches_reference(finished_run):

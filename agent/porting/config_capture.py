@@ -46,7 +46,7 @@ class _CaptureConfig(cst.CSTTransformer):
         return updated.with_changes(value=self.new) if updated.value == self.old else updated
 
 
-def _insert_after_imports(module: cst.Module, code: str) -> cst.Module:
+def insert_after_imports(module: cst.Module, code: str) -> cst.Module:
     body = list(module.body)
     last_import = -1
     for i, stmt in enumerate(body):
@@ -63,5 +63,5 @@ def capture_config(source: str, reference_class: str, class_name: str, in_tree: 
     module = module.visit(transformer)
     if not transformer.found:
         raise ValueError(f"class {reference_class} not found at the top level of the reference file")
-    module = _insert_after_imports(module, IN_TREE_IMPORTS if in_tree else STANDALONE_IMPORTS)
+    module = insert_after_imports(module, IN_TREE_IMPORTS if in_tree else STANDALONE_IMPORTS)
     return module.code

@@ -13,10 +13,14 @@ import git
 from agent.checks import check_paths
 from agent.errors import IntegrateError, ParityFailed
 from agent.parity_run import require_report, run_parity_sandboxed, write_spec
+from agent.porting.codemods import port_codemods
 from agent.porting.config_capture import capture_config
 from agent.run_state import Run
 from agent.stages.scaffold import model_file
 from agent.workspace import commit_all
+
+STANDALONE_DISPATCH = "from diffusers.models.attention_dispatch import dispatch_attention_fn\n"
+IN_TREE_DISPATCH = "from ..attention_dispatch import dispatch_attention_fn\n"
 
 
 def _refinement_decision(llm: str) -> dict[str, Any]:
@@ -31,8 +35,10 @@ def port(run: Run) -> dict[str, Any]:
     resolved, analysis, planned, scaffolded = (run.result(s) for s in ("resolve", "analyze", "plan", "scaffold"))
     snapshot = Path(resolved["snapshot"])
     source = (snapshot / analysis["top_class"]["file"]).read_text()
+    in_tree = planned["layout"] == "diffusers-tree"
+    mods = port_codemods(source, IN_TREE_DISPATCH if in_tree else STANDALONE_DISPATCH)
     try:
-        body = capture_config(source, planned["reference_class"], planned["class_name"], in_tree=planned["layout"] == "diffusers-tree")
+        body = capture_config(mods.code, planned["reference_class"], planned["class_name"], in_tree=in_tree)
     except ValueError as exc:
         raise IntegrateError(f"structural port failed: {exc}") from None
     model_path = Path(scaffolded["model_file"])
@@ -57,6 +63,11 @@ def port(run: Run) -> dict[str, Any]:
         "commit": sha,
         "parity": {k: report[k] for k in ("passed", "max_abs_diff", "mean_abs_diff", "cosine")},
         "parity_report": str(workdir / "parity.json"),
+        "codemods": {
+            "converted": mods.converted,
+            "left": [item.to_dict() for item in mods.left],
+            "dropped_imports": mods.dropped_imports,
+        },
         "left_for_refinement": left,
         "refinement": _refinement_decision(run.inputs.get("llm", "auto")),
         "isolation": report["sandbox"]["isolation"],

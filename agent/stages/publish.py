@@ -63,6 +63,7 @@ def publish(run: Run) -> dict[str, Any]:
         mapping=converted["mapping"],
         reload_equal=converted["reload_equal"],
         refinement=ported["refinement"],
+        codemods=ported["codemods"],
         parity=verified["parity"],
         seed=0,
         components=verified["components"],

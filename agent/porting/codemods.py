@@ -1,0 +1,247 @@
+"""libcst codemods of the structural port: einops calls to torch, SDPA to dispatch_attention_fn.
+
+Each codemod changes layout code only; the numbers it computes are the reference's. What it
+cannot translate exactly stays in place and is reported with its line, never approximated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from agent.porting.config_capture import insert_after_imports
+from agent.porting.einops_to_torch import Untranslatable, translate
+
+EINOPS_FUNCS = {"rearrange", "repeat", "reduce"}
+SDPA_PARAMS = ["query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"]
+
+
+@dataclass
+class LeftUndone:
+    line: int
+    what: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class CodemodResult:
+    code: str
+    converted: list[dict]
+    left: list[LeftUndone]
+    dropped_imports: list[str]
+
+
+def _string_literal(node: cst.BaseExpression) -> str | None:
+    if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
+        value = node.evaluated_value
+        return value if isinstance(value, str) else None
+    return None
+
+
+class _EinopsImports(cst.CSTVisitor):
+    """Which local names refer to einops functions or the einops module."""
+
+    def __init__(self) -> None:
+        self.functions: dict[str, str] = {}  # local name -> einops function
+        self.modules: set[str] = set()
+        self.layers: set[str] = set()
+
+    def visit_Import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            name = cst.helpers.get_full_name_for_node(alias.name)
+            if name == "einops":
+                self.modules.add(alias.evaluated_alias or "einops")
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        module = cst.helpers.get_full_name_for_node(node.module) if node.module else ""
+        if isinstance(node.names, cst.ImportStar) or not module.startswith("einops"):
+            return
+        for alias in node.names:
+            name = alias.name.value
+            local = alias.evaluated_alias or name
+            if module == "einops" and name in EINOPS_FUNCS:
+                self.functions[local] = name
+            elif module.startswith("einops.layers") and name in ("Rearrange", "Reduce", "Repeat"):
+                self.layers.add(local)
+
+
+class _Rewrite(cst.CSTTransformer):
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, imports: _EinopsImports, sdpa: bool):
+        self.imports = imports
+        self.sdpa = sdpa
+        self.converted: list[dict] = []
+        self.left: list[LeftUndone] = []
+        self.used_dispatch = False
+
+    def _line(self, node: cst.CSTNode) -> int:
+        return self.get_metadata(PositionProvider, node).start.line
+
+    def _einops_function(self, func: cst.BaseExpression) -> str | None:
+        if isinstance(func, cst.Name):
+            return self.imports.functions.get(func.value)
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value in self.imports.modules:
+            return func.attr.value if func.attr.value in EINOPS_FUNCS else None
+        return None
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        kind = self._einops_function(original.func)
+        if kind:
+            return self._einops(original, updated, kind)
+        if isinstance(original.func, cst.Name) and original.func.value in self.imports.layers:
+            self.left.append(LeftUndone(self._line(original), f"einops layer {original.func.value}(...)", "einops layer classes are not translated; replace with a module doing the torch equivalent"))
+            return updated
+        if self.sdpa and m.matches(original.func, m.Name("scaled_dot_product_attention") | m.Attribute(attr=m.Name("scaled_dot_product_attention"))):
+            return self._sdpa(original, updated)
+        return updated
+
+    def _einops(self, original: cst.Call, updated: cst.Call, kind: str) -> cst.BaseExpression:
+        line = self._line(original)
+        positional = [a for a in updated.args if a.keyword is None and a.star == ""]
+        keywords = {a.keyword.value: a for a in updated.args if a.keyword is not None}
+        if any(a.star for a in updated.args):
+            self.left.append(LeftUndone(line, f"einops.{kind}", "star-arguments"))
+            return updated
+        if len(positional) < 2:
+            self.left.append(LeftUndone(line, f"einops.{kind}", "pattern is not the second positional argument"))
+            return updated
+        pattern = _string_literal(positional[1].value)
+        if pattern is None:
+            self.left.append(LeftUndone(line, f"einops.{kind}", "non-literal pattern"))
+            return updated
+        reduction = None
+        if kind == "reduce":
+            node = positional[2].value if len(positional) > 2 else keywords.pop("reduction").value if "reduction" in keywords else None
+            reduction = _string_literal(node) if node is not None else None
+            if reduction is None:
+                self.left.append(LeftUndone(line, f"einops.reduce({pattern!r})", "non-literal or missing reduction"))
+                return updated
+        tensor = cst.Module([]).code_for_node(positional[0].value)
+        sizes = {k: cst.Module([]).code_for_node(a.value) for k, a in keywords.items()}
+        try:
+            code = translate(kind, pattern, tensor, sizes, reduction)
+        except Untranslatable as exc:
+            self.left.append(LeftUndone(line, f"einops.{kind}({pattern!r})", str(exc)))
+            return updated
+        self.converted.append({"line": line, "from": f"{kind}({pattern!r})", "to": code})
+        return cst.parse_expression(code)
+
+    def _sdpa(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        """SDPA takes (batch, heads, seq, dim); dispatch_attention_fn takes (batch, seq, heads, dim)."""
+        line = self._line(original)
+        if any(a.star for a in updated.args):
+            self.left.append(LeftUndone(line, "scaled_dot_product_attention", "star-arguments"))
+            return updated
+        named: dict[str, cst.BaseExpression] = {}
+        for i, arg in enumerate(updated.args):
+            key = arg.keyword.value if arg.keyword else (SDPA_PARAMS[i] if i < len(SDPA_PARAMS) else None)
+            if key is None or key not in SDPA_PARAMS:
+                self.left.append(LeftUndone(line, "scaled_dot_product_attention", f"unknown argument {key}"))
+                return updated
+            named[key] = arg.value
+        if not {"query", "key", "value"} <= named.keys():
+            self.left.append(LeftUndone(line, "scaled_dot_product_attention", "query, key or value missing"))
+            return updated
+        src = {k: cst.Module([]).code_for_node(v) for k, v in named.items()}
+        qkv = ", ".join(f"{_paren(src[k])}.transpose(1, 2)" for k in ("query", "key", "value"))
+        extra = "".join(f", {k}={src[k]}" for k in SDPA_PARAMS[3:] if k in src)
+        code = f"dispatch_attention_fn({qkv}{extra}).transpose(1, 2)"
+        self.used_dispatch = True
+        self.converted.append({"line": line, "from": "scaled_dot_product_attention", "to": code})
+        return cst.parse_expression(code)
+
+
+def _paren(code: str) -> str:
+    return code if code.replace(".", "").replace("_", "").isalnum() else f"({code})"
+
+
+def _bound_name(alias: cst.ImportAlias) -> str:
+    """The name an import binds: its alias, or the first part of `import a.b`."""
+    return alias.evaluated_alias or cst.helpers.get_full_name_for_node(alias.name).split(".")[0]
+
+
+class _DropImports(cst.CSTTransformer):
+    """Drop module-level import aliases whose names no longer appear in the module."""
+
+    def __init__(self, unused: set[str]):
+        self.unused = unused
+
+    def leave_ImportFrom(self, original, updated):
+        module = cst.helpers.get_full_name_for_node(updated.module) if updated.module else ""
+        if isinstance(updated.names, cst.ImportStar) or module == "__future__":
+            return updated
+        keep = [a for a in updated.names if (a.evaluated_alias or a.name.value) not in self.unused]
+        if not keep:
+            return cst.RemovalSentinel.REMOVE
+        if len(keep) != len(updated.names):
+            keep[-1] = keep[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            return updated.with_changes(names=keep)
+        return updated
+
+    def leave_Import(self, original, updated):
+        keep = [a for a in updated.names if _bound_name(a) not in self.unused]
+        if not keep:
+            return cst.RemovalSentinel.REMOVE
+        if len(keep) != len(updated.names):
+            keep[-1] = keep[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            return updated.with_changes(names=keep)
+        return updated
+
+
+class _NameUses(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self._in_import = 0
+
+    def visit_Import(self, node) -> None:
+        self._in_import += 1
+
+    def leave_Import(self, node) -> None:
+        self._in_import -= 1
+
+    def visit_ImportFrom(self, node) -> None:
+        self._in_import += 1
+
+    def leave_ImportFrom(self, node) -> None:
+        self._in_import -= 1
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if not self._in_import:
+            self.names.add(node.value)
+
+
+class _ImportedNames(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_ImportAlias(self, node: cst.ImportAlias) -> None:
+        self.names.add(_bound_name(node) if node.asname or "." in (cst.helpers.get_full_name_for_node(node.name) or "") else node.evaluated_alias or node.name.value)
+
+
+def drop_unused_imports(module: cst.Module) -> tuple[cst.Module, list[str]]:
+    """Remove imports nothing in the module uses any more (after the codemods removed their uses)."""
+    imported, uses = _ImportedNames(), _NameUses()
+    module.visit(imported)
+    module.visit(uses)
+    unused = {n for n in imported.names if n not in uses.names}
+    return (module.visit(_DropImports(unused)) if unused else module), sorted(unused)
+
+
+def port_codemods(source: str, dispatch_import: str) -> CodemodResult:
+    """Apply the einops and attention codemods to `source` (a module's code)."""
+    module = cst.parse_module(source)
+    imports = _EinopsImports()
+    module.visit(imports)
+    rewrite = _Rewrite(imports, sdpa=True)
+    module = MetadataWrapper(module).visit(rewrite)
+    module, dropped = drop_unused_imports(module)
+    if rewrite.used_dispatch:
+        module = insert_after_imports(module, dispatch_import)
+    return CodemodResult(code=module.code, converted=rewrite.converted, left=rewrite.left, dropped_imports=dropped)
