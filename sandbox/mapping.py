@@ -21,6 +21,11 @@ class WeightMapping:
     unmatched_candidate: list[str] = field(default_factory=list)
     source: str = "inferred"
     dropped_prefix: str | None = None
+    # candidate key -> every reference key its value came from (fused and split tensors)
+    sources: dict[str, list[str]] = field(default_factory=dict)
+
+    def reference_keys(self, cand_key: str) -> list[str]:
+        return self.sources.get(cand_key) or ([self.pairs[cand_key]] if cand_key in self.pairs else [])
 
     def apply(self, reference_state: MappingABC[str, Any]) -> dict[str, Any]:
         return {cand: reference_state[ref] for cand, ref in self.pairs.items()}

@@ -32,6 +32,19 @@ def get_1d_sincos_pos_embed_from_grid(embed_dim, pos):
     return np.concatenate([np.sin(out), np.cos(out)], axis=1)
 
 
+def precompute_freqs_cis(dim, end, theta=10000.0):
+    freqs = 1.0 / (theta ** (torch.arange(0, dim, 2)[: (dim // 2)].float() / dim))
+    t = torch.arange(end, dtype=torch.float32)
+    freqs = torch.outer(t, freqs)
+    return torch.polar(torch.ones_like(freqs), freqs)
+
+
+def apply_rotary_emb(x, freqs_cis):
+    # x: (batch, heads, tokens, head_dim); rotates interleaved pairs (x0, x1), (x2, x3), ...
+    x_ = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+    return torch.view_as_real(x_ * freqs_cis).flatten(3).type_as(x)
+
+
 class TimestepEmbedder(nn.Module):
     def __init__(self, hidden_size, frequency_embedding_size=256):
         super().__init__()
@@ -74,6 +87,8 @@ class Attention(nn.Module):
     def forward(self, x):
         qkv = self.qkv(x)
         q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        freqs_cis = precompute_freqs_cis(q.shape[-1], q.shape[2]).to(q.device)
+        q, k = apply_rotary_emb(q, freqs_cis), apply_rotary_emb(k, freqs_cis)
         x = F.scaled_dot_product_attention(q, k, v)
         x = rearrange(x, "b h n d -> b n (h d)")
         return self.proj(x)

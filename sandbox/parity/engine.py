@@ -127,6 +127,32 @@ def _within(metrics: dict[str, float], tol: dict[str, float]) -> bool:
     return metrics["max_abs_diff"] <= tol["max_abs"] and metrics["cosine"] >= tol["cosine"]
 
 
+def _provenance(spec, ref_state: dict[str, torch.Tensor]) -> dict[str, list[str]]:
+    """Which reference keys each converted tensor is made of.
+
+    convert() runs a second time on marker tensors: reference key i becomes a (free, expanded)
+    tensor whose every element is i. Renames, chunk, cat, transpose and reshape keep the values,
+    so the distinct values of each output name its sources, even through fused-to-split maps.
+    Outputs whose values were changed by arithmetic get no sources.
+    """
+    keys = list(ref_state)
+    if len(keys) >= 2**24:  # float32 holds the indices exactly below this
+        return {}
+    markers = _TrackingDict({k: torch.tensor(float(i)).expand(v.shape) for i, (k, v) in enumerate(ref_state.items())})
+    try:
+        out = spec.convert(markers)
+    except Exception:
+        return {}
+    sources: dict[str, list[str]] = {}
+    for cand_key, value in out.items():
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.numel() == 0:
+            continue
+        found = torch.unique(value.detach().float().flatten()).tolist()
+        if all(float(v).is_integer() and 0 <= v < len(keys) for v in found):
+            sources[cand_key] = [keys[int(v)] for v in found]
+    return sources
+
+
 def _load_weights(spec, reference: torch.nn.Module, candidate: torch.nn.Module) -> tuple[WeightMapping, list[str]]:
     """Copy reference weights into the candidate. Returns the mapping and the problems found."""
     ref_state = reference.state_dict()
@@ -134,21 +160,17 @@ def _load_weights(spec, reference: torch.nn.Module, candidate: torch.nn.Module) 
     if callable(getattr(spec, "convert", None)):
         tracked = _TrackingDict(ref_state)
         converted = _call(spec, "convert", tracked)
-        # A reference key is used if convert() read it, or if a converted tensor shares its
-        # storage (convert may copy the dict first, which bypasses the read tracking).
-        storage = {}
-        for k, v in ref_state.items():
-            if v.numel():
-                storage.setdefault(v.untyped_storage().data_ptr(), []).append(k)
-        shared = {k for v in converted.values() if isinstance(v, torch.Tensor) and v.numel() for k in storage.get(v.untyped_storage().data_ptr(), [])}
-        by_ptr = {v.data_ptr(): k for k, v in ref_state.items() if v.numel()}
+        sources = _provenance(spec, ref_state)
+        # A reference key is used if a converted tensor carries its values, or (when convert did
+        # arithmetic that hides provenance) if convert read it.
+        used = {k for keys in sources.values() for k in keys} | tracked.read
         mapping = WeightMapping(
-            # candidate key -> the reference key it came from, where convert renamed without copying
-            pairs={k: by_ptr.get(v.data_ptr(), k) if isinstance(v, torch.Tensor) and v.numel() else k for k, v in converted.items()},
-            unmatched_reference=sorted(set(ref_state) - tracked.read - shared),
+            pairs={k: (sources.get(k) or [k])[0] for k in converted},
+            unmatched_reference=sorted(set(ref_state) - used),
             unmatched_candidate=sorted(set(cand_state) - set(converted)),
             source="spec",
         )
+        mapping.sources = {k: v for k, v in sources.items() if v}
         tensors = converted
     else:
         mapping = match_by_name(ref_state, cand_state)
@@ -178,7 +200,7 @@ def _load_weights(spec, reference: torch.nn.Module, candidate: torch.nn.Module) 
 
 def _layer_table(ref_trace, cand_trace, mapping: WeightMapping, tol: dict[str, float]) -> list[dict[str, Any]]:
     rows = []
-    for r, c in align(ref_trace, cand_trace, mapping.pairs):
+    for r, c in align(ref_trace, cand_trace, {k: mapping.reference_keys(k) for k in mapping.pairs}):
         row: dict[str, Any] = {
             "reference_module": r.name if r.call == 0 else f"{r.name}#{r.call}",
             "candidate_module": c.name if c.call == 0 else f"{c.name}#{c.call}",
@@ -201,11 +223,13 @@ def _layer_table(ref_trace, cand_trace, mapping: WeightMapping, tol: dict[str, f
     return rows
 
 
-def _forward(model, kwargs, seed):
+def _forward(model, kwargs, seed, side: str):
     seed_everything(seed)
     tracer = Tracer(model)
     try:
         out = model(**kwargs)
+    except Exception as exc:
+        raise ParityError(f"{side} forward failed: {exc.__class__.__name__}: {exc}") from exc
     finally:
         tracer.close()
     return out, tracer.entries
@@ -252,8 +276,8 @@ def run_parity(spec_path: str | Path, device: str = "cpu", dtype: str = "float32
     cand_in = _cast(inputs["candidate"], torch_device, torch_dtype)
 
     with torch.no_grad():
-        ref_out, ref_trace = _forward(reference, ref_in, seed)
-        cand_out, cand_trace = _forward(candidate, cand_in, seed)
+        ref_out, ref_trace = _forward(reference, ref_in, seed, "reference")
+        cand_out, cand_trace = _forward(candidate, cand_in, seed, "candidate")
         a = _select_output(spec, "reference_output", ref_out)
         b = _select_output(spec, "candidate_output", cand_out)
         if a.shape != b.shape:

@@ -64,11 +64,12 @@ class Tracer:
             h.remove()
 
 
-def align(ref: list[TraceEntry], cand: list[TraceEntry], cand_to_ref: dict[str, str]) -> list[tuple[TraceEntry, TraceEntry]]:
+def align(ref: list[TraceEntry], cand: list[TraceEntry], cand_to_ref: dict[str, list[str]]) -> list[tuple[TraceEntry, TraceEntry]]:
     """Pairs (reference entry, candidate entry) in reference execution order."""
     ref_to_cand: dict[str, set[str]] = {}
-    for c, r in cand_to_ref.items():
-        ref_to_cand.setdefault(r, set()).add(c)
+    for c, refs in cand_to_ref.items():
+        for r in refs:
+            ref_to_cand.setdefault(r, set()).add(c)
     by_signature: dict[tuple[frozenset[str], int], int] = {}
     for i, e in enumerate(cand):
         if e.keys:
