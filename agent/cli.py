@@ -177,9 +177,10 @@ def _report(run, as_json: bool) -> None:
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "json_out", type=click.Path(), help="Write the full report (JSON) here.")
+@click.option("--plot", "plot_out", type=click.Path(), help="Write a PNG of max abs diff per aligned layer here.")
 @click.option("--allow-read", multiple=True, type=click.Path(), help="Extra host path the spec may read (repeatable).")
 @click.option("--timeout", type=float, default=1800, show_default=True, help="Wall-time limit in seconds.")
-def parity_cmd(spec, device, dtype, seed, json_out, allow_read, timeout) -> None:
+def parity_cmd(spec, device, dtype, seed, json_out, plot_out, allow_read, timeout) -> None:
     """Compare reference() and candidate() from SPEC.py on seeded inputs, in the sandbox.
 
     Exit 0 passed, 1 not passed, 2 could not run. The spec contract is in docs/parity.md.
@@ -205,6 +206,10 @@ def parity_cmd(spec, device, dtype, seed, json_out, allow_read, timeout) -> None
             raise IntegrateError(f"parity could not run: {res.one_line_error() if res.reason == 'exit' else res.reason}")
         if json_out:
             Path(json_out).write_text(json.dumps(report, indent=2) + "\n")
+        if plot_out:
+            import shutil
+
+            shutil.copy(Path(scratch) / "parity_layers.png", plot_out)
         if res.isolation != "full":
             _console().print(f"[yellow]reduced isolation:[/yellow] {'; '.join(res.isolation_notes)}")
     sys.exit(0 if report["passed"] else 1)

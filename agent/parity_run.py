@@ -58,9 +58,10 @@ def run_parity_sandboxed(
     workspace.mkdir(parents=True, exist_ok=True)
     report = workspace / "parity.json"
     report.unlink(missing_ok=True)
+    (workspace / "parity_layers.png").unlink(missing_ok=True)
     res = sandbox.run(
         [sys.executable, "-m", "sandbox.parity", str(spec.resolve()), "--device", device, "--dtype", dtype,
-         "--seed", str(seed), "--json", str(report)],
+         "--seed", str(seed), "--json", str(report), "--plot", str(workspace / "parity_layers.png")],
         workspace,
         ro_paths=[spec.resolve().parent, *ro_paths],
         limits=limits,

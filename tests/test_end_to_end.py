@@ -48,7 +48,7 @@ def test_output_folder_is_a_git_repo_with_port_commits(finished_run):
     assert any(m.startswith("Scaffold") for m in messages)
     assert any("structural, numerics untouched" in m for m in messages)
     assert not repo.is_dirty(untracked_files=True)
-    for name in ("transformer_tiny_dit.py", "PR.md", "parity_spec.py", "reports/parity.json", "weights/config.json", "weights/diffusion_pytorch_model.safetensors"):
+    for name in ("transformer_tiny_dit.py", "PR.md", "parity_spec.py", "reports/parity.json", "reports/parity_layers.png", "weights/config.json", "weights/diffusion_pytorch_model.safetensors"):
         assert (out / name).is_file(), name
 
 

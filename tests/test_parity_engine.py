@@ -209,8 +209,10 @@ def test_cli_exit_codes_and_json(tmp_path):
     report = json.loads((tmp_path / "good.json").read_text())
     assert report["passed"] and report["sandbox"]["isolation"] in ("full", "reduced")
 
-    proc = integrate("parity", str(bad), "--json", str(tmp_path / "bad.json"), cwd=tmp_path)
+    proc = integrate("parity", str(bad), "--json", str(tmp_path / "bad.json"), "--plot", str(tmp_path / "bad.png"), cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
+    png = (tmp_path / "bad.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and b"IDAT" in png
     assert json.loads((tmp_path / "bad.json").read_text())["first_divergence"]["reference_module"] == "blocks.0.norm"
 
     proc = integrate("parity", str(broken), cwd=tmp_path)

@@ -49,6 +49,7 @@ def verify(run: Run) -> dict[str, Any]:
     )
     report = require_report(report, res, "parity")
     shutil.copy(scratch / "parity.json", reports / "parity.json")
+    shutil.copy(scratch / "parity_layers.png", reports / "parity_layers.png")
 
     findings = [f.to_dict() for f in check_paths([scaffolded["model_file"]], use_cache=False)]
     for f in findings:

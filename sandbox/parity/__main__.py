@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", dest="json_out")
+    parser.add_argument("--plot", help="write a PNG of max abs diff per aligned layer here")
     args = parser.parse_args(argv)
     try:
         report = run_parity(args.spec, device=args.device, dtype=args.dtype, seed=args.seed)
@@ -42,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         print(f"{exc.__class__.__name__}: {exc}", file=sys.stderr)
         return 2
+    if args.plot:
+        from sandbox.parity.plot import write_layer_plot
+
+        write_layer_plot(report["layers"], report["tolerance"]["max_abs"], args.plot)
+        report["plot"] = args.plot
     report = jsonable(report)
     if args.json_out:
         with open(args.json_out, "w") as fh:
