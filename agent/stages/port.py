@@ -9,18 +9,31 @@ from pathlib import Path
 from typing import Any
 
 import git
+import libcst as cst
 
 from agent.checks import check_paths
 from agent.errors import IntegrateError, ParityFailed
 from agent.parity_run import require_report, run_parity_sandboxed, write_spec
-from agent.porting.codemods import port_codemods
+from agent.porting.codemods import CodemodResult, drop_unused_imports, port_codemods
 from agent.porting.config_capture import capture_config
+from agent.porting.inline import inline_local_imports
 from agent.run_state import Run
 from agent.stages.scaffold import model_file
 from agent.workspace import commit_all
 
 STANDALONE_DISPATCH = "from diffusers.models.attention_dispatch import dispatch_attention_fn\n"
 IN_TREE_DISPATCH = "from ..attention_dispatch import dispatch_attention_fn\n"
+
+
+def _codemods_per_file(snapshot: Path, code_files: list[str], dispatch_import: str) -> dict[str, CodemodResult]:
+    """Codemods on each reference file, so reported lines point into the reference."""
+    out = {}
+    for rel in code_files:
+        try:
+            out[rel] = port_codemods((snapshot / rel).read_text(), dispatch_import)
+        except cst.ParserSyntaxError:
+            continue  # left as it is; analyze already parsed what the model needs
+    return out
 
 
 def _refinement_decision(llm: str) -> dict[str, Any]:
@@ -34,11 +47,14 @@ def _refinement_decision(llm: str) -> dict[str, Any]:
 def port(run: Run) -> dict[str, Any]:
     resolved, analysis, planned, scaffolded = (run.result(s) for s in ("resolve", "analyze", "plan", "scaffold"))
     snapshot = Path(resolved["snapshot"])
-    source = (snapshot / analysis["top_class"]["file"]).read_text()
     in_tree = planned["layout"] == "diffusers-tree"
-    mods = port_codemods(source, IN_TREE_DISPATCH if in_tree else STANDALONE_DISPATCH)
+    mods = _codemods_per_file(snapshot, resolved["code_files"], IN_TREE_DISPATCH if in_tree else STANDALONE_DISPATCH)
+    entry = analysis["top_class"]["file"]
+    inlined = inline_local_imports(snapshot, entry, resolved["code_files"], {f: m.code for f, m in mods.items()})
+    merged, dropped = drop_unused_imports(cst.parse_module(inlined.code))
+    used_files = {entry, *(m["module"] for m in inlined.inlined)}
     try:
-        body = capture_config(mods.code, planned["reference_class"], planned["class_name"], in_tree=in_tree)
+        body = capture_config(merged.code, planned["reference_class"], planned["class_name"], in_tree=in_tree)
     except ValueError as exc:
         raise IntegrateError(f"structural port failed: {exc}") from None
     model_path = Path(scaffolded["model_file"])
@@ -64,9 +80,12 @@ def port(run: Run) -> dict[str, Any]:
         "parity": {k: report[k] for k in ("passed", "max_abs_diff", "mean_abs_diff", "cosine")},
         "parity_report": str(workdir / "parity.json"),
         "codemods": {
-            "converted": mods.converted,
-            "left": [item.to_dict() for item in mods.left],
-            "dropped_imports": mods.dropped_imports,
+            "inlined": inlined.inlined,
+            "renamed": inlined.renamed,
+            "converted": [{**c, "file": f} for f in sorted(used_files) if f in mods for c in mods[f].converted],
+            "left": [{**item.to_dict(), "file": entry} for item in inlined.left]
+            + [{**item.to_dict(), "file": f} for f in sorted(used_files) if f in mods for item in mods[f].left],
+            "dropped_imports": sorted({*dropped, *(n for f in used_files if f in mods for n in mods[f].dropped_imports)}),
         },
         "left_for_refinement": left,
         "refinement": _refinement_decision(run.inputs.get("llm", "auto")),
