@@ -23,6 +23,12 @@ def candidate_location(run: Run) -> tuple[Path, str]:
     return workspace, planned["module_name"]
 
 
+def reference_config(analysis: dict[str, Any]) -> dict[str, Any]:
+    """The constructor kwargs as the reference expects them (tuples where its defaults are tuples)."""
+    tuples = set(analysis.get("tuple_args", []))
+    return {k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in analysis["config_kwargs"].items()}
+
+
 def write_spec(run: Run, path: Path, *, reference_weights: Sequence[str] = (), converted_dir: str | None = None) -> Path:
     analysis, planned = run.result("analyze"), run.result("plan")
     root, module = candidate_location(run)
@@ -37,7 +43,7 @@ def write_spec(run: Run, path: Path, *, reference_weights: Sequence[str] = (), c
         candidate_root=str(root),
         candidate_module=module,
         converted_dir=converted_dir,
-        config_json=json.dumps(analysis["config_kwargs"]),
+        config=reference_config(analysis),
         tolerance=planned["tolerance"],
         inputs=analysis["inputs"],
     ))

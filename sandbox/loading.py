@@ -31,3 +31,15 @@ def module_name_for(path: str | Path, root: str | Path) -> str:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+# A kwargs file may name the arguments whose reference default is a tuple: JSON has only lists.
+TUPLE_ARGS_KEY = "__tuple_args__"
+
+
+def read_kwargs(path: str | Path) -> dict[str, Any]:
+    kwargs = read_json(path)
+    for name in kwargs.pop(TUPLE_ARGS_KEY, []):
+        if isinstance(kwargs.get(name), list):
+            kwargs[name] = tuple(kwargs[name])
+    return kwargs

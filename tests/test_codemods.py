@@ -45,9 +45,9 @@ def test_untranslatable_calls_stay_and_are_reported():
             return Rearrange("b c -> c b")(y), z
     """)
     reasons = {item.line: item.reason for item in r.left}
-    assert reasons[8] == "non-literal pattern"
+    assert reasons == {8: "non-literal pattern", 9: reasons[9]}
     assert "two unknown sizes" in reasons[9]
-    assert "layer" in reasons[10]
+    assert "RearrangeLayer1()(y)" in r.code  # the layer class is translated
     assert "from einops import rearrange" in r.code  # still used, so still imported
 
 
@@ -78,7 +78,7 @@ def test_sdpa_with_mask_dropout_causal_scale_is_equivalent():
 
 
 def test_config_capture_renames_and_decorates():
-    out = capture_config(textwrap.dedent("""
+    out, renamed = capture_config(textwrap.dedent("""
         import torch.nn as nn
 
         class Net(nn.Module):
@@ -92,3 +92,59 @@ def test_config_capture_renames_and_decorates():
     assert "@register_to_config\n    def __init__" in out
     assert "return NetModel(dim=8)" in out
     assert "from diffusers.models.modeling_utils import ModelMixin" in out
+    assert renamed == {}
+
+
+def test_config_capture_keeps_reference_attributes_that_clash_with_mixins():
+    out, renamed = capture_config(textwrap.dedent("""
+        import torch
+        import torch.nn as nn
+
+        class Net(nn.Module):
+            def __init__(self, use_fp16=False, mults=(1, 2)):
+                super().__init__()
+                self.dtype = torch.float16 if use_fp16 else torch.float32
+                self.mults = mults
+
+            def forward(self, x):
+                return x.type(self.dtype)
+    """), "Net", "NetModel", in_tree=False, tuple_args={"mults"})
+    assert renamed == {"dtype": "reference_dtype"}
+    assert "self.reference_dtype = " in out and "x.type(self.reference_dtype)" in out
+    assert "mults = tuple(mults) if isinstance(mults, list) else mults" in out
+    ns = {}
+    exec(out, ns)
+    model = ns["NetModel"](mults=[1, 2])  # as from_pretrained would pass it
+    assert model.mults == (1, 2) and model.config.mults == [1, 2] and model.reference_dtype == torch.float32
+
+
+def test_einops_layers_become_exact_modules():
+    src = textwrap.dedent("""
+        import torch
+        from torch import nn
+        from einops import pack
+        from einops.layers.torch import Rearrange, Reduce
+
+        class M(nn.Module):
+            def __init__(self, p):
+                super().__init__()
+                self.a = nn.Sequential(Rearrange("b c (h p1) (w p2) -> b (c p1 p2) h w", p1=p, p2=p), nn.Conv2d(12, 4, 1))
+                self.pool = Reduce("b c h w -> b c", "mean")
+
+            def forward(self, x):
+                packed, _ = pack([x], "b *")
+                return self.pool(self.a(x))
+    """)
+    r = port_codemods(src, DISPATCH)
+    assert "einops.layers" not in r.code and "RearrangeLayer1(p1=p, p2=p)" in r.code and "ReduceLayer2()" in r.code
+    assert [item.what for item in r.left] == ["einops.pack"]  # reported, not silently kept
+    ref_ns, new_ns = {}, {}
+    exec(src, ref_ns)
+    exec(r.code, new_ns)
+    torch.manual_seed(0)
+    ref = ref_ns["M"](2)
+    new = new_ns["M"](2)
+    assert list(ref.state_dict()) == list(new.state_dict())
+    new.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 3, 4, 4)
+    assert torch.equal(ref(x), new(x))

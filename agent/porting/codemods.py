@@ -49,8 +49,9 @@ class _EinopsImports(cst.CSTVisitor):
 
     def __init__(self) -> None:
         self.functions: dict[str, str] = {}  # local name -> einops function
+        self.others: dict[str, str] = {}  # local name -> einops function without a codemod (pack, ...)
         self.modules: set[str] = set()
-        self.layers: set[str] = set()
+        self.layers: dict[str, str] = {}  # local name -> Rearrange | Reduce | ...
 
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:
@@ -67,8 +68,10 @@ class _EinopsImports(cst.CSTVisitor):
             local = alias.evaluated_alias or name
             if module == "einops" and name in EINOPS_FUNCS:
                 self.functions[local] = name
-            elif module.startswith("einops.layers") and name in ("Rearrange", "Reduce", "Repeat"):
-                self.layers.add(local)
+            elif module == "einops":
+                self.others[local] = name
+            elif module.startswith("einops.layers"):
+                self.layers[local] = name
 
 
 class _Rewrite(cst.CSTTransformer):
@@ -80,6 +83,7 @@ class _Rewrite(cst.CSTTransformer):
         self.converted: list[dict] = []
         self.left: list[LeftUndone] = []
         self.used_dispatch = False
+        self.layer_classes: dict[tuple, tuple[str, str]] = {}  # (kind, pattern, reduction, sizes) -> (name, code)
 
     def _line(self, node: cst.CSTNode) -> int:
         return self.get_metadata(PositionProvider, node).start.line
@@ -96,11 +100,57 @@ class _Rewrite(cst.CSTTransformer):
         if kind:
             return self._einops(original, updated, kind)
         if isinstance(original.func, cst.Name) and original.func.value in self.imports.layers:
-            self.left.append(LeftUndone(self._line(original), f"einops layer {original.func.value}(...)", "einops layer classes are not translated; replace with a module doing the torch equivalent"))
+            return self._layer(original, updated, self.imports.layers[original.func.value])
+        other = self._other_einops(original.func)
+        if other:
+            self.left.append(LeftUndone(self._line(original), f"einops.{other}", "no exact torch codemod for this einops function"))
             return updated
         if self.sdpa and m.matches(original.func, m.Name("scaled_dot_product_attention") | m.Attribute(attr=m.Name("scaled_dot_product_attention"))):
             return self._sdpa(original, updated)
         return updated
+
+    def _other_einops(self, func: cst.BaseExpression) -> str | None:
+        if isinstance(func, cst.Name):
+            return self.imports.others.get(func.value)
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value in self.imports.modules:
+            return func.attr.value if func.attr.value not in EINOPS_FUNCS else None
+        return None
+
+    def _layer(self, original: cst.Call, updated: cst.Call, layer: str) -> cst.BaseExpression:
+        """`Rearrange(pattern, **sizes)` / `Reduce(pattern, reduction, **sizes)` become small
+        generated modules whose forward is the exact torch translation (no parameters, so
+        the state dict and module names do not change)."""
+        line = self._line(original)
+        kind = {"Rearrange": "rearrange", "Reduce": "reduce"}.get(layer)
+        positional = [a for a in updated.args if a.keyword is None and not a.star]
+        keywords = {a.keyword.value: a.value for a in updated.args if a.keyword is not None}
+        pattern = _string_literal(positional[0].value) if positional else None
+        if kind is None or pattern is None or any(a.star for a in updated.args):
+            self.left.append(LeftUndone(line, f"einops layer {layer}(...)", "non-literal pattern or unsupported layer"))
+            return updated
+        reduction = None
+        if kind == "reduce":
+            node = positional[1].value if len(positional) > 1 else keywords.pop("reduction", None)
+            reduction = _string_literal(node) if node is not None else None
+        size_names = sorted(keywords)
+        try:
+            body = translate(kind, pattern, "x", {n: f"self.{n}" for n in size_names}, reduction)
+        except Untranslatable as exc:
+            self.left.append(LeftUndone(line, f"einops layer {layer}({pattern!r})", str(exc)))
+            return updated
+        key = (kind, pattern, reduction, tuple(size_names))
+        if key not in self.layer_classes:
+            name = f"{layer}Layer{len(self.layer_classes) + 1}"
+            init = ""
+            if size_names:
+                assigns = "\n".join(f"        self.{n} = {n}" for n in size_names)
+                init = f"    def __init__(self, {', '.join(size_names)}):\n        super().__init__()\n{assigns}\n\n"
+            doc = f"einops {layer}({pattern!r}{', ' + repr(reduction) if reduction else ''}) as exact torch operations."
+            self.layer_classes[key] = (name, f'class {name}(torch.nn.Module):\n    """{doc}"""\n\n{init}    def forward(self, x):\n        return {body}\n')
+        name = self.layer_classes[key][0]
+        args = ", ".join(f"{n}={cst.Module([]).code_for_node(keywords[n])}" for n in size_names)
+        self.converted.append({"line": line, "from": f"{layer}({pattern!r})", "to": f"{name}({args})"})
+        return cst.parse_expression(f"{name}({args})")
 
     def _einops(self, original: cst.Call, updated: cst.Call, kind: str) -> cst.BaseExpression:
         line = self._line(original)
@@ -221,6 +271,12 @@ class _ImportedNames(cst.CSTVisitor):
     def __init__(self) -> None:
         self.names: set[str] = set()
 
+    @classmethod
+    def of(cls, module: cst.Module) -> set[str]:
+        visitor = cls()
+        module.visit(visitor)
+        return visitor.names
+
     def visit_ImportAlias(self, node: cst.ImportAlias) -> None:
         self.names.add(_bound_name(node) if node.asname or "." in (cst.helpers.get_full_name_for_node(node.name) or "") else node.evaluated_alias or node.name.value)
 
@@ -241,7 +297,11 @@ def port_codemods(source: str, dispatch_import: str) -> CodemodResult:
     module.visit(imports)
     rewrite = _Rewrite(imports, sdpa=True)
     module = MetadataWrapper(module).visit(rewrite)
+    if rewrite.layer_classes:
+        module = insert_after_imports(module, "\n\n".join(code for _, code in rewrite.layer_classes.values()))
     module, dropped = drop_unused_imports(module)
+    if rewrite.layer_classes and "torch" not in _ImportedNames.of(module):
+        module = insert_after_imports(module, "import torch\n")
     if rewrite.used_dispatch:
         module = insert_after_imports(module, dispatch_import)
     return CodemodResult(code=module.code, converted=rewrite.converted, left=rewrite.left, dropped_imports=dropped)

@@ -22,10 +22,50 @@ IN_TREE_IMPORTS = (
 )
 
 
+# ModelMixin / ConfigMixin define these as read-only properties; a reference that assigns
+# self.dtype = ... (ldm's UNet does) must keep its own attribute under another name.
+MIXIN_PROPERTIES = {"dtype", "device", "config"}
+
+
+class _SelfAttributes(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.assigned: set[str] = set()
+
+    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+        t = node.target
+        if m.matches(t, m.Attribute(value=m.Name("self"))):
+            self.assigned.add(t.attr.value)
+
+
+class _RenameSelfAttribute(cst.CSTTransformer):
+    def __init__(self, renames: dict[str, str]):
+        self.renames = renames
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.Attribute:
+        if m.matches(updated.value, m.Name("self")) and updated.attr.value in self.renames:
+            return updated.with_changes(attr=cst.Name(self.renames[updated.attr.value]))
+        return updated
+
+
+def _tuple_normalisation(fn: cst.FunctionDef, tuple_args: set[str]) -> cst.FunctionDef:
+    """config.json has no tuples: from_pretrained passes lists where the reference expects tuples."""
+    names = [p.name.value for p in [*fn.params.params, *fn.params.kwonly_params] if p.name.value in tuple_args]
+    if not names:
+        return fn
+    lines = [cst.parse_statement(f"{n} = tuple({n}) if isinstance({n}, list) else {n}  # config.json stores tuples as lists\n") for n in names]
+    body = list(fn.body.body)
+    at = 0
+    if body and m.matches(body[0], m.SimpleStatementLine(body=[m.Expr(m.SimpleString() | m.ConcatenatedString())])):
+        at = 1  # after the docstring
+    return fn.with_changes(body=fn.body.with_changes(body=[*body[:at], *lines, *body[at:]]))
+
+
 class _CaptureConfig(cst.CSTTransformer):
-    def __init__(self, old: str, new: str):
+    def __init__(self, old: str, new: str, tuple_args: set[str]):
         self.old, self.new = old, new
+        self.tuple_args = tuple_args
         self.found = False
+        self.renamed_attributes: dict[str, str] = {}
 
     def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
         if original.name.value != self.old:
@@ -39,8 +79,16 @@ class _CaptureConfig(cst.CSTTransformer):
             if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "__init__":
                 if not any(m.matches(d.decorator, m.Name("register_to_config")) for d in stmt.decorators):
                     stmt = stmt.with_changes(decorators=[cst.Decorator(cst.Name("register_to_config")), *stmt.decorators])
+                stmt = _tuple_normalisation(stmt, self.tuple_args)
             body.append(stmt)
-        return updated.with_changes(bases=bases, body=updated.body.with_changes(body=body))
+        updated = updated.with_changes(bases=bases, body=updated.body.with_changes(body=body))
+        assigned = _SelfAttributes()
+        updated.visit(assigned)
+        clashes = {a: f"reference_{a}" for a in sorted(assigned.assigned & MIXIN_PROPERTIES)}
+        if clashes:
+            self.renamed_attributes.update(clashes)
+            updated = updated.visit(_RenameSelfAttribute(clashes))
+        return updated
 
     def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.Name:
         return updated.with_changes(value=self.new) if updated.value == self.old else updated
@@ -56,12 +104,15 @@ def insert_after_imports(module: cst.Module, code: str) -> cst.Module:
     return module.with_changes(body=[*body[: last_import + 1], *new, *body[last_import + 1:]])
 
 
-def capture_config(source: str, reference_class: str, class_name: str, in_tree: bool) -> str:
-    """Return `source` with `reference_class` turned into the diffusers model `class_name`."""
+def capture_config(
+    source: str, reference_class: str, class_name: str, in_tree: bool, tuple_args: set[str] | None = None
+) -> tuple[str, dict[str, str]]:
+    """`source` with `reference_class` turned into the diffusers model `class_name`, and the
+    self-attributes renamed because they clash with ModelMixin properties."""
     module = cst.parse_module(source)
-    transformer = _CaptureConfig(reference_class, class_name)
+    transformer = _CaptureConfig(reference_class, class_name, set(tuple_args or ()))
     module = module.visit(transformer)
     if not transformer.found:
         raise ValueError(f"class {reference_class} not found at the top level of the reference file")
     module = insert_after_imports(module, IN_TREE_IMPORTS if in_tree else STANDALONE_IMPORTS)
-    return module.code
+    return module.code, transformer.renamed_attributes

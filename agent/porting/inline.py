@@ -26,6 +26,26 @@ class InlineResult:
     inlined: list[dict] = field(default_factory=list)  # {"module", "names"}
     renamed: list[dict] = field(default_factory=list)  # {"module", "from", "to"}
     left: list[LeftUndone] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)  # entry-module definitions the model does not use
+    kept: dict[str, set[str]] = field(default_factory=dict)  # file -> module-level names in the port
+
+
+def kept_lines(source: str, names: set[str]) -> list[tuple[int, int]]:
+    """Line spans (1-based, inclusive) of the module-level statements that bind `names` or bind
+    nothing (statements with effects are kept as they are)."""
+    import ast
+
+    spans = []
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        bound = {node.name} if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else {
+            t.id for n in ast.walk(node) for t in ([n] if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) else [])
+        }
+        if bound & names or not bound:
+            start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+            spans.append((start, node.end_lineno))
+    return spans
 
 
 def _module_name(rel: str) -> str:
@@ -231,23 +251,66 @@ def _used_names_in(defs, wanted: set[str]) -> set[str]:
     return used
 
 
-def inline_local_imports(snapshot: Path, entry_file: str, code_files: list[str], sources: dict[str, str] | None = None) -> InlineResult:
-    """`sources` optionally replaces file contents (e.g. after per-file codemods)."""
+def _closure(defs: list[tuple[cst.CSTNode, set[str]]], roots: set[str]) -> set[str]:
+    """Names transitively needed by `roots` among module-level definitions."""
+    known = {n for _, b in defs for n in b}
+    wanted, frontier = set(), set(roots)
+    while frontier:
+        name = frontier.pop()
+        wanted.add(name)
+        for stmt, bound in defs:
+            if name in bound:
+                frontier |= (_used_names(stmt) & known) - wanted
+    return wanted
+
+
+def prune_to(tree: cst.Module, top: str) -> tuple[cst.Module, list[str]]:
+    """Keep imports and the definitions `top` needs; drop the rest (training loops, samplers)."""
+    defs = [(stmt, _defined_names(stmt)) for stmt in tree.body if not _is_import(stmt)]
+    wanted = _closure(defs, {top})
+    body, dropped = [], []
+    for stmt in tree.body:
+        if _is_import(stmt):
+            body.append(stmt)
+            continue
+        bound = _defined_names(stmt)
+        if bound & wanted or (not bound and not _is_main_guard(stmt) and not isinstance(stmt, (cst.FunctionDef, cst.ClassDef))):
+            body.append(stmt)  # needed, or a statement with effects we keep as it is
+        else:
+            dropped += sorted(bound) or ["__main__ block"]
+    return tree.with_changes(body=body), dropped
+
+
+def inline_local_imports(
+    snapshot: Path, entry_file: str, code_files: list[str], sources: dict[str, str] | None = None, top: str | None = None
+) -> InlineResult:
+    """`sources` optionally replaces file contents (e.g. after per-file codemods); with `top`, the
+    entry module keeps only what that class needs."""
     inliner = _Inliner(snapshot, code_files, sources)
     entry = _module_name(entry_file)
     inliner.files.setdefault(entry, entry_file)
     tree = inliner.parse(entry)
     result = inliner.result
+    if top:
+        tree, result.pruned = prune_to(tree, top)
+    result.kept[entry_file] = {n for stmt in tree.body if not _is_import(stmt) for n in _defined_names(stmt)}
 
     local = inliner.local_imports(entry, tree)
+    used_in_entry = {n for stmt in tree.body if not _is_import(stmt) for n in _used_names(stmt)}
+    local = [
+        (stmt, target, None if imported is None else [(n, a) for n, a in imported if (a or n) in used_in_entry])
+        for stmt, target, imported in local
+    ]
     for stmt, target, imported in local:
         if imported is None:
             line = next((i + 1 for i, s in enumerate(tree.body) if s is stmt), 0)
             result.left.append(LeftUndone(line, f"import of local module {target}", "module or star import: inline by hand"))
             continue
-        inliner.collect(target, {name for name, _ in imported})
+        if imported:
+            inliner.collect(target, {name for name, _ in imported})
     if not inliner.needed:
-        return InlineResult(code=tree.code, left=result.left)
+        result.code = tree.code
+        return result
 
     # Names the entry binds itself (they win; helpers that collide are renamed).
     taken: dict[str, str] = {}
@@ -260,7 +323,7 @@ def inline_local_imports(snapshot: Path, entry_file: str, code_files: list[str],
     helper_imports: list[str] = []
     helper_code: list[str] = []
     renames_for_entry: dict[str, str] = {}
-    for module in inliner.order([t for _, t, imported in local if imported is not None]):
+    for module in inliner.order([t for _, t, imported in local if imported]):
         mtree = inliner.parse(module)
         wanted = inliner.needed[module]
         # rename collisions inside the helper module
@@ -293,6 +356,7 @@ def inline_local_imports(snapshot: Path, entry_file: str, code_files: list[str],
                 for n in renamed_bound:
                     taken[n] = code
                 kept.append(code)
+        result.kept[inliner.files[module]] = set(wanted)
         if kept:
             helper_code.append(f"# ---- from {inliner.files[module]} ----\n" + "\n".join(kept))
             result.inlined.append({"module": inliner.files[module], "names": sorted(wanted)})

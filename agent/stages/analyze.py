@@ -12,13 +12,13 @@ from typing import Any
 from agent.errors import IntegrateError
 from agent.run_state import Run
 from agent.sandboxed import run_job
-from sandbox.loading import module_name_for
+from sandbox.loading import TUPLE_ARGS_KEY, module_name_for
 
 TORCH_MODULE_BASES = {"Module", "Sequential", "ModuleList", "ModuleDict"}
 IGNORED_CONFIG_KEYS = {"architectures", "model_type", "_name_or_path", "torch_dtype", "transformers_version", "_class_name", "_diffusers_version"}
 
 IMAGE_ARGS = {"x", "img", "image", "images", "latents", "latent", "sample", "hidden_states", "z", "x_t", "xt", "noisy"}
-TIME_ARGS = {"t", "timestep", "timesteps", "time", "sigma", "sigmas", "noise_level"}
+TIME_ARGS = {"t", "timestep", "timesteps", "time", "times", "sigma", "sigmas", "noise_level"}
 LABEL_ARGS = {"y", "class_labels", "labels", "class_label", "label", "cls"}
 CONTEXT_ARGS = {"context", "encoder_hidden_states", "cond", "text_emb", "text_embeds", "txt"}
 
@@ -37,9 +37,10 @@ def analyze(run: Run) -> dict[str, Any]:
     if missing:
         raise IntegrateError(f"{top['name']}.__init__ needs {', '.join(missing)} but config.json does not set them")
     kwargs = {a["name"]: config[a["name"]] for a in init_args if a["name"] in config}
+    tuple_args = sorted(a["name"] for a in init_args if a.get("default_is_tuple") and a["name"] in kwargs)
     ignored = sorted(k for k in config if k not in kwargs)
 
-    probe = _probe(run, snapshot, top, kwargs)
+    probe = _probe(run, snapshot, top, kwargs, tuple_args)
     _compare_with_weights(run, probe["state_dict"])
     inputs = _input_recipe(top["name"], probe["forward"], kwargs)
 
@@ -48,6 +49,7 @@ def analyze(run: Run) -> dict[str, Any]:
         "top_class": {k: top[k] for k in ("name", "file", "line", "module")},
         "init_args": init_args,
         "config_kwargs": kwargs,
+        "tuple_args": tuple_args,
         "ignored_config_keys": ignored,
         "forward_args": probe["forward"],
         "parameters": probe["parameters"],
@@ -96,17 +98,20 @@ def _init_args(node: ast.ClassDef) -> list[dict[str, Any]]:
         return []
     args = init.args.args[1:]
     defaults = [None] * (len(args) - len(init.args.defaults)) + list(init.args.defaults)
+    pairs = [*zip(args, defaults, strict=True), *zip(init.args.kwonlyargs, init.args.kw_defaults, strict=True)]
     out = []
-    for arg, default in zip(args, defaults, strict=True):
+    for i, (arg, default) in enumerate(pairs):
         entry: dict[str, Any] = {"name": arg.arg, "required": default is None}
+        if i >= len(args):
+            entry["keyword_only"] = True
         if default is not None:
             try:
                 entry["default"] = ast.literal_eval(default)
+                if isinstance(entry["default"], tuple):
+                    entry["default_is_tuple"] = True  # run.json will hold it as a list
             except ValueError:
                 entry["default_source"] = ast.unparse(default)
         out.append(entry)
-    for arg, default in zip(init.args.kwonlyargs, init.args.kw_defaults, strict=True):
-        out.append({"name": arg.arg, "required": default is None, "keyword_only": True})
     return out
 
 
@@ -125,10 +130,10 @@ def _pick_top_class(classes: list[dict[str, Any]], config: dict[str, Any]) -> di
     return max(roots, key=lambda c: (sum(a["name"] in config for a in c["init_args"]), len(c["init_args"])))
 
 
-def _probe(run: Run, snapshot: Path, top: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+def _probe(run: Run, snapshot: Path, top: dict[str, Any], kwargs: dict[str, Any], tuple_args: list[str]) -> dict[str, Any]:
     work = run.path("analyze")
     work.mkdir(exist_ok=True)
-    (work / "kwargs.json").write_text(json.dumps(kwargs))
+    (work / "kwargs.json").write_text(json.dumps({**kwargs, TUPLE_ARGS_KEY: tuple_args}))
     payload, _ = run_job(
         "probe_reference",
         [snapshot, top["module"], top["name"], work / "kwargs.json", work / "probe.json"],
@@ -178,9 +183,9 @@ def _input_recipe(cls_name: str, forward: list[dict], config: dict[str, Any]) ->
             recipe.append({"name": name, "kind": "randn", "shape": [batch, channels, size, size]})
         elif name in TIME_ARGS:
             recipe.append({"name": name, "kind": "uniform", "shape": [batch], "low": 0.0, "high": 1000.0})
-        elif name in LABEL_ARGS:
+        elif name in LABEL_ARGS and (arg["required"] or _first(config, ("num_classes", "n_classes"), None) is not None):
             recipe.append({"name": name, "kind": "randint", "shape": [batch], "low": 0, "high": _first(config, ("num_classes", "n_classes"), 10)})
-        elif name in CONTEXT_ARGS:
+        elif name in CONTEXT_ARGS and (arg["required"] or _first(config, ("context_dim", "cross_attention_dim", "encoder_dim", "text_dim"), None) is not None):
             dim = _first(config, ("context_dim", "cross_attention_dim", "encoder_dim", "text_dim"), None)
             if dim is None:
                 raise IntegrateError(f"cannot size forward argument {name!r} of {cls_name}: no context dimension in config.json")

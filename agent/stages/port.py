@@ -16,7 +16,7 @@ from agent.errors import IntegrateError, ParityFailed
 from agent.parity_run import require_report, run_parity_sandboxed, write_spec
 from agent.porting.codemods import CodemodResult, drop_unused_imports, port_codemods
 from agent.porting.config_capture import capture_config
-from agent.porting.inline import inline_local_imports
+from agent.porting.inline import inline_local_imports, kept_lines
 from agent.run_state import Run
 from agent.stages.scaffold import model_file
 from agent.workspace import commit_all
@@ -50,11 +50,21 @@ def port(run: Run) -> dict[str, Any]:
     in_tree = planned["layout"] == "diffusers-tree"
     mods = _codemods_per_file(snapshot, resolved["code_files"], IN_TREE_DISPATCH if in_tree else STANDALONE_DISPATCH)
     entry = analysis["top_class"]["file"]
-    inlined = inline_local_imports(snapshot, entry, resolved["code_files"], {f: m.code for f, m in mods.items()})
+    inlined = inline_local_imports(
+        snapshot, entry, resolved["code_files"], {f: m.code for f, m in mods.items()}, top=planned["reference_class"]
+    )
     merged, dropped = drop_unused_imports(cst.parse_module(inlined.code))
-    used_files = {entry, *(m["module"] for m in inlined.inlined)}
+    spans = {f: kept_lines((snapshot / f).read_text(), names) for f, names in inlined.kept.items()}
+
+    def in_port(f: str, line: int) -> bool:  # reported items only for code that is in the port
+        return any(a <= line <= b for a, b in spans.get(f, []))
+
+    used_files = set(spans)
     try:
-        body = capture_config(merged.code, planned["reference_class"], planned["class_name"], in_tree=in_tree)
+        body, renamed_attributes = capture_config(
+            merged.code, planned["reference_class"], planned["class_name"], in_tree=in_tree,
+            tuple_args={a["name"] for a in analysis["init_args"] if a.get("default_is_tuple")},
+        )
     except ValueError as exc:
         raise IntegrateError(f"structural port failed: {exc}") from None
     model_path = Path(scaffolded["model_file"])
@@ -82,9 +92,11 @@ def port(run: Run) -> dict[str, Any]:
         "codemods": {
             "inlined": inlined.inlined,
             "renamed": inlined.renamed,
-            "converted": [{**c, "file": f} for f in sorted(used_files) if f in mods for c in mods[f].converted],
+            "pruned": inlined.pruned,
+            "renamed_attributes": renamed_attributes,
+            "converted": [{**c, "file": f} for f in sorted(used_files) if f in mods for c in mods[f].converted if in_port(f, c["line"])],
             "left": [{**item.to_dict(), "file": entry} for item in inlined.left]
-            + [{**item.to_dict(), "file": f} for f in sorted(used_files) if f in mods for item in mods[f].left],
+            + [{**item.to_dict(), "file": f} for f in sorted(used_files) if f in mods for item in mods[f].left if in_port(f, item.line)],
             "dropped_imports": sorted({*dropped, *(n for f in used_files if f in mods for n in mods[f].dropped_imports)}),
         },
         "left_for_refinement": left,

@@ -8,7 +8,7 @@ import json
 import sys
 import traceback
 
-from sandbox.loading import load_class, read_json
+from sandbox.loading import load_class, read_kwargs
 
 
 def main() -> int:
@@ -19,7 +19,7 @@ def main() -> int:
         _write(out, {"ok": False, "stage": "import", "error": f"{exc.__class__.__name__}: {exc}", "trace": traceback.format_exc(limit=3)})
         return 0
     try:
-        model = cls(**read_json(kwargs_file))
+        model = cls(**read_kwargs(kwargs_file))
     except Exception as exc:
         _write(out, {"ok": False, "stage": "instantiate", "error": f"{exc.__class__.__name__}: {exc}", "trace": traceback.format_exc(limit=3)})
         return 0
