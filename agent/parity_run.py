@@ -29,6 +29,15 @@ def reference_config(analysis: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in analysis["config_kwargs"].items()}
 
 
+def _reference_kwargs_code(analysis: dict[str, Any]) -> str:
+    """How the spec calls the reference constructor: the kwargs, or one configuration object."""
+    obj = analysis.get("config_object")
+    if not obj:
+        return "CONFIG"
+    built = "dict(CONFIG)" if obj["kind"] == "mapping" else "SimpleNamespace(**CONFIG)"
+    return f"{{{obj['param']!r}: {built}}}"
+
+
 def write_spec(run: Run, path: Path, *, reference_weights: Sequence[str] = (), converted_dir: str | None = None) -> Path:
     analysis, planned = run.result("analyze"), run.result("plan")
     root, module = candidate_location(run)
@@ -44,6 +53,7 @@ def write_spec(run: Run, path: Path, *, reference_weights: Sequence[str] = (), c
         candidate_module=module,
         converted_dir=converted_dir,
         config=reference_config(analysis),
+        reference_kwargs=_reference_kwargs_code(analysis),
         tolerance=planned["tolerance"],
         inputs=analysis["inputs"],
     ))

@@ -37,8 +37,21 @@ def read_json(path: str | Path) -> Any:
 TUPLE_ARGS_KEY = "__tuple_args__"
 
 
+# Or: the reference takes one configuration object (a dict or a namespace) under one argument.
+CONFIG_OBJECT_KEY = "__config_object__"
+
+
+def build_config_object(kind: str, values: dict[str, Any]) -> Any:
+    from types import SimpleNamespace
+
+    return dict(values) if kind == "mapping" else SimpleNamespace(**values)
+
+
 def read_kwargs(path: str | Path) -> dict[str, Any]:
     kwargs = read_json(path)
+    obj = kwargs.pop(CONFIG_OBJECT_KEY, None)
+    if obj is not None:
+        return {obj["param"]: build_config_object(obj["kind"], obj["values"])}
     for name in kwargs.pop(TUPLE_ARGS_KEY, []):
         if isinstance(kwargs.get(name), list):
             kwargs[name] = tuple(kwargs[name])

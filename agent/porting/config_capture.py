@@ -60,10 +60,33 @@ def _tuple_normalisation(fn: cst.FunctionDef, tuple_args: set[str]) -> cst.Funct
     return fn.with_changes(body=fn.body.with_changes(body=[*body[:at], *lines, *body[at:]]))
 
 
+def _flatten_config_object(fn: cst.FunctionDef, obj: dict, defaults: dict) -> cst.FunctionDef:
+    """`def __init__(self, config)` becomes named arguments, one per config key; the body first
+    rebuilds `config` from them, so every later use reads exactly what it read before."""
+    params = []
+    for p in fn.params.params:
+        if p.name.value == obj["param"]:
+            tight = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
+            params += [cst.Param(cst.Name(k), default=cst.parse_expression(repr(defaults[k])), equal=tight) for k in obj["keys"]]
+        else:
+            params.append(p)
+    params = [p.with_changes(comma=cst.MaybeSentinel.DEFAULT) for p in params]
+    fields = ", ".join(f"{k}={k}" for k in obj["keys"])
+    build = f"dict({fields})" if obj["kind"] == "mapping" else f"SimpleNamespace({fields})"
+    line = cst.parse_statement(f"{obj['param']} = {build}  # the reference takes one config object\n")
+    body = list(fn.body.body)
+    at = 1 if body and m.matches(body[0], m.SimpleStatementLine(body=[m.Expr(m.SimpleString() | m.ConcatenatedString())])) else 0
+    return fn.with_changes(
+        params=fn.params.with_changes(params=params), body=fn.body.with_changes(body=[*body[:at], line, *body[at:]])
+    )
+
+
 class _CaptureConfig(cst.CSTTransformer):
-    def __init__(self, old: str, new: str, tuple_args: set[str]):
+    def __init__(self, old: str, new: str, tuple_args: set[str], config_object: dict | None = None, defaults: dict | None = None):
         self.old, self.new = old, new
         self.tuple_args = tuple_args
+        self.config_object = config_object
+        self.defaults = defaults or {}
         self.found = False
         self.renamed_attributes: dict[str, str] = {}
 
@@ -80,6 +103,8 @@ class _CaptureConfig(cst.CSTTransformer):
                 if not any(m.matches(d.decorator, m.Name("register_to_config")) for d in stmt.decorators):
                     stmt = stmt.with_changes(decorators=[cst.Decorator(cst.Name("register_to_config")), *stmt.decorators])
                 stmt = _tuple_normalisation(stmt, self.tuple_args)
+                if self.config_object:
+                    stmt = _flatten_config_object(stmt, self.config_object, self.defaults)
             body.append(stmt)
         updated = updated.with_changes(bases=bases, body=updated.body.with_changes(body=body))
         assigned = _SelfAttributes()
@@ -105,14 +130,23 @@ def insert_after_imports(module: cst.Module, code: str) -> cst.Module:
 
 
 def capture_config(
-    source: str, reference_class: str, class_name: str, in_tree: bool, tuple_args: set[str] | None = None
+    source: str,
+    reference_class: str,
+    class_name: str,
+    in_tree: bool,
+    tuple_args: set[str] | None = None,
+    config_object: dict | None = None,
+    defaults: dict | None = None,
 ) -> tuple[str, dict[str, str]]:
     """`source` with `reference_class` turned into the diffusers model `class_name`, and the
-    self-attributes renamed because they clash with ModelMixin properties."""
+    self-attributes renamed because they clash with ModelMixin properties. With `config_object`
+    ({param, kind, keys}) the one config argument becomes named arguments (`defaults` per key)."""
     module = cst.parse_module(source)
-    transformer = _CaptureConfig(reference_class, class_name, set(tuple_args or ()))
+    transformer = _CaptureConfig(reference_class, class_name, set(tuple_args or ()), config_object, defaults)
     module = module.visit(transformer)
     if not transformer.found:
         raise ValueError(f"class {reference_class} not found at the top level of the reference file")
     module = insert_after_imports(module, IN_TREE_IMPORTS if in_tree else STANDALONE_IMPORTS)
+    if config_object and config_object["kind"] != "mapping":
+        module = insert_after_imports(module, "from types import SimpleNamespace\n")
     return module.code, transformer.renamed_attributes

@@ -12,10 +12,13 @@ from typing import Any
 from agent.errors import IntegrateError
 from agent.run_state import Run
 from agent.sandboxed import run_job
-from sandbox.loading import TUPLE_ARGS_KEY, module_name_for
+from sandbox.loading import CONFIG_OBJECT_KEY, TUPLE_ARGS_KEY, module_name_for
 
 TORCH_MODULE_BASES = {"Module", "Sequential", "ModuleList", "ModuleDict"}
 IGNORED_CONFIG_KEYS = {"architectures", "model_type", "_name_or_path", "torch_dtype", "transformers_version", "_class_name", "_diffusers_version"}
+
+# A constructor that takes its whole configuration as one object under one of these names.
+CONFIG_OBJECT_NAMES = {"config", "cfg", "conf", "args", "hparams", "params", "opt", "opts", "hps", "model_config"}
 
 IMAGE_ARGS = {"x", "img", "image", "images", "latents", "latent", "sample", "hidden_states", "z", "x_t", "xt", "noisy"}
 TIME_ARGS = {"t", "timestep", "timesteps", "time", "times", "sigma", "sigmas", "noise_level"}
@@ -34,13 +37,20 @@ def analyze(run: Run) -> dict[str, Any]:
     top = _pick_top_class(classes, config)
     init_args = top["init_args"]
     missing = [a["name"] for a in init_args if a["required"] and a["name"] not in config]
-    if missing:
+    config_object = _config_object(init_args, missing, config)
+    if missing and not config_object:
         raise IntegrateError(f"{top['name']}.__init__ needs {', '.join(missing)} but config.json does not set them")
-    kwargs = {a["name"]: config[a["name"]] for a in init_args if a["name"] in config}
+    if config_object:
+        # The port takes every config key as a named argument; the reference gets the object.
+        kwargs = {k: config[k] for k in config_object["keys"]}
+        port_init_args = [{"name": k, "required": False, "default": config[k]} for k in config_object["keys"]]
+    else:
+        kwargs = {a["name"]: config[a["name"]] for a in init_args if a["name"] in config}
+        port_init_args = init_args
     tuple_args = sorted(a["name"] for a in init_args if a.get("default_is_tuple") and a["name"] in kwargs)
     ignored = sorted(k for k in config if k not in kwargs)
 
-    probe = _probe(run, snapshot, top, kwargs, tuple_args)
+    probe = _probe(run, snapshot, top, kwargs, tuple_args, config_object)
     _compare_with_weights(run, probe["state_dict"])
     inputs = _input_recipe(top["name"], probe["forward"], kwargs)
 
@@ -48,6 +58,8 @@ def analyze(run: Run) -> dict[str, Any]:
         "module_classes": [{k: c[k] for k in ("name", "file", "line", "bases")} for c in classes],
         "top_class": {k: top[k] for k in ("name", "file", "line", "module")},
         "init_args": init_args,
+        "port_init_args": port_init_args,
+        "config_object": config_object,
         "config_kwargs": kwargs,
         "tuple_args": tuple_args,
         "ignored_config_keys": ignored,
@@ -104,6 +116,9 @@ def _init_args(node: ast.ClassDef) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"name": arg.arg, "required": default is None}
         if i >= len(args):
             entry["keyword_only"] = True
+        used_as = _used_as(init, arg.arg)
+        if used_as:
+            entry["used_as"] = used_as
         if default is not None:
             try:
                 entry["default"] = ast.literal_eval(default)
@@ -113,6 +128,21 @@ def _init_args(node: ast.ClassDef) -> list[dict[str, Any]]:
                 entry["default_source"] = ast.unparse(default)
         out.append(entry)
     return out
+
+
+def _used_as(fn: ast.FunctionDef, name: str) -> str | None:
+    """'mapping' when the body subscripts the argument (or calls .get), 'namespace' when it
+    reads attributes of it."""
+    mapping = namespace = False
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == name:
+            mapping = True
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == name:
+            if node.attr in ("get", "items", "keys", "values"):
+                mapping = True
+            else:
+                namespace = True
+    return "mapping" if mapping else "namespace" if namespace else None
 
 
 def _called_names(node: ast.ClassDef) -> set[str]:
@@ -130,10 +160,27 @@ def _pick_top_class(classes: list[dict[str, Any]], config: dict[str, Any]) -> di
     return max(roots, key=lambda c: (sum(a["name"] in config for a in c["init_args"]), len(c["init_args"])))
 
 
-def _probe(run: Run, snapshot: Path, top: dict[str, Any], kwargs: dict[str, Any], tuple_args: list[str]) -> dict[str, Any]:
+def _config_object(init_args: list[dict], missing: list[str], config: dict[str, Any]) -> dict[str, Any] | None:
+    """The constructor takes one configuration object (dict or namespace) that config.json fills."""
+    if len(missing) != 1 or missing[0] not in CONFIG_OBJECT_NAMES:
+        return None
+    arg = next(a for a in init_args if a["name"] == missing[0])
+    keys = [k for k in config if k not in IGNORED_CONFIG_KEYS]
+    bad = [k for k in keys if not k.isidentifier()]
+    if bad:
+        raise IntegrateError(f"config.json key {bad[0]!r} cannot become a constructor argument of the port")
+    return {"param": arg["name"], "kind": arg.get("used_as") or "namespace", "keys": keys}
+
+
+def _probe(
+    run: Run, snapshot: Path, top: dict[str, Any], kwargs: dict[str, Any], tuple_args: list[str], config_object: dict | None
+) -> dict[str, Any]:
     work = run.path("analyze")
     work.mkdir(exist_ok=True)
-    (work / "kwargs.json").write_text(json.dumps({**kwargs, TUPLE_ARGS_KEY: tuple_args}))
+    payload = {**kwargs, TUPLE_ARGS_KEY: tuple_args}
+    if config_object:
+        payload = {CONFIG_OBJECT_KEY: {**config_object, "values": kwargs}}
+    (work / "kwargs.json").write_text(json.dumps(payload))
     payload, _ = run_job(
         "probe_reference",
         [snapshot, top["module"], top["name"], work / "kwargs.json", work / "probe.json"],

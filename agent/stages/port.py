@@ -16,6 +16,7 @@ from agent.errors import IntegrateError, ParityFailed
 from agent.parity_run import require_report, run_parity_sandboxed, write_spec
 from agent.porting.codemods import CodemodResult, drop_unused_imports, port_codemods
 from agent.porting.config_capture import capture_config
+from agent.porting.formatting import format_file
 from agent.porting.inline import inline_local_imports, kept_lines
 from agent.run_state import Run
 from agent.stages.scaffold import model_file
@@ -64,11 +65,14 @@ def port(run: Run) -> dict[str, Any]:
         body, renamed_attributes = capture_config(
             merged.code, planned["reference_class"], planned["class_name"], in_tree=in_tree,
             tuple_args={a["name"] for a in analysis["init_args"] if a.get("default_is_tuple")},
+            config_object=analysis.get("config_object"),
+            defaults=analysis["config_kwargs"],
         )
     except ValueError as exc:
         raise IntegrateError(f"structural port failed: {exc}") from None
     model_path = Path(scaffolded["model_file"])
     model_path.write_text(model_file(run, body=body))
+    formatting = format_file(model_path)
 
     workdir = run.path("port")
     workdir.mkdir(exist_ok=True)
@@ -89,11 +93,13 @@ def port(run: Run) -> dict[str, Any]:
         "commit": sha,
         "parity": {k: report[k] for k in ("passed", "max_abs_diff", "mean_abs_diff", "cosine")},
         "parity_report": str(workdir / "parity.json"),
+        "formatting": formatting,
         "codemods": {
             "inlined": inlined.inlined,
             "renamed": inlined.renamed,
             "pruned": inlined.pruned,
             "renamed_attributes": renamed_attributes,
+            "config_object": analysis.get("config_object"),
             "converted": [{**c, "file": f} for f in sorted(used_files) if f in mods for c in mods[f].converted if in_port(f, c["line"])],
             "left": [{**item.to_dict(), "file": entry} for item in inlined.left]
             + [{**item.to_dict(), "file": f} for f in sorted(used_files) if f in mods for item in mods[f].left if in_port(f, item.line)],

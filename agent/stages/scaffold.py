@@ -20,7 +20,7 @@ def model_file(run: Run, body: str | None) -> str:
     resolved, analysis, planned = run.result("resolve"), run.result("analyze"), run.result("plan")
     init_args = [
         {**a, "default_repr": repr(a["default"]) if "default" in a else a.get("default_source", "None")}
-        for a in analysis["init_args"]
+        for a in analysis["port_init_args"]
     ]
     return render(
         "model/transformer_flat.py.j2",
