@@ -19,7 +19,7 @@ def candidate_location(run: Run) -> tuple[Path, str]:
     planned, scaffolded = run.result("plan"), run.result("scaffold")
     workspace = Path(scaffolded["workspace"])
     if planned["layout"] == "diffusers-tree":
-        return workspace / "src", f"diffusers.models.transformers.{planned['module_name']}"
+        return workspace / "src", f"diffusers.models.{planned.get('family', 'transformers')}.{planned['module_name']}"
     return workspace, planned["module_name"]
 
 

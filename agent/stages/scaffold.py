@@ -44,7 +44,7 @@ def scaffold(run: Run) -> dict[str, Any]:
         repo = create_worktree(target, workspace, planned["branch"], owned)
         run.save()
         try:
-            edited = register_model(workspace / "src", planned["module_name"], planned["class_name"])
+            edited = register_model(workspace / "src", planned["module_name"], planned["class_name"], planned["family"])
         except RegistrationError as exc:
             raise IntegrateError(str(exc)) from None
         registered = [str(p.relative_to(workspace)) for p in edited]
