@@ -262,6 +262,11 @@ def check_cmd(paths, fmt, select, ignore, no_cache, list_rules, explain) -> None
     except FileNotFoundError as exc:
         raise IntegrateError(f"path not found: {exc.args[0]}") from None
     click.echo(FORMATS[fmt](findings))
+    from agent.checks.engine import RULE_CRASHED
+
+    crashed = [f for f in findings if f.rule == RULE_CRASHED]
+    if crashed:
+        raise IntegrateError(f"{len(crashed)} rule crash(es), first: {crashed[0].path}: {crashed[0].message}")
     sys.exit(1 if findings else 0)
 
 

@@ -14,6 +14,7 @@ from agent.checks.registry import RULES, FileContext, Finding
 
 SUPPRESS_LINE = re.compile(r"#\s*integrate:\s*ignore(?:\[([A-Za-z0-9_,\s-]+)\])?")
 SUPPRESS_FILE = re.compile(r"#\s*integrate:\s*ignore-file\[([A-Za-z0-9_,\s-]+)\]")
+RULE_CRASHED = "E998"  # the CLI exits 2 when it sees one
 SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", "node_modules", "build", "dist"}
 
 
@@ -50,6 +51,9 @@ def _suppressed(finding: Finding, ctx: FileContext, file_ids: set[str]) -> bool:
 def check_source(path: Path, source: str, rule_ids: Sequence[str]) -> list[Finding]:
     from agent.checks import rules as _  # noqa: F401  (registers every rule)
 
+    rule_ids = [r for r in rule_ids if RULES[r].applies(source)]
+    if not rule_ids:
+        return []
     try:
         ctx = FileContext.parse(path, source)
     except SyntaxError as exc:
@@ -61,9 +65,12 @@ def check_source(path: Path, source: str, rule_ids: Sequence[str]) -> list[Findi
             file_ids |= _ids(match.group(1)) or set()
     findings = []
     for rule_id in rule_ids:
-        for f in RULES[rule_id].run(ctx):
-            if not _suppressed(f, ctx, file_ids):
-                findings.append(f)
+        try:
+            found = RULES[rule_id].run(ctx)
+        except Exception as exc:  # a bug in a rule must not hide the other rules' findings
+            findings.append(Finding(RULE_CRASHED, str(path), 1, 1, f"rule {rule_id} crashed: {exc.__class__.__name__}: {exc}"))
+            continue
+        findings += [f for f in found if not _suppressed(f, ctx, file_ids)]
     return findings
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 
@@ -36,6 +37,14 @@ class FileContext:
     def parse(cls, path: Path, source: str) -> FileContext:
         return cls(path=path, source=source, tree=ast.parse(source, filename=str(path)), lines=source.splitlines())
 
+    @cached_property
+    def nodes(self) -> list[ast.AST]:
+        """Every node once: rules filter this instead of walking the tree again."""
+        return list(ast.walk(self.tree))
+
+    def of_type(self, *types: type) -> list:
+        return [n for n in self.nodes if isinstance(n, types)]
+
 
 # A check yields (node or line number, message).
 Check = Callable[[FileContext], Iterable[tuple[ast.AST | int, str]]]
@@ -54,6 +63,16 @@ class Rule:
     anchor: str  # skills file and heading anchor, e.g. "models.md#attention-dispatch"
     check: Check
     fixable: bool = False
+    # Text that must occur in a file for the rule to possibly fire: files where no rule's
+    # trigger occurs are not parsed at all (parsing is most of the cost on large trees).
+    triggers: tuple[str, ...] = ()
+    # Or a cheap text test of its own, for rules whose trigger words are everywhere.
+    prefilter: Callable[[str], bool] | None = None
+
+    def applies(self, source: str) -> bool:
+        if self.prefilter is not None:
+            return self.prefilter(source)
+        return not self.triggers or any(t in source for t in self.triggers)
 
     def run(self, ctx: FileContext) -> list[Finding]:
         out = []

@@ -5,7 +5,9 @@ from agent.checks.registry import Rule, register
 
 
 def check(ctx):
-    for node in ast.walk(ctx.tree):
+    if ctx.path.name == "attention_dispatch.py":
+        return  # the dispatcher itself is where SDPA is called
+    for node in ctx.of_type(ast.Call):
         if isinstance(node, ast.Call) and dotted(node.func).split(".")[-1] == "scaled_dot_product_attention":
             yield node, "attention calls scaled_dot_product_attention directly; route it through dispatch_attention_fn so backends can be switched"
 
@@ -21,4 +23,5 @@ RULE = register(Rule(
     good="out = dispatch_attention_fn(q, k, v)  # (batch, seq, heads, dim)",
     anchor="models.md#attention-dispatch",
     check=check,
+    triggers=("scaled_dot_product_attention",),
 ))

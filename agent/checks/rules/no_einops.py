@@ -4,7 +4,7 @@ from agent.checks.registry import Rule, register
 
 
 def check(ctx):
-    for node in ast.walk(ctx.tree):
+    for node in ctx.of_type(ast.Import, ast.ImportFrom):
         if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "einops" for a in node.names):
             yield node, "einops is imported; diffusers models use native torch reshapes (reshape/permute/flatten/unflatten)"
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "einops":
@@ -22,4 +22,5 @@ RULE = register(Rule(
     good="x = x.flatten(2).transpose(1, 2)",
     anchor="models.md#no-einops",
     check=check,
+    triggers=("einops",),
 ))

@@ -1,9 +1,15 @@
-from agent.checks.astutil import base_names, classes, decorator_names, methods
+import re
+
+from agent.checks.astutil import classes, decorator_names, is_pipeline, methods
 from agent.checks.registry import Rule, register
 
+_CALL = re.compile(r"^\s*def __call__\(", re.M)
+_DECORATED = re.compile(r"@torch\.(?:no_grad|inference_mode)\(\)\s*\n(?:\s*@[^\n]*\n)*\s*def __call__\(")
 
-def is_pipeline(cls) -> bool:
-    return cls.name.endswith("Pipeline") or any(b.endswith("Pipeline") for b in base_names(cls))
+
+def might_fire(source: str) -> bool:
+    """Only files with a Pipeline class and a __call__ not already under no_grad."""
+    return "Pipeline" in source and len(_CALL.findall(source)) > len(_DECORATED.findall(source))
 
 
 def check(ctx):
@@ -27,4 +33,5 @@ RULE = register(Rule(
     anchor="pipelines.md#no-grad",
     check=check,
     fixable=True,
+    prefilter=might_fire,
 ))

@@ -1,5 +1,11 @@
+import ast
+import re
+
 from agent.checks.astutil import base_names, classes, decorator_names, methods
 from agent.checks.registry import Rule, register
+
+_CONFIG_CLASS = re.compile(r"^\s*class\s+\w+\([^)]*ConfigMixin", re.M)
+_STAR_INIT = re.compile(r"def __init__\(\s*self\s*,\s*\*\w")
 
 
 def check(ctx):
@@ -9,6 +15,8 @@ def check(ctx):
         init = methods(cls).get("__init__")
         if init is None:
             continue
+        if all(isinstance(stmt, (ast.Raise, ast.Expr)) for stmt in init.body):
+            continue  # a factory that refuses direct construction (AutoModel-style)
         if not any(name.split(".")[-1] == "register_to_config" for name in decorator_names(init)):
             yield init, f"{cls.name}.__init__ lacks @register_to_config: its arguments are not saved in config.json"
         if init.args.vararg is not None:
@@ -26,4 +34,5 @@ RULE = register(Rule(
     good="class MyModel(ModelMixin, ConfigMixin):\n    @register_to_config\n    def __init__(self, hidden_size=64): ...",
     anchor="models.md#register-to-config",
     check=check,
+    prefilter=lambda s: len(_CONFIG_CLASS.findall(s)) > s.count("@register_to_config") or _STAR_INIT.search(s) is not None,
 ))

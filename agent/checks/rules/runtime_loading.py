@@ -7,9 +7,9 @@ LOADERS = {"torch.load", "load_file", "safetensors.torch.load_file", "hf_hub_dow
 
 
 def check(ctx):
-    for fn in ast.walk(ctx.tree):
-        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
+    # model code only: methods of classes (conversion scripts and loaders legitimately load files)
+    methods = [fn for cls in ctx.of_type(ast.ClassDef) for fn in cls.body if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for fn in methods:
         for node in ast.walk(fn):
             if not isinstance(node, ast.Call):
                 continue
@@ -25,10 +25,11 @@ RULE = register(Rule(
     name="runtime-loading",
     scope="models",
     summary="No weight loading or sys.path edits inside model code.",
-    what="A call to torch.load / load_file / hub downloads, or sys.path.insert/append, inside a function of a model file.",
+    what="A call to torch.load / load_file / hub downloads, or sys.path.insert/append, inside a method of a class.",
     why="Models receive their weights through from_pretrained; loading in __init__ or forward hides files from the converter, breaks offline use and device placement.",
     bad="def __init__(self):\n    self.encoder.load_state_dict(torch.load('enc.pt'))",
     good="# weights arrive via Model.from_pretrained(path)",
     anchor="models.md#no-runtime-loading",
     check=check,
+    triggers=("torch.load", "load_file", "hf_hub_download", "snapshot_download", "sys.path", "load_state_dict_from_url"),
 ))

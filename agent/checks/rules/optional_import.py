@@ -1,0 +1,62 @@
+import ast
+import re
+import sys
+
+from agent.checks.registry import Rule, register
+
+# diffusers' hard requirements and the packages its models and pipelines may import directly.
+ALLOWED = {
+    "torch", "numpy", "PIL", "huggingface_hub", "safetensors", "requests", "regex", "filelock",
+    "importlib_metadata", "packaging", "typing_extensions", "tqdm", "diffusers", "transformers",
+    "accelerate", "peft", "httpx",
+}
+COVERED_ELSEWHERE = {"einops"}  # M001
+
+
+_TOP_IMPORT = re.compile(r"^(?:import|from)\s+([A-Za-z_]\w*)", re.M)
+
+
+def might_fire(source: str) -> bool:
+    names = set(_TOP_IMPORT.findall(source))
+    return any(n not in sys.stdlib_module_names and n not in ALLOWED and n not in COVERED_ELSEWHERE for n in names)
+
+
+def _guarded(tree: ast.Module) -> set[int]:
+    """Line numbers of imports under an if (availability check) or inside try/except."""
+    lines = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.If, ast.Try)):
+            for inner in ast.walk(node):
+                if isinstance(inner, (ast.Import, ast.ImportFrom)):
+                    lines.add(inner.lineno)
+    return lines
+
+
+def check(ctx):
+    guarded = _guarded(ctx.tree)
+    for node in ctx.tree.body:
+        if isinstance(node, ast.Import):
+            names = [a.name.split(".")[0] for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [(node.module or "").split(".")[0]]
+        else:
+            continue
+        for name in names:
+            if name in sys.stdlib_module_names or name in ALLOWED or name in COVERED_ELSEWHERE or node.lineno in guarded:
+                continue
+            yield node, f"unguarded import of optional dependency {name!r}: import it behind an is_{name}_available() check"
+
+
+RULE = register(Rule(
+    id="M010",
+    name="optional-import",
+    scope="models",
+    summary="Optional dependencies are imported behind an availability check.",
+    what="A module-level import of a package that is not a diffusers requirement, outside an if/try guard.",
+    why="Importing the module then fails for every user without that package, even those who never use the model.",
+    bad="import xformers",
+    good="if is_xformers_available():\n    import xformers",
+    anchor="models.md#no-einops",
+    check=check,
+    prefilter=might_fire,
+))
