@@ -97,8 +97,13 @@ def test_file_suppression():
 
 
 def test_syntax_error_is_a_finding_not_a_crash():
-    findings = check_source(Path("x.py"), "def f(:\n", ["M001"])
+    findings = check_source(Path("x.py"), "import einops\ndef f(:\n", ["M001"])
     assert findings[0].rule == "E999"
+
+
+def test_files_no_rule_can_fire_on_are_not_parsed():
+    # a syntax error in a file no selected rule applies to is not looked at (ruff reports those)
+    assert check_source(Path("x.py"), "def f(:\n", ["M001"]) == []
 
 
 def test_cache_gives_the_same_answer(tmp_path, monkeypatch):

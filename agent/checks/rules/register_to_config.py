@@ -15,7 +15,9 @@ def check(ctx):
         init = methods(cls).get("__init__")
         if init is None:
             continue
-        if all(isinstance(stmt, (ast.Raise, ast.Expr)) for stmt in init.body):
+        if any(isinstance(stmt, ast.Raise) for stmt in init.body) and all(
+            isinstance(stmt, ast.Raise) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)) for stmt in init.body
+        ):
             continue  # a factory that refuses direct construction (AutoModel-style)
         if not any(name.split(".")[-1] == "register_to_config" for name in decorator_names(init)):
             yield init, f"{cls.name}.__init__ lacks @register_to_config: its arguments are not saved in config.json"
