@@ -51,6 +51,34 @@ CASES = {
         "import torch\nimport xformers\n",
         "import torch\nfrom ..utils import is_xformers_available\n\nif is_xformers_available():\n    import xformers\n",
     ),
+    "P002": (
+        "class MyPipeline(DiffusionPipeline):\n    @torch.no_grad()\n    def __call__(self, prompt, guidance_scale=5.0):\n        return self.run(prompt)\n",
+        "class MyPipeline(DiffusionPipeline):\n    @torch.no_grad()\n    def __call__(self, prompt, guidance_scale=5.0):\n        return self.run(prompt, guidance_scale)\n",
+    ),
+    "P003": (
+        "class MyPipeline(DiffusionPipeline):\n    def prepare_latents(self, shape, generator):\n        return torch.randn(shape)\n",
+        "class MyPipeline(DiffusionPipeline):\n    def prepare_latents(self, shape, generator):\n        return randn_tensor(shape, generator=generator)\n",
+    ),
+    "P004": (
+        "class MyPipeline(DiffusionPipeline):\n    @torch.no_grad()\n    def __call__(self, prompt, output_type='pil'):\n        image = self.vae.decode(self.denoise(prompt)).sample\n        return self.image_processor.postprocess(image, output_type=output_type)\n".replace("output_type=output_type", "output_type"),
+        "class MyPipeline(DiffusionPipeline):\n    @torch.no_grad()\n    def __call__(self, prompt, output_type='pil'):\n        latents = self.denoise(prompt)\n        if output_type == 'latent':\n            return latents\n        return self.vae.decode(latents).sample\n",
+    ),
+    "P005": (
+        "class MyPipeline(DiffusionPipeline):\n    @torch.no_grad()\n    def __call__(self, prompt, output_type='pil'):\n        latents = self.denoise(prompt)\n        if output_type == 'latent':\n            return latents\n        image = self.vae.decode(latents)\n        self.maybe_free_model_hooks()\n        return image\n",
+        "class MyPipeline(DiffusionPipeline):\n    @torch.no_grad()\n    def __call__(self, prompt, output_type='pil'):\n        latents = self.denoise(prompt)\n        image = latents if output_type == 'latent' else self.vae.decode(latents)\n        self.maybe_free_model_hooks()\n        return image\n",
+    ),
+    "P006": (
+        "class MyPipeline(DiffusionPipeline):\n    @torch.no_grad()\n    def __call__(self, latents, timesteps):\n        for i, t in enumerate(timesteps):\n            latents = self.step(latents, t)\n        return latents\n",
+        "class MyPipeline(DiffusionPipeline):\n    @torch.no_grad()\n    def __call__(self, latents, timesteps):\n        with self.progress_bar(total=len(timesteps)) as progress_bar:\n            for i, t in enumerate(timesteps):\n                latents = self.step(latents, t)\n                progress_bar.update()\n        return latents\n",
+    ),
+    "P007": (
+        "class MyImg2ImgPipeline(MyPipeline):\n    pass\n",
+        "class MyImg2ImgPipeline(DiffusionPipeline, FromSingleFileMixin):\n    pass\n",
+    ),
+    "P008": (
+        "class MyPipeline(DiffusionPipeline):\n    def __init__(self, vae):\n        self.vae_scale_factor = 8\n",
+        "class MyPipeline(DiffusionPipeline):\n    def __init__(self, vae):\n        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)\n",
+    ),
     "P001": (
         "class MyPipeline(DiffusionPipeline):\n    def __call__(self, prompt):\n        return prompt\n",
         "class MyPipeline(DiffusionPipeline):\n    @torch.no_grad()\n    def __call__(self, prompt):\n        return prompt\n",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -54,24 +55,86 @@ def check_source(path: Path, source: str, rule_ids: Sequence[str]) -> list[Findi
     rule_ids = [r for r in rule_ids if RULES[r].applies(source)]
     if not rule_ids:
         return []
-    try:
-        ctx = FileContext.parse(path, source)
-    except SyntaxError as exc:
-        return [Finding("E999", str(path), exc.lineno or 1, exc.offset or 1, f"syntax error: {exc.msg}")]
+    lines = source.splitlines()
+    text_ctx = FileContext(path=path, source=source, tree=None, lines=lines)
+    contexts: dict[str, list[FileContext]] = {"text": [text_ctx]}
+    if any(RULES[r].kind == "ast" for r in rule_ids):
+        try:
+            contexts["ast"] = [FileContext.parse(path, source)]
+        except SyntaxError as exc:
+            return [Finding("E999", str(path), exc.lineno or 1, exc.offset or 1, f"syntax error: {exc.msg}")]
+    if any(RULES[r].kind == "call" for r in rule_ids):
+        contexts["call"] = call_contexts(path, source, lines)
     file_ids: set[str] = set()
-    for line in ctx.lines:
+    for line in lines:
         match = SUPPRESS_FILE.search(line)
         if match:
             file_ids |= _ids(match.group(1)) or set()
     findings = []
     for rule_id in rule_ids:
-        try:
-            found = RULES[rule_id].run(ctx)
-        except Exception as exc:  # a bug in a rule must not hide the other rules' findings
-            findings.append(Finding(RULE_CRASHED, str(path), 1, 1, f"rule {rule_id} crashed: {exc.__class__.__name__}: {exc}"))
-            continue
-        findings += [f for f in found if not _suppressed(f, ctx, file_ids)]
+        rule = RULES[rule_id]
+        for ctx in contexts.get(rule.kind, []):
+            try:
+                found = rule.run(ctx)
+            except Exception as exc:  # a bug in a rule must not hide the other rules' findings
+                findings.append(Finding(RULE_CRASHED, str(path), 1, 1, f"rule {rule_id} crashed: {exc.__class__.__name__}: {exc}"))
+                continue
+            findings += [f for f in found if not _suppressed(f, text_ctx, file_ids)]
     return findings
+
+
+_DEF_CALL = re.compile(r"^(\s*)def __call__\(")
+_CLASS = re.compile(r"^(\s*)class\s+(\w+)\s*(?:\(([^)]*)\))?\s*:")
+
+
+def def_slices(lines: list[str], def_line: re.Pattern) -> list[tuple[int, int, int, str]]:
+    """(start, end, indent, dedented text) of each function whose `def` line matches, with its
+    decorators; the end is found by indentation, after the signature's brackets balance."""
+    out = []
+    for i, line in enumerate(lines):
+        m = def_line.match(line)
+        if not m:
+            continue
+        indent = len(line) - len(line.lstrip())
+        start = i
+        while start > 0 and lines[start - 1].strip().startswith("@"):
+            start -= 1
+        # the signature may close on a line indented like `def`: find where its brackets balance
+        depth, j = 0, i
+        while j < len(lines):
+            depth += lines[j].count("(") + lines[j].count("[") - lines[j].count(")") - lines[j].count("]")
+            if depth <= 0 and lines[j].rstrip().endswith(":"):
+                break
+            j += 1
+        end = j + 1
+        while end < len(lines):
+            text = lines[end]
+            if text.strip() and not text.lstrip().startswith("#") and len(text) - len(text.lstrip()) <= indent:
+                break
+            end += 1
+        chunk = "\n".join(text[indent:] if text[:indent].strip() == "" else text for text in lines[start:end])
+        out.append((start, end, indent, chunk))
+    return out
+
+
+def call_contexts(path: Path, source: str, lines: list[str]) -> list[FileContext]:
+    """Each `def __call__` (with its decorators) parsed on its own, with its owning class."""
+    out = []
+    for start, _end, indent, chunk in def_slices(lines, _DEF_CALL):
+        try:
+            tree = ast.parse(chunk)
+        except SyntaxError:
+            continue
+        i = next(k for k in range(start, len(lines)) if _DEF_CALL.match(lines[k]))
+        owner, bases = "", ()
+        for k in range(i - 1, -1, -1):
+            c = _CLASS.match(lines[k])
+            if c and len(c.group(1)) < indent:
+                owner = c.group(2)
+                bases = tuple(b.strip().split(".")[-1] for b in (c.group(3) or "").split(",") if b.strip() and "=" not in b)
+                break
+        out.append(FileContext(path=path, source=source, tree=tree, lines=lines, line_offset=start, col_offset=indent, class_name=owner, class_bases=bases))
+    return out
 
 
 def _ruleset_key(rule_ids: Sequence[str]) -> str:

@@ -30,8 +30,12 @@ class Finding:
 class FileContext:
     path: Path
     source: str
-    tree: ast.Module
+    tree: ast.Module | None  # None for text rules
     lines: list[str] = field(default_factory=list)
+    line_offset: int = 0  # for call rules: where the parsed slice starts in the file
+    col_offset: int = 0
+    class_name: str = ""  # for call rules: the class that owns __call__, and its bases
+    class_bases: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, path: Path, source: str) -> FileContext:
@@ -66,6 +70,9 @@ class Rule:
     # Text that must occur in a file for the rule to possibly fire: files where no rule's
     # trigger occurs are not parsed at all (parsing is most of the cost on large trees).
     triggers: tuple[str, ...] = ()
+    # "ast": the whole file's tree; "text": source and lines only; "call": each `def __call__`
+    # method parsed on its own (ctx.tree holds it), which is far cheaper than the whole file.
+    kind: str = "ast"
     # Or a cheap text test of its own, for rules whose trigger words are everywhere.
     prefilter: Callable[[str], bool] | None = None
 
@@ -77,8 +84,8 @@ class Rule:
     def run(self, ctx: FileContext) -> list[Finding]:
         out = []
         for where, message in self.check(ctx):
-            line = where if isinstance(where, int) else getattr(where, "lineno", 1)
-            col = 0 if isinstance(where, int) else getattr(where, "col_offset", 0)
+            line = where if isinstance(where, int) else getattr(where, "lineno", 1) + ctx.line_offset
+            col = 0 if isinstance(where, int) else getattr(where, "col_offset", 0) + ctx.col_offset
             out.append(Finding(self.id, str(ctx.path), line, col + 1, message))
         return out
 

@@ -2,15 +2,11 @@ import re
 from functools import cache
 from pathlib import Path
 
-from agent.checks.astutil import (
-    base_names,
-    class_attr,
-    classes,
-    module_level_names,
-    self_attributes_assigned,
-    string_items,
-)
 from agent.checks.registry import Rule, register
+
+_FLAG = re.compile(r"^\s*(_no_split_modules|_repeated_blocks|_skip_layerwise_casting_patterns)\s*=\s*[\[(]([^\])]*)[\])]", re.M)
+_ITEM = re.compile(r"[\"']([^\"']+)[\"']")
+_SELF_ATTR = re.compile(r"self\.(\w+)\s*=")
 
 
 @cache
@@ -29,24 +25,27 @@ def diffusers_class_names() -> frozenset[str]:
     return frozenset(name for f in root.rglob("*.py") for name in pattern.findall(f.read_text(errors="replace")))
 
 
+def _mentioned(name: str, source: str) -> bool:
+    """The name appears as code (a class statement, an import, a use), not only as a string."""
+    return re.search(rf"(?<![\"'\w]){re.escape(name)}(?![\"'\w])", source) is not None
+
+
 def check(ctx):
-    known = module_level_names(ctx.tree) | diffusers_class_names()
-    attributes = self_attributes_assigned(ctx.tree)
-    for cls in classes(ctx.tree):
-        if "ModelMixin" not in base_names(cls):
-            continue  # transformers-style models name classes of another package
-        for flag in ("_no_split_modules", "_repeated_blocks"):
-            for item in string_items(class_attr(cls, flag)):
-                if item.value not in known:
-                    yield item, f"{cls.name}.{flag} names {item.value!r}, which is not a class in or imported into this file"
-        for item in string_items(class_attr(cls, "_skip_layerwise_casting_patterns")):
-            try:
-                pattern = re.compile(item.value)
-            except re.error:
-                yield item, f"{cls.name}._skip_layerwise_casting_patterns entry {item.value!r} is not a valid regular expression"
-                continue
-            if not any(pattern.search(name) for name in attributes):
-                yield item, f"{cls.name}._skip_layerwise_casting_patterns entry {item.value!r} matches no module name in this file"
+    attributes = set(_SELF_ATTR.findall(ctx.source))
+    for match in _FLAG.finditer(ctx.source):
+        flag, items = match.group(1), match.group(2)
+        line = ctx.source.count("\n", 0, match.start()) + 1
+        for item in _ITEM.findall(items):
+            if flag == "_skip_layerwise_casting_patterns":
+                try:
+                    pattern = re.compile(item)
+                except re.error:
+                    yield line, f"_skip_layerwise_casting_patterns entry {item!r} is not a valid regular expression"
+                    continue
+                if not any(pattern.search(a) for a in attributes):
+                    yield line, f"_skip_layerwise_casting_patterns entry {item!r} matches no module name in this file"
+            elif not _mentioned(item, ctx.source) and item not in diffusers_class_names():
+                yield line, f"{flag} names {item!r}, which is not a class in, or imported into, this file or diffusers"
 
 
 RULE = register(Rule(
@@ -54,11 +53,13 @@ RULE = register(Rule(
     name="flag-names-exist",
     scope="models",
     summary="Names in _no_split_modules / _repeated_blocks / _skip_layerwise_casting_patterns must exist.",
-    what="A string in _no_split_modules or _repeated_blocks that names no class defined or imported in the file, or a _skip_layerwise_casting_patterns entry that matches no submodule name.",
+    what="A string in _no_split_modules or _repeated_blocks that names no class of the file or of diffusers, or a _skip_layerwise_casting_patterns entry that matches no submodule name.",
     why="device_map placement, regional compilation and layerwise casting look these names up; a stale name silently disables the feature or splits a block across devices.",
     bad='_no_split_modules = ["TransformerBlock"]  # the class is called MyTransformerBlock',
     good='_no_split_modules = ["MyTransformerBlock"]',
     anchor="models.md#capability-flags",
     check=check,
-    prefilter=lambda s: "ModelMixin" in s and any(t in s for t in ("_no_split_modules", "_repeated_blocks", "_skip_layerwise_casting_patterns")),
+    kind="text",
+    # transformers-style models (no ModelMixin) name classes of another package
+    prefilter=lambda s: "ModelMixin" in s and _FLAG.search(s) is not None,
 ))

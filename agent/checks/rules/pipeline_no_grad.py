@@ -1,6 +1,7 @@
+import ast
 import re
 
-from agent.checks.astutil import classes, decorator_names, is_pipeline, methods
+from agent.checks.astutil import decorator_names
 from agent.checks.registry import Rule, register
 
 _CALL = re.compile(r"^\s*def __call__\(", re.M)
@@ -12,13 +13,16 @@ def might_fire(source: str) -> bool:
     return "Pipeline" in source and len(_CALL.findall(source)) > len(_DECORATED.findall(source))
 
 
+def is_pipeline_call(ctx) -> bool:
+    return ctx.class_name.endswith("Pipeline") or any(b.endswith("Pipeline") for b in ctx.class_bases)
+
+
 def check(ctx):
-    for cls in classes(ctx.tree):
-        if not is_pipeline(cls):
-            continue
-        call = methods(cls).get("__call__")
-        if call is not None and not decorator_names(call) & {"torch.no_grad", "no_grad", "torch.inference_mode"}:
-            yield call, f"{cls.name}.__call__ is not decorated with @torch.no_grad(): inference builds autograd graphs"
+    if not is_pipeline_call(ctx):
+        return
+    call = ctx.tree.body[0]
+    if isinstance(call, ast.FunctionDef) and not decorator_names(call) & {"torch.no_grad", "no_grad", "torch.inference_mode"}:
+        yield call, f"{ctx.class_name}.__call__ is not decorated with @torch.no_grad(): inference builds autograd graphs"
 
 
 RULE = register(Rule(
@@ -33,5 +37,6 @@ RULE = register(Rule(
     anchor="pipelines.md#no-grad",
     check=check,
     fixable=True,
+    kind="call",
     prefilter=might_fire,
 ))

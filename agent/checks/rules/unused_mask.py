@@ -1,21 +1,35 @@
 import ast
 import re
 
-from agent.checks.astutil import names_used
 from agent.checks.registry import Rule, register
+
+_MASK_DEF = re.compile(r"^\s*(?:async\s+)?def\s+\w+\s*\([^)]*mask", re.M)
+_DEF = re.compile(r"^\s*(?:async\s+)?def\s+\w+\s*\(")
 
 
 def check(ctx):
-    for fn in ctx.of_type(ast.FunctionDef, ast.AsyncFunctionDef):
-        params = [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]
-        if not any("mask" in a.arg.lower() for a in params):
+    # Text rule: only functions whose signature mentions a mask are parsed, one at a time.
+    from agent.checks.engine import def_slices
+
+    for start, _end, _indent, chunk in def_slices(ctx.lines, _DEF):
+        header = chunk.split(":\n", 1)[0]
+        if "mask" not in header:
             continue
-        body_names = set().union(*(names_used(stmt) for stmt in fn.body)) if fn.body else set()
-        if any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("locals", "vars") for n in ast.walk(fn)):
+        try:
+            fn = ast.parse(chunk).body[0]
+        except (SyntaxError, IndexError):
             continue
-        for arg in params:
-            if "mask" in arg.arg.lower() and arg.arg not in body_names:
-                yield arg, f"{fn.name}() accepts {arg.arg!r} but never uses it: callers' masks are silently dropped"
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) or not fn.body:
+            continue
+        body_start = fn.body[0].lineno - 1
+        if isinstance(fn.body[0], ast.Expr) and isinstance(fn.body[0].value, ast.Constant) and len(fn.body) > 1:
+            body_start = fn.body[1].lineno - 1  # the docstring does not count as a use
+        body = "\n".join(chunk.splitlines()[body_start:])
+        if re.search(r"\b(?:locals|vars)\(\)", body):
+            continue
+        for arg in [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]:
+            if "mask" in arg.arg.lower() and not re.search(rf"\b{re.escape(arg.arg)}\b", body):
+                yield start + arg.lineno, f"{fn.name}() accepts {arg.arg!r} but never uses it: callers' masks are silently dropped"
 
 
 RULE = register(Rule(
@@ -23,11 +37,12 @@ RULE = register(Rule(
     name="unused-mask",
     scope="models",
     summary="A declared mask argument must be used.",
-    what="A function parameter whose name contains 'mask' that the function body never reads.",
+    what="A function parameter whose name contains 'mask' that the function body never mentions.",
     why="Padding masks that are accepted and ignored give wrong results for batched, variable-length inputs, with no error anywhere.",
     bad="def forward(self, x, attention_mask=None):\n    return self.attn(x)",
     good="def forward(self, x, attention_mask=None):\n    return self.attn(x, attention_mask=attention_mask)",
     anchor="models.md#masks",
     check=check,
-    prefilter=re.compile(r"def\s+\w+\s*\([^)]*mask").search,
+    kind="text",
+    prefilter=_MASK_DEF.search,
 ))
