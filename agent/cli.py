@@ -221,9 +221,12 @@ def parity_cmd(spec, device, dtype, seed, json_out, plot_out, allow_read, timeou
 @click.option("--select", help="Comma-separated rule ids or names (or id prefixes: M, P).")
 @click.option("--ignore", help="Comma-separated rule ids or names to skip.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the findings cache.")
+@click.option("--fix", is_flag=True, help="Rewrite what can be fixed (P001, R001 for models, R002), then report what is left.")
+@click.option("--changed-only", is_flag=True, help="Only files changed against --base-ref (committed, staged, unstaged or untracked).")
+@click.option("--base-ref", default="HEAD", show_default=True, help="Git ref that --changed-only compares against.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--explain", metavar="ID", help="Print a rule's documentation and exit.")
-def check_cmd(paths, fmt, select, ignore, no_cache, list_rules, explain) -> None:
+def check_cmd(paths, fmt, select, ignore, no_cache, fix, changed_only, base_ref, list_rules, explain) -> None:
     """Run the diffusers convention checks on PATHS (files or folders).
 
     Exit 0 clean, 1 findings, 2 could not run. Suppress one line with
@@ -250,13 +253,32 @@ def check_cmd(paths, fmt, select, ignore, no_cache, list_rules, explain) -> None
         return
     if not paths:
         raise IntegrateError("no paths given (try: integrate check src/diffusers/models)")
-    try:
-        findings = check_paths(
+    if changed_only:
+        from agent.checks.changed import changed_python_files
+
+        paths = changed_python_files(paths, base_ref)
+        if not paths:
+            click.echo(FORMATS[fmt]([]))
+            return
+
+    def run():
+        return check_paths(
             paths,
             select=select.split(",") if select else None,
             ignore=ignore.split(",") if ignore else None,
             use_cache=not no_cache,
         )
+
+    try:
+        findings = run()
+        if fix:
+            from agent.checks.fix import fix_findings
+
+            fixed = fix_findings([f for f in findings if RULES.get(f.rule) and RULES[f.rule].fixable])
+            for file in fixed:
+                _console().print(f"fixed {file}")
+            if fixed:
+                findings = run()
     except KeyError as exc:
         raise IntegrateError(f"unknown rule: {exc.args[0]}") from None
     except FileNotFoundError as exc:

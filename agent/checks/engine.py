@@ -109,7 +109,7 @@ def def_slices(lines: list[str], def_line: re.Pattern) -> list[tuple[int, int, i
         end = j + 1
         while end < len(lines):
             text = lines[end]
-            if text.strip() and not text.lstrip().startswith("#") and len(text) - len(text.lstrip()) <= indent:
+            if text.strip() and len(text) - len(text.lstrip()) <= indent:  # a comment there starts the next block
                 break
             end += 1
         chunk = "\n".join(text[indent:] if text[:indent].strip() == "" else text for text in lines[start:end])

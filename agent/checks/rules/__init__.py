@@ -3,9 +3,11 @@
 from agent.checks.rules import (  # noqa: F401
     attention_dispatch,
     attention_processor,
+    copied_from,
     flag_names,
     gradient_checkpointing,
     hardcoded_dtype,
+    init_registration,
     no_einops,
     optional_import,
     pipeline_free_hooks,

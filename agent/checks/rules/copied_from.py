@@ -1,0 +1,131 @@
+import re
+import textwrap
+from functools import cache
+from pathlib import Path
+
+from agent.checks.registry import Rule, register
+from agent.checks.rules.init_registration import package_root
+
+COPIED = re.compile(r"^(\s*)# Copied from diffusers\.([\w.]+)(?:\s+with\s+(.+?))?\s*$")
+
+
+def installed_root() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("diffusers")
+    return Path(spec.submodule_search_locations[0]) if spec and spec.submodule_search_locations else None
+
+
+@cache
+def _module_lines(path: Path, mtime: float) -> list[str]:
+    return path.read_text().splitlines()
+
+
+def _block_end(lines: list[str], start: int, indent: int) -> int:
+    """End (exclusive) of the def/class starting at `start`: after the signature, the first line
+    indented at or left of `indent` (trailing blank lines dropped)."""
+    depth, j = 0, start
+    while j < len(lines):
+        depth += lines[j].count("(") + lines[j].count("[") - lines[j].count(")") - lines[j].count("]")
+        if depth <= 0 and lines[j].rstrip().endswith(":"):
+            break
+        j += 1
+    end = j + 1
+    while end < len(lines):
+        text = lines[end]
+        if text.strip() and len(text) - len(text.lstrip()) <= indent:  # a comment there starts the next block
+            break
+        end += 1
+    while end > start and not lines[end - 1].strip():
+        end -= 1
+    return end
+
+
+def source_of(root: Path, dotted: str) -> str | None:
+    """Source of `diffusers.<dotted>` (a function, class or method) from the tree at `root`,
+    found by text (def/class lines and indentation): no parse of the whole module."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module = root.joinpath(*parts[:cut]).with_suffix(".py")
+        if not module.is_file():
+            continue
+        lines = _module_lines(module, module.stat().st_mtime)
+        lo, hi, indent = 0, len(lines), -1
+        for name in parts[cut:]:
+            pattern = re.compile(rf"^(\s*)(?:async\s+)?(?:def|class)\s+{re.escape(name)}\b")
+            found = None
+            for k in range(lo, hi):
+                m = pattern.match(lines[k])
+                if m and len(m.group(1)) > indent and (indent < 0 or len(m.group(1)) <= indent + 8):
+                    found = (k, len(m.group(1)))
+                    break
+            if found is None:
+                return None
+            lo, indent = found
+            hi = _block_end(lines, lo, indent)
+        return "\n".join(lines[lo:hi])
+    return None
+
+
+def apply_replacements(code: str, spec: str | None) -> str:
+    """`with A->B, C->D` (and `all-casing`, which also maps lower- and upper-case forms)."""
+    if not spec:
+        return code
+    all_casing = "all-casing" in spec
+    for part in spec.replace("all-casing", "").split(","):
+        if "->" not in part:
+            continue
+        old, new = (p.strip() for p in part.split("->", 1))
+        code = code.replace(old, new)
+        if all_casing:
+            code = code.replace(old.lower(), new.lower()).replace(old.upper(), new.upper())
+    return code
+
+
+def _normalise(code: str) -> list[str]:
+    return [line.rstrip() for line in textwrap.dedent(code).splitlines() if line.strip()]
+
+
+def copied_blocks(lines: list[str]):
+    """(comment line index, block start, block end, indent, dotted, replacements) per annotation."""
+    for i, line in enumerate(lines):
+        m = COPIED.match(line)
+        if not m:
+            continue
+        start = i + 1
+        while start < len(lines) and lines[start].strip().startswith("@"):
+            start += 1
+        if start >= len(lines) or not re.match(r"\s*(?:async\s+)?(?:def|class)\s", lines[start]):
+            continue
+        indent = len(lines[start]) - len(lines[start].lstrip())
+        yield i, start, _block_end(lines, start, indent), indent, m.group(2), m.group(3)
+
+
+def check(ctx):
+    root = package_root(ctx.path) or installed_root()
+    if root is None:
+        return
+    for i, start, end, _indent, dotted, spec in copied_blocks(ctx.lines):
+        original = source_of(root, dotted)
+        if original is None:
+            yield i + 1, f"# Copied from diffusers.{dotted}: the source cannot be found"
+            continue
+        if _normalise(apply_replacements(original, spec)) != _normalise("\n".join(ctx.lines[start:end])):
+            yield start + 1, f"drifted from its source diffusers.{dotted}" + (f" (with {spec})" if spec else "")
+
+
+RULE = register(Rule(
+    id="R002",
+    name="copied-from",
+    scope="repository",
+    summary="`# Copied from` blocks are identical to their source after the stated renames.",
+    what="A function or class under a `# Copied from diffusers.X [with A->B]` comment whose code differs from X with the renames applied.",
+    why="The annotation promises that fixes to the source reach the copy (make fix-copies); a drifted copy silently misses them, and CI fails on it.",
+    bad="# Copied from diffusers.models.attention.FeedForward\nclass FeedForward(nn.Module):\n    ...  # edited by hand",
+    good="# Copied from diffusers.models.attention.FeedForward\nclass FeedForward(nn.Module):\n    ...  # identical to the source",
+    anchor="pipelines.md#base-class",
+    check=check,
+    fixable=True,
+    kind="text",
+    triggers=("# Copied from diffusers.",),
+))
