@@ -68,7 +68,7 @@ CASES = {
         "class MyPipeline(DiffusionPipeline):\n    @torch.no_grad()\n    def __call__(self, prompt, output_type='pil'):\n        latents = self.denoise(prompt)\n        image = latents if output_type == 'latent' else self.vae.decode(latents)\n        self.maybe_free_model_hooks()\n        return image\n",
     ),
     "P006": (
-        "class MyPipeline(DiffusionPipeline):\n    @torch.no_grad()\n    def __call__(self, latents, timesteps):\n        for i, t in enumerate(timesteps):\n            latents = self.step(latents, t)\n        return latents\n",
+        "class MyPipeline(DiffusionPipeline):\n    @torch.no_grad()\n    def __call__(self, latents, timesteps):\n        for i, t in enumerate(timesteps):\n            latents = self.scheduler.step(latents, t)\n        return latents\n",
         "class MyPipeline(DiffusionPipeline):\n    @torch.no_grad()\n    def __call__(self, latents, timesteps):\n        with self.progress_bar(total=len(timesteps)) as progress_bar:\n            for i, t in enumerate(timesteps):\n                latents = self.step(latents, t)\n                progress_bar.update()\n        return latents\n",
     ),
     "P007": (

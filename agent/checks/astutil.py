@@ -42,6 +42,17 @@ def names_used(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
+IMPORTED_BLOCKS = __import__("re").compile(
+    r"^\s*from\s+\.+[\w.]*\s+import\s+\(?[^)]*?\b\w*(?:Encoder|Decoder|Block|Blocks|Layer|Transformer|Attention|Resnet)\w*\b",
+    __import__("re").M,
+)
+
+
+def imports_sibling_blocks(source: str) -> bool:
+    """The file builds on blocks from other diffusers modules (their code is not in this file)."""
+    return IMPORTED_BLOCKS.search(source) is not None
+
+
 def is_pipeline(cls: ast.ClassDef) -> bool:
     return cls.name.endswith("Pipeline") or any(b.endswith("Pipeline") for b in base_names(cls))
 

@@ -58,10 +58,10 @@ def _fix_no_grad(path: Path) -> bool:
 
 def _fix_copies(path: Path) -> bool:
     from agent.checks.rules.copied_from import (
-        _normalise,
         apply_replacements,
         copied_blocks,
         installed_root,
+        same_code,
         source_of,
     )
     from agent.checks.rules.init_registration import package_root
@@ -74,7 +74,7 @@ def _fix_copies(path: Path) -> bool:
         if original is None:
             continue
         wanted = apply_replacements(original, spec)
-        if _normalise(wanted) != _normalise("\n".join(lines[start:end])):
+        if not same_code(wanted, "\n".join(lines[start:end])):
             replacements.append((start, end, textwrap.indent(textwrap.dedent(wanted), " " * indent).splitlines()))
     for start, end, new in sorted(replacements, reverse=True):
         lines[start:end] = new

@@ -7,6 +7,7 @@ from typing import Any
 
 from agent.render import render
 from agent.run_state import Run, slugify
+from agent.skills import load_skills
 
 # The structural port moves code without touching numerics, so it is held to 1e-5 at fp32,
 # tighter than the engine's default preset.
@@ -117,4 +118,6 @@ def plan(run: Run) -> dict[str, Any]:
         **result,
     ))
     result["plan"] = "plan.md"
+    skills = load_skills(target)
+    result["skills"] = {name: skill.source for name, skill in skills.items()}
     return result

@@ -2,6 +2,7 @@ import re
 from functools import cache
 from pathlib import Path
 
+from agent.checks.astutil import imports_sibling_blocks
 from agent.checks.registry import Rule, register
 
 _FLAG = re.compile(r"^\s*(_no_split_modules|_repeated_blocks|_skip_layerwise_casting_patterns)\s*=\s*[\[(]([^\])]*)[\])]", re.M)
@@ -37,6 +38,8 @@ def check(ctx):
         line = ctx.source.count("\n", 0, match.start()) + 1
         for item in _ITEM.findall(items):
             if flag == "_skip_layerwise_casting_patterns":
+                if imports_sibling_blocks(ctx.source):
+                    continue  # submodule names come from blocks defined in other files
                 try:
                     pattern = re.compile(item)
                 except re.error:

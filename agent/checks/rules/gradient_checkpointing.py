@@ -1,7 +1,7 @@
 import ast
 import re
 
-from agent.checks.astutil import class_attr, classes
+from agent.checks.astutil import class_attr, classes, imports_sibling_blocks
 from agent.checks.registry import Rule, register
 
 
@@ -17,8 +17,17 @@ _FLAG_TRUE = re.compile(r"_supports_gradient_checkpointing\s*=\s*True")
 _BRANCH = re.compile(r"if[^\n]*\.gradient_checkpointing\b|\._gradient_checkpointing_func\(")
 
 
+# Blocks imported from other diffusers modules carry their own checkpointing branches.
+_IMPORTED_BLOCKS = re.compile(r"^\s*from\s+\.+[\w.]*(?:block|attention|resnet|transformer)[\w.]*\s+import", re.M)
+
+
 def might_fire(source: str) -> bool:
-    return _FLAG_TRUE.search(source) is not None and _BRANCH.search(source) is None
+    return (
+        _FLAG_TRUE.search(source) is not None
+        and _BRANCH.search(source) is None
+        and _IMPORTED_BLOCKS.search(source) is None
+        and not imports_sibling_blocks(source)
+    )
 
 
 def check(ctx):

@@ -39,7 +39,15 @@ def check(ctx):
     rel = ctx.path.resolve().relative_to(root).parts
     if rel[0] not in ("models", "pipelines") or "deprecated" in rel:
         return
+    # the nearest package __init__ on the way up that has the lazy _import_structure
     init = root / "__init__.py"
+    for parent in ctx.path.resolve().parents:
+        candidate = parent / "__init__.py"
+        if candidate.is_file() and "_import_structure" in candidate.read_text():
+            init = candidate
+            break
+        if parent == root:
+            break
     lazy, typed = exported(init, init.stat().st_mtime)
     for match in _PUBLIC_CLASS.finditer(ctx.source):
         name, bases = match.group(1), match.group(2)
@@ -48,7 +56,7 @@ def check(ctx):
         line = ctx.source.count("\n", 0, match.start()) + 1
         missing = [half for half, names in (("_import_structure", lazy), ("TYPE_CHECKING imports", typed)) if name not in names]
         if missing:
-            yield line, f"{name} is missing from {' and '.join(missing)} of {init.parent.name}/__init__.py"
+            yield line, f"{name} is missing from {' and '.join(missing)} of {init.parent.relative_to(root.parent)}/__init__.py"
 
 
 RULE = register(Rule(

@@ -9,8 +9,8 @@ def check(ctx):
     if "Pipeline" not in ctx.source:
         return
     for match in _HARD.finditer(ctx.source):
-        if re.search(rf"{match.group(1)}\s*=[^\n]*\.config\b", ctx.source):
-            continue  # a fallback default, replaced from the config when the component is there
+        if re.search(rf"{match.group(1)}\s*=[^\n]*(?:\.config\b|self\.\w+\.)", ctx.source):
+            continue  # a fallback default, replaced from the component when it is there
         line = ctx.source.count("\n", 0, match.start()) + 1
         yield line, f"{match.group(1)} is hard-coded to {match.group(2)}: read it from the component's config"
 

@@ -12,6 +12,11 @@ def _mentions_timesteps(node: ast.AST) -> bool:
     )
 
 
+def _steps_a_scheduler(loop: ast.For) -> bool:
+    """A denoising loop: its body calls a scheduler's step (other loops over timesteps just count)."""
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "step" for n in ast.walk(loop))
+
+
 def _uses_progress_bar(node: ast.AST) -> bool:
     return any(isinstance(n, ast.Call) and dotted(n.func) == "self.progress_bar" for n in ast.walk(node))
 
@@ -21,7 +26,13 @@ def _loops(block: list[ast.stmt], under_bar: bool):
         if isinstance(stmt, ast.With) and any(_uses_progress_bar(item.context_expr) for item in stmt.items):
             yield from _loops(stmt.body, True)
             continue
-        if isinstance(stmt, ast.For) and _mentions_timesteps(stmt.iter) and not under_bar and not _uses_progress_bar(stmt.iter):
+        if (
+            isinstance(stmt, ast.For)
+            and _mentions_timesteps(stmt.iter)
+            and _steps_a_scheduler(stmt)
+            and not under_bar
+            and not _uses_progress_bar(stmt.iter)
+        ):
             yield stmt
         for field in ("body", "orelse", "finalbody"):
             if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
