@@ -87,6 +87,28 @@ _DEF_CALL = re.compile(r"^(\s*)def __call__\(")
 _CLASS = re.compile(r"^(\s*)class\s+(\w+)\s*(?:\(([^)]*)\))?\s*:")
 
 
+def block_end(lines: list[str], start: int, indent: int) -> int:
+    """End (exclusive) of the def/class whose header starts at `start`: past the signature (which
+    may close on a line indented like `def`, so brackets are balanced first), up to the first line
+    indented at or left of `indent` (a comment there starts the next block); trailing blank lines
+    are dropped."""
+    depth, j = 0, start
+    while j < len(lines):
+        depth += lines[j].count("(") + lines[j].count("[") - lines[j].count(")") - lines[j].count("]")
+        if depth <= 0 and lines[j].rstrip().endswith(":"):
+            break
+        j += 1
+    end = j + 1
+    while end < len(lines):
+        text = lines[end]
+        if text.strip() and len(text) - len(text.lstrip()) <= indent:
+            break
+        end += 1
+    while end > start and not lines[end - 1].strip():
+        end -= 1
+    return end
+
+
 def def_slices(lines: list[str], def_line: re.Pattern) -> list[tuple[int, int, int, str]]:
     """(start, end, indent, dedented text) of each function whose `def` line matches, with its
     decorators; the end is found by indentation, after the signature's brackets balance."""
@@ -99,19 +121,7 @@ def def_slices(lines: list[str], def_line: re.Pattern) -> list[tuple[int, int, i
         start = i
         while start > 0 and lines[start - 1].strip().startswith("@"):
             start -= 1
-        # the signature may close on a line indented like `def`: find where its brackets balance
-        depth, j = 0, i
-        while j < len(lines):
-            depth += lines[j].count("(") + lines[j].count("[") - lines[j].count(")") - lines[j].count("]")
-            if depth <= 0 and lines[j].rstrip().endswith(":"):
-                break
-            j += 1
-        end = j + 1
-        while end < len(lines):
-            text = lines[end]
-            if text.strip() and len(text) - len(text.lstrip()) <= indent:  # a comment there starts the next block
-                break
-            end += 1
+        end = block_end(lines, i, indent)
         chunk = "\n".join(text[indent:] if text[:indent].strip() == "" else text for text in lines[start:end])
         out.append((start, end, indent, chunk))
     return out

@@ -227,22 +227,19 @@ class _DropImports(cst.CSTTransformer):
         module = cst.helpers.get_full_name_for_node(updated.module) if updated.module else ""
         if isinstance(updated.names, cst.ImportStar) or module == "__future__":
             return updated
-        keep = [a for a in updated.names if (a.evaluated_alias or a.name.value) not in self.unused]
-        if not keep:
-            return cst.RemovalSentinel.REMOVE
-        if len(keep) != len(updated.names):
-            keep[-1] = keep[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-            return updated.with_changes(names=keep)
-        return updated
+        return self._keep_used(updated, lambda a: a.evaluated_alias or a.name.value)
 
     def leave_Import(self, original, updated):
-        keep = [a for a in updated.names if _bound_name(a) not in self.unused]
+        return self._keep_used(updated, _bound_name)
+
+    def _keep_used(self, node, bound_name):
+        keep = [a for a in node.names if bound_name(a) not in self.unused]
         if not keep:
             return cst.RemovalSentinel.REMOVE
-        if len(keep) != len(updated.names):
+        if len(keep) != len(node.names):
             keep[-1] = keep[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-            return updated.with_changes(names=keep)
-        return updated
+            return node.with_changes(names=keep)
+        return node
 
 
 class _NameUses(cst.CSTVisitor):

@@ -2,6 +2,7 @@ import re
 from functools import cache
 from pathlib import Path
 
+from agent.checks.engine import block_end
 from agent.checks.registry import Rule, register
 from agent.checks.rules.init_registration import package_root
 
@@ -18,26 +19,6 @@ def installed_root() -> Path | None:
 @cache
 def _module_lines(path: Path, mtime: float) -> list[str]:
     return path.read_text().splitlines()
-
-
-def _block_end(lines: list[str], start: int, indent: int) -> int:
-    """End (exclusive) of the def/class starting at `start`: after the signature, the first line
-    indented at or left of `indent` (trailing blank lines dropped)."""
-    depth, j = 0, start
-    while j < len(lines):
-        depth += lines[j].count("(") + lines[j].count("[") - lines[j].count(")") - lines[j].count("]")
-        if depth <= 0 and lines[j].rstrip().endswith(":"):
-            break
-        j += 1
-    end = j + 1
-    while end < len(lines):
-        text = lines[end]
-        if text.strip() and len(text) - len(text.lstrip()) <= indent:  # a comment there starts the next block
-            break
-        end += 1
-    while end > start and not lines[end - 1].strip():
-        end -= 1
-    return end
 
 
 def source_of(root: Path, dotted: str) -> str | None:
@@ -61,7 +42,7 @@ def source_of(root: Path, dotted: str) -> str | None:
             if found is None:
                 return None
             lo, indent = found
-            hi = _block_end(lines, lo, indent)
+            hi = block_end(lines, lo, indent)
         return "\n".join(lines[lo:hi])
     return None
 
@@ -102,7 +83,7 @@ def copied_blocks(lines: list[str]):
         if start >= len(lines) or not re.match(r"\s*(?:async\s+)?(?:def|class)\s", lines[start]):
             continue
         indent = len(lines[start]) - len(lines[start].lstrip())
-        yield i, start, _block_end(lines, start, indent), indent, m.group(2), m.group(3)
+        yield i, start, block_end(lines, start, indent), indent, m.group(2), m.group(3)
 
 
 _HEADER_NAME = re.compile(r"^(\s*(?:async\s+)?(?:def|class)\s+)(\w+)")
