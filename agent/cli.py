@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -290,6 +291,75 @@ def check_cmd(paths, fmt, select, ignore, no_cache, fix, changed_only, base_ref,
     if crashed:
         raise IntegrateError(f"{len(crashed)} rule crash(es), first: {crashed[0].path}: {crashed[0].message}")
     sys.exit(1 if findings else 0)
+
+
+def _size(text: str) -> int:
+    units = {"B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3}
+    m = re.fullmatch(r"\s*([\d.]+)\s*([KMG]i?B|B)?\s*", text, re.I)
+    if not m:
+        raise IntegrateError(f"--max-shard-size: not a size: {text!r} (like 5GB or 500MB)")
+    return int(float(m.group(1)) * units[(m.group(2) or "B").upper()])
+
+
+@cli.command("convert")
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path())
+@click.option("--mapping", type=click.Path(), help="A _weight_mapping.py (torch only); without it keys are kept as they are.")
+@click.option("--out", required=True, type=click.Path(), help="New folder for the diffusers weights.")
+@click.option("--max-shard-size", default="5GB", show_default=True, help="Above this, shards plus an index JSON.")
+@click.option("--expect-keys", type=click.Path(), help="JSON list of the keys the model expects; anything missing or extra is an error.")
+@click.option("--config", "config_file", type=click.Path(), help="config.json to place beside the weights.")
+@click.option("--timeout", type=float, default=7200, show_default=True, help="Wall-time limit in seconds.")
+def convert_cmd(checkpoints, mapping, out, max_shard_size, expect_keys, config_file, timeout) -> None:
+    """Convert safetensors CHECKPOINT(s) to the diffusers folder format, tensor by tensor.
+
+    The mapping is code, so it runs in the sandbox. Inputs are validated (headers, offsets, dtypes);
+    duplicate or missing keys after mapping are errors; nothing is left behind on failure.
+    """
+    import shutil
+    import sys as _sys
+    import tempfile
+
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    import sandbox
+
+    out_path = Path(out).resolve()
+    if out_path.exists() and (not out_path.is_dir() or any(out_path.iterdir())):
+        raise IntegrateError(f"--out exists and is not empty, refusing to overwrite it: {out}")
+    inputs = [Path(c).resolve() for c in checkpoints]
+    for extra in [*inputs, *(Path(p).resolve() for p in (mapping, expect_keys, config_file) if p)]:
+        if not extra.is_file():
+            raise IntegrateError(f"file not found: {extra}")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".integrate-convert-", dir=out_path.parent))
+    cmd = [_sys.executable, "-m", "sandbox.convert", *map(str, inputs), "--out", str(staging / "out"),
+           "--max-shard-bytes", str(_size(max_shard_size)), "--progress-file", str(staging / "progress"),
+           "--result", str(staging / "result.json")]
+    for flag, value in (("--mapping", mapping), ("--expect-keys", expect_keys), ("--config", config_file)):
+        if value:
+            cmd += [flag, str(Path(value).resolve())]
+    ro = {p.parent for p in inputs} | {Path(p).resolve().parent for p in (mapping, expect_keys, config_file) if p}
+    try:
+        with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=_console()) as bar:
+            task = bar.add_task("converting", total=None)
+
+            def poll() -> None:
+                try:
+                    done, total = map(int, (staging / "progress").read_text().split())
+                    bar.update(task, completed=done, total=total)
+                except (OSError, ValueError):
+                    pass
+
+            res = sandbox.run(cmd, staging, ro_paths=sorted(ro), limits=sandbox.Limits(wall_s=timeout, memory_mb=65536, file_mb=1 << 20), poll=poll)
+            poll()
+        if not (res.ok and (staging / "result.json").exists()):
+            raise IntegrateError(f"conversion failed: {res.one_line_error() if res.reason == 'exit' else res.reason}")
+        result = json.loads((staging / "result.json").read_text())
+        shutil.move(str(staging / "out"), out_path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    click.echo(f"{result['tensors_in']} tensors -> {result['tensors_out']} in {result['shards']} shard(s), "
+               f"{result['bytes'] / 1e9:.2f} GB, peak memory {res.peak_rss_mb:.0f} MB, {res.wall_s:.1f} s: {out}")
 
 
 @cli.command("sandbox", context_settings={"ignore_unknown_options": True})

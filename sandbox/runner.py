@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -251,11 +251,13 @@ def run(
     ro_paths: Sequence[str | os.PathLike] = (),
     env: Mapping[str, str] | None = None,
     gpu: bool | None = None,
+    poll: Callable[[], None] | None = None,
 ) -> SandboxResult:
     """Run `cmd` contained, with `workspace` as its only writable directory (and cwd).
 
     `ro_paths` are host paths made visible read-only at the same place. `env` adds variables
     (secret-looking names are still dropped). `gpu=None` exposes NVIDIA devices when present.
+    `poll` is called about every 0.1 s while the command runs (to show progress).
     """
     limits = limits or Limits()
     workspace = Path(workspace).resolve()
@@ -299,7 +301,7 @@ def run(
         start = time.monotonic()
         try:
             status, peak_kb, timed_out = _launch(
-                [*prefix, *shim, *cmd], workspace, inside_env, out_path, err_path, limits, nproc, cgroup
+                [*prefix, *shim, *cmd], workspace, inside_env, out_path, err_path, limits, nproc, cgroup, poll
             )
         finally:
             if cgroup is not None:
@@ -328,7 +330,7 @@ def run(
         )
 
 
-def _launch(argv, workspace, env, out_path, err_path, limits, nproc, cgroup) -> tuple[int, int, bool]:
+def _launch(argv, workspace, env, out_path, err_path, limits, nproc, cgroup, poll=None) -> tuple[int, int, bool]:
     """Start the command, wait up to the wall limit, kill everything on timeout.
 
     Returns (wait status, peak RSS in KB as seen by wait4, timed out).
@@ -344,7 +346,7 @@ def _launch(argv, workspace, env, out_path, err_path, limits, nproc, cgroup) -> 
             start_new_session=True,
             preexec_fn=lambda: _child_setup(limits, nproc, cgroup),
         )
-        status, peak_kb = _wait(proc.pid, limits.wall_s)
+        status, peak_kb = _wait(proc.pid, limits.wall_s, poll)
         timed_out = status is None
         if timed_out:
             _kill_group(proc.pid)
@@ -357,7 +359,7 @@ def _launch(argv, workspace, env, out_path, err_path, limits, nproc, cgroup) -> 
     return status, peak_kb, timed_out
 
 
-def _wait(pid: int, wall_s: float) -> tuple[int | None, int]:
+def _wait(pid: int, wall_s: float, poll: Callable[[], None] | None = None) -> tuple[int | None, int]:
     deadline = time.monotonic() + wall_s
     delay = 0.005
     while True:
@@ -366,6 +368,8 @@ def _wait(pid: int, wall_s: float) -> tuple[int | None, int]:
             return status, usage.ru_maxrss
         if time.monotonic() >= deadline:
             return None, 0
+        if poll is not None:
+            poll()
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
 

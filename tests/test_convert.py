@@ -1,0 +1,112 @@
+"""Streaming conversion: mapping, sharding, and every malformed input refused with nothing left behind."""
+
+import json
+import struct
+
+import pytest
+import torch
+from conftest import EXAMPLE, integrate
+from safetensors.torch import load_file, save_file
+
+MAPPING = '''
+RENAMES = [("blocks.", "transformer_blocks."), ("attn.proj.", "attn.to_out.0.")]
+
+
+def split_qkv(key, tensor):
+    q, k, v = tensor.chunk(3, dim=0)
+    base, suffix = key.replace("blocks.", "transformer_blocks.").replace(".attn.qkv.", ".attn.").rsplit(".", 1)
+    return {f"{base}.to_q.{suffix}": q, f"{base}.to_k.{suffix}": k, f"{base}.to_v.{suffix}": v}
+
+
+HANDLERS = {r"\\.attn\\.qkv\\.": split_qkv}
+'''
+
+
+def write_raw(path, header: dict, data: bytes, length=None):
+    blob = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(blob) if length is None else length) + blob + data)
+    return path
+
+
+def test_mapping_split_and_renames(tmp_path):
+    (tmp_path / "map.py").write_text(MAPPING)
+    proc = integrate("convert", str(EXAMPLE / "model.safetensors"), "--mapping", "map.py", "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    ref, got = load_file(str(EXAMPLE / "model.safetensors")), load_file(str(tmp_path / "out" / "diffusion_pytorch_model.safetensors"))
+    assert len(got) == len(ref) + 2 * 2 * 2  # qkv weight and bias split in both blocks
+    assert torch.equal(got["transformer_blocks.1.attn.to_v.weight"], ref["blocks.1.attn.qkv.weight"][128:])
+    assert torch.equal(got["transformer_blocks.0.attn.to_out.0.bias"], ref["blocks.0.attn.proj.bias"])
+
+
+def test_sharded_output_with_index(tmp_path):
+    proc = integrate("convert", str(EXAMPLE / "model.safetensors"), "--out", "out", "--max-shard-size", "200KB", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    index = json.loads((tmp_path / "out" / "diffusion_pytorch_model.safetensors.index.json").read_text())
+    shards = sorted(set(index["weight_map"].values()))
+    assert len(shards) > 1 and shards[0] == f"diffusion_pytorch_model-00001-of-{len(shards):05d}.safetensors"
+    merged = {}
+    for shard in shards:
+        merged.update(load_file(str(tmp_path / "out" / shard)))
+    ref = load_file(str(EXAMPLE / "model.safetensors"))
+    assert merged.keys() == ref.keys() and all(torch.equal(merged[k], ref[k]) for k in ref)
+    assert index["metadata"]["total_size"] == sum(t.numel() * t.element_size() for t in ref.values())
+
+
+def test_sharded_input(tmp_path):
+    ref = load_file(str(EXAMPLE / "model.safetensors"))
+    keys = sorted(ref)
+    save_file({k: ref[k] for k in keys[:10]}, str(tmp_path / "a.safetensors"))
+    save_file({k: ref[k] for k in keys[10:]}, str(tmp_path / "b.safetensors"))
+    proc = integrate("convert", "a.safetensors", "b.safetensors", "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert load_file(str(tmp_path / "out" / "diffusion_pytorch_model.safetensors")).keys() == ref.keys()
+
+
+F32_2 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("header_beyond_file", "beyond the end of the file"),
+    ("header_over_limit", "over the format's limit"),
+    ("overlapping_offsets", "overlapping"),
+    ("out_of_range_offsets", "out-of-range"),
+    ("unknown_dtype", "unknown dtype"),
+    ("duplicate_after_mapping", "duplicate key after mapping"),
+    ("missing_key", "missing key"),
+])
+def test_malformed_inputs_are_refused_and_leave_nothing(tmp_path, case, needle):
+    ckpt = tmp_path / "bad.safetensors"
+    args = []
+    if case == "header_beyond_file":
+        write_raw(ckpt, {"a": F32_2}, b"\0" * 8, length=10**6)
+    elif case == "header_over_limit":
+        write_raw(ckpt, {"a": F32_2}, b"\0" * 8, length=200_000_000)
+    elif case == "overlapping_offsets":
+        write_raw(ckpt, {"a": F32_2, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, b"\0" * 12)
+    elif case == "out_of_range_offsets":
+        write_raw(ckpt, {"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 8)
+    elif case == "unknown_dtype":
+        write_raw(ckpt, {"a": {"dtype": "Q4", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8)
+    elif case == "duplicate_after_mapping":
+        save_file({"x.a": torch.zeros(2), "y.a": torch.ones(2)}, str(ckpt))
+        (tmp_path / "map.py").write_text('RENAMES = [("x.", ""), ("y.", "")]\n')
+        args = ["--mapping", "map.py"]
+    elif case == "missing_key":
+        save_file({"a": torch.zeros(2)}, str(ckpt))
+        (tmp_path / "keys.json").write_text(json.dumps(["a", "b"]))
+        args = ["--expect-keys", "keys.json"]
+    proc = integrate("convert", str(ckpt), "--out", "out", *args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and needle in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".integrate-convert-")]
+
+
+def test_existing_output_is_not_overwritten(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    proc = integrate("convert", str(EXAMPLE / "model.safetensors"), "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 2 and "not empty" in proc.stderr
+    assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
