@@ -9,8 +9,10 @@ The mapping is a `_weight_mapping.py` module that depends only on torch (docs/we
 
 Pass 1 runs the mapping on `meta` tensors (shapes and dtypes, no data) to plan every output, its
 shard and its byte offsets, and to catch duplicate and missing keys before anything is written.
-Pass 2 reads each input from the memory-mapped file, converts it and writes its bytes straight
-to the planned place, so peak memory stays near the largest tensor group, not the checkpoint.
+Pass 2 reads each input with one read at its offset (not through mmap, whose touched pages would
+all count as resident), converts it and writes its bytes straight to the planned place, so peak
+memory stays near the largest tensor group, not the checkpoint. The next input is read ahead by
+the kernel (posix_fadvise) while the current one is written.
 Output goes to a temporary folder renamed into place at the end: a failure leaves nothing.
 """
 
@@ -27,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
 from sandbox.safetensors_header import SafetensorsFormatError, read_header
 
@@ -83,14 +84,67 @@ class Source:
     file: Path
     dtype: str
     shape: list[int]
+    start: int = 0  # absolute byte offsets in the file
+    end: int = 0
+
+
+class _Reader:
+    """Reads one tensor at a time with a single readinto (no mmap: only that tensor is resident),
+    and asks the kernel to read ahead what comes next, so disk reads overlap our writes."""
+
+    def __init__(self) -> None:
+        self.handles: dict[Path, int] = {}
+
+    def _fd(self, path: Path) -> int:
+        if path not in self.handles:
+            self.handles[path] = os.open(path, os.O_RDONLY)
+        return self.handles[path]
+
+    def prefetch(self, src: Source) -> None:
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(self._fd(src.file), src.start, src.end - src.start, os.POSIX_FADV_WILLNEED)
+
+    def read(self, src: Source, scratch: torch.Tensor) -> torch.Tensor:
+        """The tensor, read into `scratch` (a uint8 buffer reused across steps)."""
+        nbytes = src.end - src.start
+        raw = scratch[:nbytes]
+        tensor = raw.view(TORCH_DTYPES[src.dtype]).view(src.shape) if nbytes else torch.empty(src.shape, dtype=TORCH_DTYPES[src.dtype])
+        view = memoryview(raw.numpy()) if nbytes else memoryview(b"")
+        fd, pos, got = self._fd(src.file), src.start, 0
+        while got < len(view):
+            n = os.preadv(fd, [view[got:]], pos + got)
+            if n <= 0:
+                raise ConversionError(f"{src.file.name}: unexpected end of file reading {src.key!r}")
+            got += n
+        if hasattr(os, "posix_fadvise"):  # done with these pages: let the cache drop them
+            os.posix_fadvise(fd, src.start, src.end - src.start, os.POSIX_FADV_DONTNEED)
+        return tensor
+
+    def copy(self, src: Source, out_fd: int, out_offset: int) -> None:
+        """Bytes of an unchanged tensor, file to file inside the kernel (what cp does)."""
+        fd, done, total = self._fd(src.file), 0, src.end - src.start
+        while done < total:
+            try:
+                n = os.copy_file_range(fd, out_fd, total - done, src.start + done, out_offset + done)
+            except OSError:
+                n = 0
+            if n <= 0:  # not supported between these files: fall back to read + write
+                chunk = os.pread(fd, min(total - done, 64 << 20), src.start + done)
+                n = os.pwrite(out_fd, chunk, out_offset + done)
+            done += n
+
+    def close(self) -> None:
+        for fd in self.handles.values():
+            os.close(fd)
 
 
 @dataclass
 class Step:
-    """One unit of work: some input keys -> some outputs."""
+    """One unit of work: some input keys -> some outputs. A plain rename moves bytes unchanged."""
 
     inputs: list[str]
     run: Callable[..., dict[str, torch.Tensor]]
+    rename_to: str | None = None
 
 
 @dataclass
@@ -113,7 +167,8 @@ def _sources(files: list[Path]) -> dict[str, Source]:
         for key, info in header.tensors.items():
             if key in sources:
                 raise ConversionError(f"key {key!r} is in both {sources[key].file.name} and {f.name}")
-            sources[key] = Source(key, f, info.dtype, info.shape)
+            begin, end = info.offsets
+            sources[key] = Source(key, f, info.dtype, info.shape, header.data_start + begin, header.data_start + end)
     return sources
 
 
@@ -132,7 +187,8 @@ def _steps(mapping: Mapping, sources: dict[str, Source]) -> list[Step]:
         if handler is not None:
             steps.append(Step([key], lambda t, _k=key, _fn=handler: _fn(_k, t)))
         else:
-            steps.append(Step([key], lambda t, _k=key: {mapping.rename(_k): t}))
+            new = mapping.rename(key)
+            steps.append(Step([key], lambda t, _n=new: {_n: t}, rename_to=new))
     missing_drop = [k for k in mapping.drop if k not in sources]
     if missing_drop:
         raise ConversionError(f"missing key {missing_drop[0]!r} (listed in DROP)")
@@ -215,33 +271,43 @@ def convert(
             by_shard.setdefault(p.shard, []).append(p)
         handles, data_start = {}, {}
         for i, items in by_shard.items():
-            fh = open(tmp / _shard_name(i, n_shards), "wb")
+            fd = os.open(tmp / _shard_name(i, n_shards), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             head = _header_bytes(items, {"format": "pt"})
-            fh.write(head)
-            handles[i], data_start[i] = fh, len(head)
+            os.write(fd, head)
+            handles[i], data_start[i] = fd, len(head)
         total, done = sum(p.nbytes for p in planned.values()), 0
-        open_files: dict[Path, object] = {}
+        # one buffer for the inputs of any step that transforms data, allocated once
+        scratch = torch.empty(max((sum(sources[k].end - sources[k].start for k in s.inputs) for s in steps if s.rename_to is None), default=0), dtype=torch.uint8)
+        reader = _Reader()
         try:
-            for step in steps:
-                tensors = []
-                for key in step.inputs:
-                    src = sources[key]
-                    if src.file not in open_files:
-                        open_files[src.file] = safe_open(str(src.file), framework="pt")
-                    tensors.append(open_files[src.file].get_tensor(key))
-                for key, t in step.run(*tensors).items():
-                    p = planned[key]
-                    fh = handles[p.shard]
-                    if fh.tell() != data_start[p.shard] + p.offset:  # outputs arrive in planned order
-                        fh.seek(data_start[p.shard] + p.offset)
-                    fh.write(t.detach().contiguous().view(-1).view(torch.uint8).numpy())  # no extra copy
+            for n, step in enumerate(steps):
+                if n + 1 < len(steps) and steps[n + 1].rename_to is None:
+                    for key in steps[n + 1].inputs:
+                        reader.prefetch(sources[key])
+                if step.rename_to is not None:
+                    p = planned[step.rename_to]
+                    reader.copy(sources[step.inputs[0]], handles[p.shard], data_start[p.shard] + p.offset)
                     done += p.nbytes
-                    if progress:
-                        progress(done, total)
-                del tensors
+                else:
+                    tensors, at = [], 0
+                    for key in step.inputs:
+                        size = sources[key].end - sources[key].start
+                        tensors.append(reader.read(sources[key], scratch[at:at + size]))
+                        at += size
+                    for key, t in step.run(*tensors).items():
+                        p = planned[key]
+                        data = t.detach().contiguous().view(-1).view(torch.uint8).numpy()
+                        written = 0
+                        while written < p.nbytes:
+                            written += os.pwrite(handles[p.shard], memoryview(data)[written:], data_start[p.shard] + p.offset + written)
+                        done += p.nbytes
+                    del tensors
+                if progress:
+                    progress(done, total)
         finally:
-            for fh in handles.values():
-                fh.close()
+            reader.close()
+            for fd in handles.values():
+                os.close(fd)
         if n_shards > 1:
             index = {
                 "metadata": {"total_size": total},
