@@ -30,6 +30,20 @@ def _pids_root() -> tuple[Path, int] | None:
     return None
 
 
+def _remove_orphans(root: Path) -> None:
+    """Empty groups left by a parent that was itself killed (its pid is in the name)."""
+    for group in root.glob("integrate-*-*"):
+        try:
+            owner = int(group.name.split("-")[1])
+        except (IndexError, ValueError):
+            continue
+        if owner != os.getpid() and not Path(f"/proc/{owner}").exists():
+            try:
+                group.rmdir()  # fails (and is skipped) if it still has members
+            except OSError:
+                pass
+
+
 class PidsCgroup:
     def __init__(self, path: Path, version: int):
         self.path, self.version = path, version
@@ -40,6 +54,7 @@ class PidsCgroup:
         if found is None:
             return None
         root, version = found
+        _remove_orphans(root)
         path = root / f"integrate-{os.getpid()}-{next(_counter)}"
         try:
             path.mkdir()

@@ -208,3 +208,19 @@ def test_cli_sandbox_command_reports(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "hi"
     assert "isolation full" in proc.stderr
+
+
+def test_orphan_cgroups_of_dead_parents_are_removed():
+    from pathlib import Path
+
+    from sandbox.cgroup import PidsCgroup, _pids_root
+
+    found = _pids_root()
+    if found is None:
+        pytest.skip("no writable pids cgroup on this machine")
+    orphan = found[0] / "integrate-999999-0"  # pid 999999 is above pid_max: never alive
+    orphan.mkdir(exist_ok=True)
+    group = PidsCgroup.create(10)
+    group.remove()
+    assert not orphan.exists()
+    assert not any(p for p in Path(found[0]).glob(f"integrate-{__import__('os').getpid()}-*"))
