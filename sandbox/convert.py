@@ -2,6 +2,7 @@
 
 The mapping is a `_weight_mapping.py` module that depends only on torch (docs/weight-mapping.md):
 
+    KEYS = {"old.key": "new.key"}              # exact renames (checked first)
     RENAMES = [("old.", "new."), ...]          # substring renames, applied in order
     DROP = {"key": "why it is not used"}       # reference keys deliberately left out
     HANDLERS = {r"regex": fn}                  # fn(key, tensor) -> {new_key: tensor}  (split, reshape, ...)
@@ -50,6 +51,7 @@ class ConversionError(Exception):
 
 @dataclass
 class Mapping:
+    keys: dict[str, str] = field(default_factory=dict)
     renames: list[tuple[str, str]] = field(default_factory=list)
     drop: dict[str, str] = field(default_factory=dict)
     handlers: list[tuple[re.Pattern, Callable]] = field(default_factory=list)
@@ -66,6 +68,7 @@ class Mapping:
         except Exception as exc:
             raise ConversionError(f"mapping {Path(path).name} fails to load: {exc.__class__.__name__}: {exc}") from exc
         return cls(
+            keys=dict(getattr(module, "KEYS", {})),
             renames=list(getattr(module, "RENAMES", [])),
             drop=dict(getattr(module, "DROP", {})),
             handlers=[(re.compile(p), fn) for p, fn in getattr(module, "HANDLERS", {}).items()],
@@ -73,6 +76,8 @@ class Mapping:
         )
 
     def rename(self, key: str) -> str:
+        if key in self.keys:
+            return self.keys[key]
         for old, new in self.renames:
             key = key.replace(old, new)
         return key

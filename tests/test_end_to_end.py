@@ -48,7 +48,7 @@ def test_output_folder_is_a_git_repo_with_port_commits(finished_run):
     assert any(m.startswith("Scaffold") for m in messages)
     assert any("structural, numerics untouched" in m for m in messages)
     assert not repo.is_dirty(untracked_files=True)
-    for name in ("transformer_tiny_dit.py", "PR.md", "parity_spec.py", "reports/parity.json", "reports/parity_layers.png", "weights/config.json", "weights/diffusion_pytorch_model.safetensors"):
+    for name in ("transformer_tiny_dit.py", "_weight_mapping.py", "PR.md", "parity_spec.py", "reports/parity.json", "reports/parity_layers.png", "weights/config.json", "weights/diffusion_pytorch_model.safetensors"):
         assert (out / name).is_file(), name
 
 
@@ -109,3 +109,17 @@ def test_out_folder_is_not_reused(finished_run):
     assert proc.returncode == 2
     assert "not empty" in proc.stderr
     assert (work / "out" / "tiny-dit" / "PR.md").is_file()
+
+
+def test_written_weight_mapping_reconverts_the_checkpoint(finished_run, tmp_path):
+    """The shipped _weight_mapping.py converts the reference checkpoint again, to the same tensors."""
+    from conftest import integrate as run_cli
+    from safetensors.torch import load_file
+
+    work, _, _ = finished_run
+    out = work / "out" / "tiny-dit"
+    proc = run_cli("convert", str(EXAMPLE / "model.safetensors"), "--mapping", str(out / "_weight_mapping.py"), "--out", "again", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    again = load_file(str(tmp_path / "again" / "diffusion_pytorch_model.safetensors"))
+    shipped = load_file(str(out / "weights" / "diffusion_pytorch_model.safetensors"))
+    assert again.keys() == shipped.keys() and all((again[k] == shipped[k]).all() for k in again)

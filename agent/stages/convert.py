@@ -1,5 +1,6 @@
 """convert: the reference weights become the diffusers folder format (config.json +
-diffusion_pytorch_model.safetensors), reloaded with from_pretrained and compared, sandboxed."""
+diffusion_pytorch_model.safetensors, sharded when large) through a written `_weight_mapping.py`
+and the streaming converter, reloaded with from_pretrained and compared, sandboxed."""
 
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ def convert(run: Run) -> dict[str, Any]:
         "config": analysis["config_kwargs"],
         "reference_files": [str(p) for p in files],
         "out": str(workdir / "weights"),
+        "mapping_out": str(workdir / "_weight_mapping.py"),
     }
     (workdir / "job.json").write_text(json.dumps(job, indent=2))
     result, _ = run_job(
@@ -77,16 +79,21 @@ def convert(run: Run) -> dict[str, Any]:
 
     if planned["layout"] == "standalone":
         weights = Path(scaffolded["workspace"]) / "weights"
+        mapping_file = Path(scaffolded["workspace"]) / "_weight_mapping.py"
     else:
         weights = run.path("weights")
+        mapping_file = run.path("_weight_mapping.py")
     if weights.exists():
         shutil.rmtree(weights)
     shutil.move(str(workdir / "weights"), weights)
+    shutil.copy(workdir / "_weight_mapping.py", mapping_file)
     return {
         "weights_dir": str(weights),
         "files": sorted(p.name for p in weights.iterdir()),
         "tensors": result["tensors"],
         "mapping": result["mapping"],
         "reload_equal": result["reload_equal"],
+        "shards": result["shards"],
+        "mapping_file": str(mapping_file),
         "reference_files": [str(p) for p in files],
     }

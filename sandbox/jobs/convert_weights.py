@@ -2,20 +2,26 @@
 
     python -m sandbox.jobs.convert_weights JOB_JSON RESULT_JSON
 
-JOB_JSON: candidate_root, candidate_module, class_name, config, reference_files, out.
-Tensors are read one at a time from memory-mapped input; the saved folder is reloaded with
-`from_pretrained` and compared tensor by tensor.
+JOB_JSON: candidate_root, candidate_module, class_name, config, reference_files, out, mapping_out.
+The port is built on the meta device (shapes only), the mapping is inferred from names and
+shapes and written as a torch-only `_weight_mapping.py`, the checkpoint is converted tensor by
+tensor by `sandbox.convert`, config.json is written from the model, and the folder is reloaded
+with `from_pretrained` and compared with the reference tensors one by one.
 """
 
 import json
 import sys
 import traceback
+from pathlib import Path
 
 import torch
 from safetensors import safe_open
 
+from sandbox.convert import ConversionError
+from sandbox.convert import convert as stream_convert
 from sandbox.loading import load_class, read_json
 from sandbox.mapping import match_by_name
+from sandbox.safetensors_header import read_header
 
 
 def main() -> int:
@@ -23,6 +29,8 @@ def main() -> int:
     job = read_json(job_file)
     try:
         result = convert(job)
+    except ConversionError as exc:
+        result = {"ok": False, "error": str(exc)}
     except Exception as exc:  # the port is untrusted code: report, don't crash
         result = {"ok": False, "error": f"{exc.__class__.__name__}: {exc}", "trace": traceback.format_exc(limit=4)}
     with open(result_file, "w") as fh:
@@ -32,38 +40,38 @@ def main() -> int:
 
 def convert(job: dict) -> dict:
     cls = load_class(job["candidate_root"], job["candidate_module"], job["class_name"])
-    model = cls(**job["config"])
-    cand_state = model.state_dict()
-
+    with torch.device("meta"):
+        model = cls(**job["config"])
+    cand_shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     where: dict[str, str] = {}
     ref_shapes: dict[str, tuple] = {}
     for path in job["reference_files"]:
-        with safe_open(path, framework="pt") as f:
-            for key in f.keys():
-                ref_shapes[key] = tuple(f.get_slice(key).get_shape())
-                where[key] = path
-    mapping = match_by_name(ref_shapes, cand_state)
+        for key, info in read_header(path).tensors.items():
+            ref_shapes[key], where[key] = tuple(info.shape), path
+    mapping = match_by_name(ref_shapes, cand_shapes)
     if mapping.unmatched_candidate or mapping.unmatched_reference:
         return {"ok": False, "error": "weights could not all be mapped", "mapping": mapping.summary()}
 
-    converted = {}
-    by_file: dict[str, list[tuple[str, str]]] = {}
-    for cand_key, ref_key in mapping.pairs.items():
-        by_file.setdefault(where[ref_key], []).append((cand_key, ref_key))
-    for path, pairs in by_file.items():
-        with safe_open(path, framework="pt") as f:
-            for cand_key, ref_key in pairs:
-                converted[cand_key] = f.get_tensor(ref_key)
-    model.load_state_dict(converted, strict=True)
-    model.save_pretrained(job["out"], safe_serialization=True)
+    mapping_file = Path(job["mapping_out"])
+    mapping_file.write_text(mapping.to_module_source(job["class_name"]))
+    stats = stream_convert(job["reference_files"], mapping_file, job["out"], expect_keys=list(cand_shapes))
+    model.save_config(job["out"])
 
     reloaded = cls.from_pretrained(job["out"]).state_dict()
-    mismatched = [k for k, v in model.state_dict().items() if k not in reloaded or not torch.equal(v, reloaded[k])]
+    mismatched = []
+    handles = {}
+    for cand_key, ref_key in mapping.pairs.items():
+        path = where[ref_key]
+        if path not in handles:
+            handles[path] = safe_open(path, framework="pt")
+        if cand_key not in reloaded or not torch.equal(reloaded[cand_key], handles[path].get_tensor(ref_key)):
+            mismatched.append(cand_key)
     return {
         "ok": not mismatched,
         "error": f"{len(mismatched)} tensors differ after reload (first: {mismatched[0]})" if mismatched else None,
         "mapping": mapping.summary(),
-        "tensors": len(converted),
+        "tensors": stats["tensors_out"],
+        "shards": stats["shards"],
         "reload_equal": not mismatched,
     }
 
