@@ -3,6 +3,7 @@
 The mapping is a `_weight_mapping.py` module that depends only on torch (docs/weight-mapping.md):
 
     KEYS = {"old.key": "new.key"}              # exact renames (checked first)
+    RESHAPE = {"old.key": (64, 64)}            # same bytes, another shape (1x1 conv <-> linear)
     RENAMES = [("old.", "new."), ...]          # substring renames, applied in order
     DROP = {"key": "why it is not used"}       # reference keys deliberately left out
     HANDLERS = {r"regex": fn}                  # fn(key, tensor) -> {new_key: tensor}  (split, reshape, ...)
@@ -53,6 +54,7 @@ class ConversionError(Exception):
 class Mapping:
     keys: dict[str, str] = field(default_factory=dict)
     renames: list[tuple[str, str]] = field(default_factory=list)
+    reshape: dict[str, tuple] = field(default_factory=dict)
     drop: dict[str, str] = field(default_factory=dict)
     handlers: list[tuple[re.Pattern, Callable]] = field(default_factory=list)
     fuse: dict[str, tuple[list[str], Callable]] = field(default_factory=dict)
@@ -69,6 +71,7 @@ class Mapping:
             raise ConversionError(f"mapping {Path(path).name} fails to load: {exc.__class__.__name__}: {exc}") from exc
         return cls(
             keys=dict(getattr(module, "KEYS", {})),
+            reshape={k: tuple(v) for k, v in getattr(module, "RESHAPE", {}).items()},
             renames=list(getattr(module, "RENAMES", [])),
             drop=dict(getattr(module, "DROP", {})),
             handlers=[(re.compile(p), fn) for p, fn in getattr(module, "HANDLERS", {}).items()],
@@ -193,7 +196,10 @@ def _steps(mapping: Mapping, sources: dict[str, Source]) -> list[Step]:
             steps.append(Step([key], lambda t, _k=key, _fn=handler: _fn(_k, t)))
         else:
             new = mapping.rename(key)
-            steps.append(Step([key], lambda t, _n=new: {_n: t}, rename_to=new))
+            if key in mapping.reshape:  # same bytes in another shape: still moved file to file
+                steps.append(Step([key], lambda t, _n=new, _s=mapping.reshape[key]: {_n: t.reshape(_s)}, rename_to=new))
+            else:
+                steps.append(Step([key], lambda t, _n=new: {_n: t}, rename_to=new))
     missing_drop = [k for k in mapping.drop if k not in sources]
     if missing_drop:
         raise ConversionError(f"missing key {missing_drop[0]!r} (listed in DROP)")

@@ -23,12 +23,17 @@ class WeightMapping:
     dropped_prefix: str | None = None
     # candidate key -> every reference key its value came from (fused and split tensors)
     sources: dict[str, list[str]] = field(default_factory=dict)
+    # candidate key -> its shape, where the bytes are the same but the shape is not (1x1 conv <-> linear)
+    reshape: dict[str, tuple] = field(default_factory=dict)
 
     def reference_keys(self, cand_key: str) -> list[str]:
         return self.sources.get(cand_key) or ([self.pairs[cand_key]] if cand_key in self.pairs else [])
 
     def apply(self, reference_state: MappingABC[str, Any]) -> dict[str, Any]:
-        return {cand: reference_state[ref] for cand, ref in self.pairs.items()}
+        return {
+            cand: reference_state[ref].reshape(self.reshape[cand]) if cand in self.reshape else reference_state[ref]
+            for cand, ref in self.pairs.items()
+        }
 
     def to_module_source(self, title: str) -> str:
         """The mapping as a `_weight_mapping.py` (torch only): a readable rename table."""
@@ -43,6 +48,11 @@ class WeightMapping:
             f"# {len(self.pairs)} tensors; {len(self.pairs) - len(renamed)} keep their names.",
             "KEYS = {",
             *(f"    {ref!r}: {cand!r}," for ref, cand in renamed.items()),
+            "}",
+            "",
+            "# same bytes, another shape (1x1 convolution <-> linear), keyed by the reference key",
+            "RESHAPE = {",
+            *(f"    {self.pairs[c]!r}: {tuple(s)!r}," for c, s in sorted(self.reshape.items())),
             "}",
             "",
             f"DROP = {{{', '.join(f'{k!r}: {self.dropped_reason!r}' for k in self.unmatched_reference)}}}",

@@ -153,7 +153,7 @@ def _provenance(spec, ref_state: dict[str, torch.Tensor]) -> dict[str, list[str]
     return sources
 
 
-def _load_weights(spec, reference: torch.nn.Module, candidate: torch.nn.Module) -> tuple[WeightMapping, list[str]]:
+def _load_weights(spec, reference: torch.nn.Module, candidate: torch.nn.Module, inputs: dict | None = None) -> tuple[WeightMapping, list[str]]:
     """Copy reference weights into the candidate. Returns the mapping and the problems found."""
     ref_state = reference.state_dict()
     cand_state = candidate.state_dict()
@@ -174,6 +174,10 @@ def _load_weights(spec, reference: torch.nn.Module, candidate: torch.nn.Module) 
         tensors = converted
     else:
         mapping = match_by_name(ref_state, cand_state)
+        if (mapping.unmatched_candidate or mapping.unmatched_reference) and inputs is not None:
+            from sandbox.parity.engine_infer import infer_for_spec
+
+            mapping = infer_for_spec(reference, candidate, inputs, mapping)
         tensors = mapping.apply(ref_state)
 
     unexpected = sorted(set(tensors) - set(cand_state))
@@ -261,8 +265,9 @@ def run_parity(spec_path: str | Path, device: str = "cpu", dtype: str = "float32
             raise ParityError(f"spec {side}() returned {type(model).__name__}, not a torch.nn.Module")
 
     problems: list[str] = []
+    early_inputs = _call(spec, "inputs", seed)
     if getattr(spec, "copy_weights", True):
-        mapping, problems = _load_weights(spec, reference, candidate)
+        mapping, problems = _load_weights(spec, reference, candidate, early_inputs)
     else:
         mapping = match_by_name(reference.state_dict(), candidate.state_dict())
         mapping.source = "none (copy_weights = False)"
