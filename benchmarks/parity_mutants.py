@@ -108,7 +108,8 @@ def build_tinydit_port(work: Path) -> str:
     """The example ported by integrate's own structural porter (codemods + config capture)."""
     source = (EXAMPLE / "tiny_dit.py").read_text()
     mods = port_codemods(source, "from diffusers.models.attention_dispatch import dispatch_attention_fn\n")
-    return capture_config(mods.code, "TinyDiT", "TinyDiTTransformer2DModel", in_tree=False)
+    code, _renamed = capture_config(mods.code, "TinyDiT", "TinyDiTTransformer2DModel", in_tree=False)
+    return code
 
 
 TINYDIT_SPEC = """
