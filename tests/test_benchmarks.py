@@ -13,6 +13,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 def load(name):
     spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
