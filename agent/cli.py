@@ -48,6 +48,7 @@ def cli() -> None:
     integrate resume RUN                continue a run that was interrupted
     integrate parity SPEC.py            compare a reference and a candidate model
     integrate check PATH...             run the convention checks
+    integrate convert CKPT... --out DIR convert weights with a _weight_mapping.py, streaming
     integrate sandbox -- CMD...         run a command in the sandbox (debugging)
 
     SOURCE is a local folder laid out like a Hub repo, or a Hub id (org/name).
