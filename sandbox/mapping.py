@@ -25,19 +25,28 @@ class WeightMapping:
     sources: dict[str, list[str]] = field(default_factory=dict)
     # candidate key -> its shape, where the bytes are the same but the shape is not (1x1 conv <-> linear)
     reshape: dict[str, tuple] = field(default_factory=dict)
+    # candidate key -> (start, end) rows of its reference tensor (a fused tensor split)
+    rows: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def reference_keys(self, cand_key: str) -> list[str]:
         return self.sources.get(cand_key) or ([self.pairs[cand_key]] if cand_key in self.pairs else [])
 
     def apply(self, reference_state: MappingABC[str, Any]) -> dict[str, Any]:
-        return {
-            cand: reference_state[ref].reshape(self.reshape[cand]) if cand in self.reshape else reference_state[ref]
-            for cand, ref in self.pairs.items()
-        }
+        out = {}
+        for cand, ref in self.pairs.items():
+            t = reference_state[ref]
+            if cand in self.rows:
+                a, b = self.rows[cand]
+                t = t[a:b]
+            out[cand] = t.reshape(self.reshape[cand]) if cand in self.reshape else t
+        return out
 
     def to_module_source(self, title: str) -> str:
         """The mapping as a `_weight_mapping.py` (torch only): a readable rename table."""
-        renamed = {ref: cand for cand, ref in sorted(self.pairs.items(), key=lambda kv: kv[1]) if ref != cand}
+        renamed = {ref: cand for cand, ref in sorted(self.pairs.items(), key=lambda kv: kv[1]) if ref != cand and cand not in self.rows}
+        splits: dict[str, list] = {}
+        for cand, (a, b) in sorted(self.rows.items(), key=lambda kv: (self.pairs[kv[0]], kv[1])):
+            splits.setdefault(self.pairs[cand], []).append((cand, a, b))
         lines = [
             f'"""Weight mapping for {title}: reference checkpoint keys -> diffusers keys.',
             "",
@@ -56,6 +65,18 @@ class WeightMapping:
             "}",
             "",
             f"DROP = {{{', '.join(f'{k!r}: {self.dropped_reason!r}' for k in self.unmatched_reference)}}}",
+            "",
+            "# fused reference tensors split by rows between diffusers tensors: (name, start, end)",
+            "SPLITS = {",
+            *(f"    {ref!r}: {parts!r}," for ref, parts in splits.items()),
+            "}",
+            "",
+            "",
+            "def split_rows(key, tensor):",
+            "    return {name: tensor[start:end] for name, start, end in SPLITS[key]}",
+            "",
+            "",
+            'HANDLERS = {"^" + key.replace(".", "\\\\.") + "$": split_rows for key in SPLITS}',
             "",
         ]
         return "\n".join(lines)

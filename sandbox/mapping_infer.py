@@ -4,10 +4,13 @@ Names differ between a reference and its port (`encoder.down.0.block.1.norm1` ag
 `encoder.down_blocks.0.resnets.1.norm1`), but the order in which modules use their parameters
 during a forward pass is the computation itself. Both models run once on the same seeded inputs;
 each module that owns parameters is recorded the first time it runs; the two sequences are
-aligned (longest common subsequence) where modules are compatible (the same number of
+aligned in order (skipping a few modules on either side to resynchronise) where modules are compatible (the same number of
 parameters, each of the same shape, or a 1x1 convolution against a linear layer of the same
-size); aligned modules pair their parameters in order. What the forward never touched is
-matched by name and shape; what is still unmatched is listed, never guessed.
+size); aligned modules pair their parameters in order. A reference module left over whose
+parameters are the row-wise concatenation of the next candidate modules that ran (a fused qkv
+against to_q, to_k, to_v) is split between them in the order they ran; parity then confirms or
+refutes that order. What the forward never touched is matched by name and shape; what is still
+unmatched is listed, never guessed.
 """
 
 from __future__ import annotations
@@ -61,26 +64,43 @@ def _module_match(ra: list[tuple[str, tuple]], cb: list[tuple[str, tuple]]) -> l
     return None if None in kinds else kinds
 
 
-def _align(ref_seq, cand_seq) -> list[tuple[int, int]]:
-    """Longest common subsequence of compatible modules, in order."""
+def _fits_rows(ref_params, run) -> bool:
+    """The run's parameters, stacked row-wise, have the reference module's shapes."""
+    if any(len(params) != len(ref_params) for _, params in run):
+        return False
+    return all(
+        shape[0] == sum(params[n][1][0] for _, params in run) and all(params[n][1][1:] == shape[1:] for _, params in run)
+        for n, (_, shape) in enumerate(ref_params)
+    )
+
+
+def _align(ref_seq, cand_seq, window: int = 8) -> list[tuple[int, list[int]]]:
+    """Walk both sequences in order: a compatible module pairs one to one; a reference module
+    that matches the next 2-4 candidate modules stacked row-wise pairs with all of them (a fused
+    qkv against to_q, to_k, to_v); otherwise skip ahead (on either side, a few steps at most) to
+    the nearest pair that matches again."""
+    out, i, j = [], 0, 0
     n, m = len(ref_seq), len(cand_seq)
-    table = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n - 1, -1, -1):
-        for j in range(m - 1, -1, -1):
-            if _module_match(ref_seq[i][1], cand_seq[j][1]) is not None:
-                table[i][j] = 1 + table[i + 1][j + 1]
-            else:
-                table[i][j] = max(table[i + 1][j], table[i][j + 1])
-    pairs, i, j = [], 0, 0
     while i < n and j < m:
-        if _module_match(ref_seq[i][1], cand_seq[j][1]) is not None and table[i][j] == 1 + table[i + 1][j + 1]:
-            pairs.append((i, j))
+        if _module_match(ref_seq[i][1], cand_seq[j][1]) is not None:
+            out.append((i, [j]))
             i, j = i + 1, j + 1
-        elif table[i + 1][j] >= table[i][j + 1]:
+            continue
+        run = next((k for k in (2, 3, 4) if j + k <= m and _fits_rows(ref_seq[i][1], cand_seq[j:j + k])), None)
+        if run:
+            out.append((i, list(range(j, j + run))))
+            i, j = i + 1, j + run
+            continue
+        skip = next(
+            ((di, dj) for d in range(1, window + 1) for di, dj in ((0, d), (d, 0), (d, d))
+             if i + di < n and j + dj < m and _module_match(ref_seq[i + di][1], cand_seq[j + dj][1]) is not None),
+            None,
+        )
+        if skip is None:
             i += 1
         else:
-            j += 1
-    return pairs
+            i, j = i + skip[0], j + skip[1]
+    return out
 
 
 def infer_mapping(reference: nn.Module, candidate: nn.Module, ref_inputs: dict, cand_inputs: dict) -> WeightMapping:
@@ -89,7 +109,21 @@ def infer_mapping(reference: nn.Module, candidate: nn.Module, ref_inputs: dict, 
     cand_seq = usage_order(candidate, cand_inputs)
     pairs: dict[str, str] = {}
     reshape: dict[str, tuple] = {}
-    for i, j in _align(ref_seq, cand_seq):
+    rows: dict[str, tuple[int, int]] = {}  # candidate key -> row range of its (fused) reference tensor
+    aligned = []
+    for i, js in _align(ref_seq, cand_seq):
+        if len(js) == 1:
+            aligned.append((i, js[0]))
+            continue
+        # rows go to the candidate modules in the order they run (q, k, v for the usual attention)
+        for n, (rk, _shape) in enumerate(ref_seq[i][1]):
+            start = 0
+            for m in js:
+                ck, cs = cand_seq[m][1][n]
+                pairs[ck] = rk
+                rows[ck] = (start, start + cs[0])
+                start += cs[0]
+    for i, j in aligned:
         kinds = _module_match(ref_seq[i][1], cand_seq[j][1])
         for (rk, _rs), (ck, cs), kind in zip(ref_seq[i][1], cand_seq[j][1], kinds, strict=True):
             pairs[ck] = rk
@@ -108,4 +142,6 @@ def infer_mapping(reference: nn.Module, candidate: nn.Module, ref_inputs: dict, 
         source="inferred",
     )
     mapping.reshape = reshape
+    mapping.rows = rows
+    mapping.sources = {ck: [rk] for ck, rk in pairs.items()}
     return mapping
