@@ -1,1 +1,1 @@
-"""The LLM side of the port stage (issue 6): tools so far; backends and the loop to come."""
+"""The LLM side of the port stage (issue 6): backends and tools so far; the loop is still to come."""

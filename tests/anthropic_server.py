@@ -1,0 +1,73 @@
+"""A stand-in for the Anthropic Messages API on 127.0.0.1: plays scripted responses and faults.
+
+Each queued action is either a response body (a Messages API message), or a fault:
+{"status": 429, "headers": {"retry-after": "0"}}, {"status": 529}, {"status": 500}, or
+{"delay": seconds, "then": action} (answered late, after the client may have given up). Requests are recorded for assertions.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def message(content, stop_reason="end_turn", usage=None):
+    return {
+        "id": "msg_standin", "type": "message", "role": "assistant", "model": "claude-standin",
+        "content": content, "stop_reason": stop_reason, "stop_sequence": None,
+        "usage": usage or {"input_tokens": 10, "output_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+    }
+
+
+class MessagesStandIn:
+    def __init__(self) -> None:
+        self.actions: list[dict] = []
+        self.requests: list[dict] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self):
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                standin.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                action = standin.actions.pop(0) if standin.actions else {"status": 500}
+                if "delay" in action:  # a slow answer: sleep, then send this action's own response
+                    time.sleep(action["delay"])
+                    action = action["then"]
+                status = action.get("status", 200)
+                payload = action.get("body") or ({"type": "error", "error": {"type": "api_error", "message": f"stand-in {status}"}} if status != 200 else action)
+                raw = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                for k, v in action.get("headers", {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                try:
+                    self.wfile.write(raw)
+                except BrokenPipeError:
+                    pass
+
+        return Handler
