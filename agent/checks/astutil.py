@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 
 
@@ -42,9 +43,10 @@ def names_used(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
-IMPORTED_BLOCKS = __import__("re").compile(
+# Relative imports of building blocks, recognised by the names imported.
+IMPORTED_BLOCKS = re.compile(
     r"^\s*from\s+\.+[\w.]*\s+import\s+\(?[^)]*?\b\w*(?:Encoder|Decoder|Block|Blocks|Layer|Transformer|Attention|Resnet)\w*\b",
-    __import__("re").M,
+    re.M,
 )
 
 

@@ -208,13 +208,7 @@ class _Inliner:
         tree = self.parse(module)
         # the closure of needed definitions inside this module
         defs = [(stmt, _defined_names(stmt)) for stmt in tree.body if not _is_import(stmt) and not _is_main_guard(stmt)]
-        wanted, frontier = set(), set(known)
-        while frontier:
-            name = frontier.pop()
-            wanted.add(name)
-            for stmt, bound in defs:
-                if name in bound:
-                    frontier |= (_used_names(stmt) & {n for _, b in defs for n in b}) - wanted
+        wanted = _closure(defs, known)
         self.needed[module] = wanted
         for _stmt, target, imported in self.local_imports(module, tree):
             if imported is None:

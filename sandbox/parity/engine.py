@@ -265,18 +265,17 @@ def run_parity(spec_path: str | Path, device: str = "cpu", dtype: str = "float32
             raise ParityError(f"spec {side}() returned {type(model).__name__}, not a torch.nn.Module")
 
     problems: list[str] = []
-    early_inputs = _call(spec, "inputs", seed)
+    inputs = _call(spec, "inputs", seed)  # also what mapping inference runs both models on
+    if not (isinstance(inputs, dict) and {"reference", "candidate"} <= inputs.keys()):
+        raise ParityError('spec inputs(seed) must return {"reference": {...}, "candidate": {...}}')
     if getattr(spec, "copy_weights", True):
-        mapping, problems = _load_weights(spec, reference, candidate, early_inputs)
+        mapping, problems = _load_weights(spec, reference, candidate, inputs)
     else:
         mapping = match_by_name(reference.state_dict(), candidate.state_dict())
         mapping.source = "none (copy_weights = False)"
 
     reference.eval().to(torch_device, torch_dtype)
     candidate.eval().to(torch_device, torch_dtype)
-    inputs = _call(spec, "inputs", seed)
-    if not (isinstance(inputs, dict) and {"reference", "candidate"} <= inputs.keys()):
-        raise ParityError('spec inputs(seed) must return {"reference": {...}, "candidate": {...}}')
     ref_in = _cast(inputs["reference"], torch_device, torch_dtype)
     cand_in = _cast(inputs["candidate"], torch_device, torch_dtype)
 

@@ -17,15 +17,16 @@ _FLAG_TRUE = re.compile(r"_supports_gradient_checkpointing\s*=\s*True")
 _BRANCH = re.compile(r"if[^\n]*\.gradient_checkpointing\b|\._gradient_checkpointing_func\(")
 
 
-# Blocks imported from other diffusers modules carry their own checkpointing branches.
-_IMPORTED_BLOCKS = re.compile(r"^\s*from\s+\.+[\w.]*(?:block|attention|resnet|transformer)[\w.]*\s+import", re.M)
+# ... recognised here also by the module they come from (unet_2d_blocks, attention, ...)
+_BLOCK_MODULE_IMPORT = re.compile(r"^\s*from\s+\.+[\w.]*(?:block|attention|resnet|transformer)[\w.]*\s+import", re.M)
 
 
 def might_fire(source: str) -> bool:
     return (
         _FLAG_TRUE.search(source) is not None
         and _BRANCH.search(source) is None
-        and _IMPORTED_BLOCKS.search(source) is None
+        # blocks imported from other diffusers modules carry their own checkpointing branches
+        and _BLOCK_MODULE_IMPORT.search(source) is None
         and not imports_sibling_blocks(source)
     )
 
