@@ -58,9 +58,30 @@ def cli() -> None:
 def _validate_llm(llm: str) -> str:
     if llm in ("auto", "none"):
         return llm
-    if llm == "anthropic" or llm.startswith("scripted:"):
-        raise IntegrateError(f"--llm {llm}: LLM refinement is not available in this version yet; use --llm none or auto")
+    if llm == "anthropic":
+        if not os.environ.get("ANTHROPIC_API_KEY"):
+            raise IntegrateError("--llm anthropic: ANTHROPIC_API_KEY is not set (or use --llm auto, which skips refinement without a key)")
+        return llm
+    if llm.startswith("scripted:"):
+        script = Path(llm.removeprefix("scripted:"))
+        if not script.is_file():
+            raise IntegrateError(f"--llm scripted: script not found: {script}")
+        return f"scripted:{script.resolve()}"
     raise IntegrateError(f"--llm must be one of {LLM_CHOICES}, not {llm!r}")
+
+
+def _refine_settings(llm: str, model: str, prices: str | None, limits: dict) -> dict:
+    """Refinement settings, checked now so a bad price table fails before any work is done."""
+    from agent.llm.cost import load_prices, prices_for
+
+    if prices and not Path(prices).is_file():
+        raise IntegrateError(f"--prices not found: {prices}")
+    if llm != "none":
+        prices_for(load_prices(prices), model)
+    for name, value in limits.items():
+        if value is not None and value <= 0:
+            raise IntegrateError(f"--{name.replace('_', '-')} must be positive, not {value}")
+    return {"model": model, "prices": str(Path(prices).resolve()) if prices else None, "limits": limits}
 
 
 def _validate_device(device: str) -> None:
@@ -77,21 +98,33 @@ def _validate_device(device: str) -> None:
 @click.option("--target", type=click.Path(), help="A clean diffusers git checkout: the port goes on a new branch there.")
 @click.option("--out", type=click.Path(), help="New (or empty) folder for a standalone port. Default: out/<model>.")
 @click.option("--llm", default="auto", show_default=True, metavar=LLM_CHOICES, help="LLM for the refinement step; auto uses anthropic when ANTHROPIC_API_KEY is set.")
+@click.option("--model", default="claude-sonnet-4-5", show_default=True, help="Anthropic model for refinement.")
+@click.option("--max-turns", type=int, help="Refinement budget: model turns (default 40).")
+@click.option("--max-tokens", type=int, help="Refinement budget: input+output tokens summed over turns (default 3,000,000).")
+@click.option("--max-dollars", type=float, help="Refinement budget: dollars, from usage and the price table (default 5).")
+@click.option("--max-wall", type=float, help="Refinement budget: seconds of wall time (default 3600).")
+@click.option("--llm-timeout", type=float, help="Seconds to wait for one model response before retrying (default 600).")
+@click.option("--prices", type=click.Path(), help="JSON price table ($ per million tokens: input, output, cache_write, cache_read per model).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where parity runs.")
 @click.option("--revision", help="Hub revision (branch, tag or commit) for a Hub SOURCE.")
 @click.option("--runs-dir", type=click.Path(), default="runs", show_default=True, help="Where run folders are created.")
 @click.option("--run-id", help="Name of the run folder (default: <model>-<timestamp>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
-def run_cmd(source, reference, target, out, llm, device, revision, runs_dir, run_id, as_json) -> None:
-    """Port SOURCE into diffusers: resolve, analyze, plan, scaffold, port, convert, verify, publish.
+def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, max_dollars, max_wall, llm_timeout, prices, device, revision, runs_dir, run_id, as_json) -> None:
+    """Port SOURCE into diffusers: resolve, analyze, plan, scaffold, port, refine, convert, verify, publish.
 
-    Exits 0 only when parity passed; 1 when the port ran but parity failed; 2 when it could not run.
+    Exits 0 only when parity passed; 1 when the port ran but parity (or the refinement) failed;
+    2 when it could not run. Refinement is skipped, and says so, without an LLM.
     """
     from agent.run_state import Run, slugify
     from agent.stages.resolve import is_hub_id
     from agent.workspace import check_out_dir, check_target
 
     llm = _validate_llm(llm)
+    refine = _refine_settings(llm, model, prices, {"max_turns": max_turns, "max_tokens": max_tokens, "max_dollars": max_dollars, "max_wall_s": max_wall})
+    if llm_timeout is not None and llm_timeout <= 0:
+        raise IntegrateError(f"--llm-timeout must be positive, not {llm_timeout}")
+    refine["timeout"] = llm_timeout
     if not Path(source).is_dir() and not is_hub_id(source):
         raise IntegrateError(f"source not found: {source} (not a folder, and not a Hub id like org/name)")
     if reference and not Path(reference).exists():
@@ -111,6 +144,7 @@ def run_cmd(source, reference, target, out, llm, device, revision, runs_dir, run
         "target": target,
         "out": out,
         "llm": llm,
+        "refine": refine,
         "device": device,
         "revision": revision,
     }
@@ -165,6 +199,8 @@ def _report(run, as_json: bool) -> None:
         console.print(f"parity {verdict}: max abs {p['max_abs_diff']:.3g}, mean abs {p['mean_abs_diff']:.3g}, cosine {p['cosine']:.8f} ({p['dtype']}, {p['device']})")
     if s.get("refinement"):
         console.print(f"refinement: {s['refinement']['status']} ({s['refinement']['reason']})")
+        if s["refinement"].get("trajectory"):
+            console.print(f"trajectory: {s['refinement']['trajectory']}")
     if s.get("publish"):
         pub = s["publish"]
         where = pub.get("out") or f"branch {pub['branch']} in {pub['target']}"

@@ -1,4 +1,4 @@
-"""The flow of a run: eight stages in order, each recorded in run.json, resumable."""
+"""The flow of a run: nine stages in order, each recorded in run.json, resumable."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from agent.stages.convert import convert
 from agent.stages.plan import plan
 from agent.stages.port import port
 from agent.stages.publish import publish
+from agent.stages.refine import refine
 from agent.stages.resolve import resolve
 from agent.stages.scaffold import scaffold
 from agent.stages.verify import verify
@@ -25,6 +26,7 @@ STAGES: list[tuple[str, Callable[[Run], dict[str, Any]]]] = [
     ("plan", plan),
     ("scaffold", scaffold),
     ("port", port),
+    ("refine", refine),
     ("convert", convert),
     ("verify", verify),
     ("publish", publish),
@@ -44,7 +46,9 @@ def _describe(name: str, result: dict[str, Any]) -> str:
     if name == "port":
         p = result["parity"]
         c = result["codemods"]
-        return f"structural port ({len(c['converted'])} calls rewritten, {len(c['left'])} left), parity max abs {p['max_abs_diff']:.2e}; refinement {result['refinement']['status']}"
+        return f"structural port ({len(c['converted'])} calls rewritten, {len(c['left'])} left), parity max abs {p['max_abs_diff']:.2e}"
+    if name == "refine":
+        return f"{result['status']}: {result['reason']}"
     if name == "convert":
         return f"{result['tensors']} tensors -> {', '.join(result['files'])}; reload {'identical' if result['reload_equal'] else 'DIFFERENT'}"
     if name == "verify":
@@ -96,8 +100,8 @@ def summary(run: Run) -> dict[str, Any]:
         v = run.result("verify")
         out["parity"] = v["parity"]
         out["findings"] = len(v["findings"])
-    if run.is_done("port"):
-        out["refinement"] = run.result("port")["refinement"]
+    if run.is_done("refine"):
+        out["refinement"] = run.result("refine")
     if run.is_done("publish"):
         out["publish"] = run.result("publish")
     return out

@@ -2,7 +2,7 @@
 
 `complete(system, messages, tools) -> Turn`. The anthropic backend honours ANTHROPIC_API_KEY and
 ANTHROPIC_BASE_URL (through the SDK), marks the system prompt and the tool list as a cached
-prefix (`cache_control`), and leaves transient failures (429 with retry-after, 529 overloaded,
+prefix (`cache_control`), adds a moving breakpoint on the newest message, and leaves transient failures (429 with retry-after, 529 overloaded,
 5xx, timeouts) to the SDK's retries; what still fails becomes one BackendError. The scripted
 backend replays a JSONL file of assistant turns, for tests and demos.
 """
@@ -38,6 +38,16 @@ def _cached(blocks: list[dict]) -> list[dict]:
     return [*blocks[:-1], {**blocks[-1], "cache_control": {"type": "ephemeral"}}]
 
 
+def _cached_conversation(messages: list[dict]) -> list[dict]:
+    """A breakpoint on the newest message too, so each turn reads the previous turns from the
+    cache instead of paying for them again (the caller's list is not changed)."""
+    if not messages:
+        return messages
+    last = messages[-1]
+    content = last["content"] if isinstance(last["content"], list) else [{"type": "text", "text": last["content"]}]
+    return [*messages[:-1], {**last, "content": _cached(content)}]
+
+
 class AnthropicBackend:
     def __init__(self, model: str, max_tokens: int = 8192, timeout: float = 600.0, max_retries: int = 4):
         import anthropic
@@ -52,7 +62,7 @@ class AnthropicBackend:
         a = self._anthropic
         try:
             response = self.client.messages.create(
-                model=self.model, max_tokens=self.max_tokens, system=_cached(system), tools=_cached(tools), messages=messages
+                model=self.model, max_tokens=self.max_tokens, system=_cached(system), tools=_cached(tools), messages=_cached_conversation(messages)
             )
         except a.APIStatusError as exc:
             raise BackendError(f"Anthropic API error {exc.status_code}: {exc.message}") from None
@@ -84,6 +94,10 @@ class ScriptedBackend:
                 raise BackendError(f"{path}:{n}: a turn needs a content list")
             self.turns.append(turn)
         self.position = 0
+
+    def resume_at(self, turns: int) -> None:
+        """Continue a resumed session with the turn after those already played."""
+        self.position = turns
 
     def complete(self, system: list[dict], messages: list[dict], tools: list[dict]) -> Turn:
         if self.position >= len(self.turns):

@@ -5,8 +5,8 @@ returned to the model as `ToolError` messages, never raised into the loop. Every
 resolved against the workspace; absolute paths, `..` that climbs out and symlinks that point
 outside are refused before anything is read or written.
 
-Not here yet (issue 6): run_python, run_parity, run_checks and finish, which need the sandbox
-and the loop.
+The tools that run code (run_python, run_parity, run_checks) live in agent/llm/env.py, beside
+the sandbox and git they need; finish is answered by the loop.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 from agent.skills import Skill
 
 MAX_READ_BYTES = 200_000
+MAX_LISTED = 500
 
 
 class ToolError(Exception):
@@ -39,7 +40,7 @@ class Tool:
         return {"name": self.name, "description": self.description, "input_schema": self.schema}
 
 
-def _obj(required: list[str], **props: dict) -> dict[str, Any]:
+def object_schema(required: list[str], **props: dict) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
 
 
@@ -74,6 +75,9 @@ def file_tools(ws: Workspace, skills: dict[str, Skill]) -> dict[str, Tool]:
                 continue
             if p.is_file():
                 entries.append(f"{ws.rel(p)}  ({p.stat().st_size} bytes)")
+                if len(entries) >= MAX_LISTED:
+                    entries.append(f"(first {MAX_LISTED} files; list a sub-folder for more)")
+                    break
         return "\n".join(entries) or "(no files)"
 
     def read_file(path: str) -> str:
@@ -127,17 +131,17 @@ def file_tools(ws: Workspace, skills: dict[str, Skill]) -> dict[str, Tool]:
         return skill.text
 
     tools = [
-        Tool("list_files", "List the files under a folder of the workspace.", _obj([], path={"type": "string"}), list_files),
-        Tool("read_file", "Read a text file of the workspace.", _obj(["path"], path={"type": "string"}), read_file),
-        Tool("write_file", "Create or replace a file of the workspace.", _obj(["path", "content"], path={"type": "string"}, content={"type": "string"}), write_file),
+        Tool("list_files", "List the files under a folder of the workspace.", object_schema([], path={"type": "string"}), list_files),
+        Tool("read_file", "Read a text file of the workspace.", object_schema(["path"], path={"type": "string"}), read_file),
+        Tool("write_file", "Create or replace a file of the workspace.", object_schema(["path", "content"], path={"type": "string"}, content={"type": "string"}), write_file),
         Tool(
             "edit_file",
             "Replace one exact occurrence of `old` by `new` in a file; fails if `old` is missing or not unique.",
-            _obj(["path", "old", "new"], path={"type": "string"}, old={"type": "string"}, new={"type": "string"}),
+            object_schema(["path", "old", "new"], path={"type": "string"}, old={"type": "string"}, new={"type": "string"}),
             edit_file,
         ),
-        Tool("search_code", "Search Python files of the workspace with a regular expression.", _obj(["pattern"], pattern={"type": "string"}, path={"type": "string"}), search_code),
-        Tool("read_skill", "Read one of the convention documents (skills) in full.", _obj(["name"], name={"type": "string"}), read_skill),
+        Tool("search_code", "Search Python files of the workspace with a regular expression.", object_schema(["pattern"], pattern={"type": "string"}, path={"type": "string"}), search_code),
+        Tool("read_skill", "Read one of the convention documents (skills) in full.", object_schema(["name"], name={"type": "string"}), read_skill),
     ]
     return {t.name: t for t in tools}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import IntegrateError
-from agent.parity_run import candidate_location
+from agent.parity_run import candidate_location, write_spec
 from agent.run_state import Run
 from agent.sandboxed import run_job
 from agent.stages.resolve import network_errors
@@ -53,6 +53,7 @@ def convert(run: Run) -> dict[str, Any]:
     workdir.mkdir()
     files = reference_weight_files(run)
     root, module = candidate_location(run)
+    spec = write_spec(run, workdir / "mapping_spec.py")  # both models, for inference by order of use
     job = {
         "candidate_root": str(root),
         "candidate_module": module,
@@ -61,6 +62,7 @@ def convert(run: Run) -> dict[str, Any]:
         "reference_files": [str(p) for p in files],
         "out": str(workdir / "weights"),
         "mapping_out": str(workdir / "_weight_mapping.py"),
+        "spec": str(spec),
     }
     (workdir / "job.json").write_text(json.dumps(job, indent=2))
     result, _ = run_job(
@@ -68,7 +70,7 @@ def convert(run: Run) -> dict[str, Any]:
         [workdir / "job.json", workdir / "result.json"],
         workspace=workdir,
         result_file=workdir / "result.json",
-        ro_paths=[Path(scaffolded["workspace"]), *{p.parent for p in files}],
+        ro_paths=[Path(scaffolded["workspace"]), Path(run.result("resolve")["snapshot"]), *{p.parent for p in files}],
         what="weight conversion",
     )
     if not result["ok"]:

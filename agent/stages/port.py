@@ -1,10 +1,9 @@
 """port: the structural port. The reference code moves into the diffusers model file with its
 numerics untouched, parity is measured against the reference, and the result is committed
-only when parity passes. LLM refinement plugs in after this commit."""
+only when parity passes. The refine stage (the LLM loop) starts from this commit."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +34,6 @@ def _codemods_per_file(snapshot: Path, code_files: list[str], dispatch_import: s
         except cst.ParserSyntaxError:
             continue  # left as it is; analyze already parsed what the model needs
     return out
-
-
-def _refinement_decision(llm: str) -> dict[str, Any]:
-    if llm == "none":
-        return {"status": "skipped", "reason": "--llm none: structural port only"}
-    if llm == "auto" and not os.environ.get("ANTHROPIC_API_KEY"):
-        return {"status": "skipped", "reason": "no ANTHROPIC_API_KEY set (--llm auto): structural port only"}
-    return {"status": "skipped", "reason": f"LLM refinement ({llm}) is not available in this version: structural port only"}
 
 
 def port(run: Run) -> dict[str, Any]:
@@ -106,6 +97,5 @@ def port(run: Run) -> dict[str, Any]:
             "dropped_imports": sorted({*dropped, *(n for f in used_files if f in mods for n in mods[f].dropped_imports)}),
         },
         "left_for_refinement": left,
-        "refinement": _refinement_decision(run.inputs.get("llm", "auto")),
         "isolation": report["sandbox"]["isolation"],
     }

@@ -11,6 +11,7 @@ from typing import Any
 import git
 
 from agent import __version__
+from agent.redact import redact
 from agent.render import render
 from agent.run_state import Run
 from agent.stages.verify import reports_dir
@@ -62,7 +63,7 @@ def publish(run: Run) -> dict[str, Any]:
         tensors=converted["tensors"],
         mapping=converted["mapping"],
         reload_equal=converted["reload_equal"],
-        refinement=ported["refinement"],
+        refinement=redact(run.result("refine")),
         codemods=ported["codemods"],
         parity=verified["parity"],
         seed=0,

@@ -2,9 +2,11 @@
 
     python -m sandbox.jobs.convert_weights JOB_JSON RESULT_JSON
 
-JOB_JSON: candidate_root, candidate_module, class_name, config, reference_files, out, mapping_out.
-The port is built on the meta device (shapes only), the mapping is inferred from names and
-shapes and written as a torch-only `_weight_mapping.py`, the checkpoint is converted tensor by
+JOB_JSON: candidate_root, candidate_module, class_name, config, reference_files, out, mapping_out,
+and optionally spec (a parity spec). The port is built on the meta device (shapes only) and the
+mapping is inferred from names and shapes; when that leaves weights unmatched (renamed, split or
+fused tensors) and a spec is given, both models are run once and the mapping is inferred from the
+order in which they use their weights. It is written as a torch-only `_weight_mapping.py`, the checkpoint is converted tensor by
 tensor by `sandbox.convert`, config.json is written from the model, and the folder is reloaded
 with `from_pretrained` and compared with the reference tensors one by one.
 """
@@ -49,6 +51,8 @@ def convert(job: dict) -> dict:
         for key, info in read_header(path).tensors.items():
             ref_shapes[key], where[key] = tuple(info.shape), path
     mapping = match_by_name(ref_shapes, cand_shapes)
+    if (mapping.unmatched_candidate or mapping.unmatched_reference) and job.get("spec"):
+        mapping = _infer_by_usage(job["spec"], mapping, ref_shapes)
     if mapping.unmatched_candidate or mapping.unmatched_reference:
         return {"ok": False, "error": "weights could not all be mapped", "mapping": mapping.summary()}
 
@@ -64,7 +68,8 @@ def convert(job: dict) -> dict:
         path = where[ref_key]
         if path not in handles:
             handles[path] = safe_open(path, framework="pt")
-        if cand_key not in reloaded or not torch.equal(reloaded[cand_key], handles[path].get_tensor(ref_key)):
+        expected = mapping.value_for(cand_key, handles[path].get_tensor(ref_key))
+        if cand_key not in reloaded or not torch.equal(reloaded[cand_key], expected):
             mismatched.append(cand_key)
     return {
         "ok": not mismatched,
@@ -74,6 +79,21 @@ def convert(job: dict) -> dict:
         "shards": stats["shards"],
         "reload_equal": not mismatched,
     }
+
+
+def _infer_by_usage(spec_path: str, by_name, ref_shapes: dict):
+    """The usage-order mapping from the spec's two models, if it covers more than the names did
+    and names only keys the checkpoint has."""
+    from sandbox.parity.engine import load_spec
+    from sandbox.parity.engine_infer import infer_for_spec
+
+    spec = load_spec(spec_path)
+    reference, candidate = spec.reference(), spec.candidate()
+    inferred = infer_for_spec(reference.eval(), candidate.eval(), spec.inputs(0), by_name)
+    if inferred is by_name or not set(inferred.pairs.values()) <= set(ref_shapes):
+        return by_name
+    inferred.source = "usage"
+    return inferred
 
 
 if __name__ == "__main__":

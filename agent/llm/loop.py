@@ -1,0 +1,181 @@
+"""The refinement loop: ask the model, run the tools it calls, answer every call, repeat.
+
+Small on purpose (mini-swe-agent is the model): one conversation, one list of tools, one
+trajectory. Parity decides what is kept: `finish` is accepted only when parity passes, every
+passing parity after edits commits a green checkpoint, and a session that ends at a limit with
+parity failing goes back to the last green checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.llm.backends import Backend, BackendError
+from agent.llm.cost import Usage
+from agent.llm.env import FINISH, RefineEnv
+from agent.llm.limits import LoopLimits, StuckDetector, budget_exceeded, truncate_middle
+from agent.llm.tools import call_tool
+from agent.llm.trajectory import Trajectory, restore, tool_result_message
+
+NUDGE = "Continue with tool calls. When the port is idiomatic and parity passes, call finish(summary)."
+CUT_OFF = ("Your reply was cut off by max_tokens inside this call, so it was not run. Send it again, shorter "
+           "(several edit_file calls instead of one large write_file).")
+INTERRUPTED = ("The run stopped while this call was in progress, so its result was lost; it may or may not have "
+               "taken effect. Check the workspace and repeat it if needed.")
+
+
+@dataclass
+class Outcome:
+    status: str  # refined | stopped (limit, workspace green) | reverted (limit, parity failing) | paused (API failure)
+    reason: str
+    summary: str | None
+    usage: dict[str, Any]
+    checkpoints: list[str]
+    final_commit: str
+    tried: list[str] = field(default_factory=list)
+    parity: str | None = None
+
+
+def _tried(results: list[dict[str, Any]]) -> list[str]:
+    """What the model did, one line per changing or verifying call, for the report."""
+    lines = []
+    for r in results:
+        name, args = r["name"], r.get("input") or {}
+        if name in ("write_file", "edit_file"):
+            lines.append(f"{name} {args.get('path')}{' (refused)' if r['is_error'] else ''}")
+        elif name in ("run_parity", "finish"):
+            lines.append(f"{name}: {r['content'].splitlines()[0] if r['content'] else ''}")
+    return lines
+
+
+class RefineLoop:
+    def __init__(self, backend: Backend, env: RefineEnv, trajectory: Trajectory, limits: LoopLimits, usage: Usage,
+                 system: list[dict[str, Any]], task: str, meta: dict[str, Any]):
+        self.backend, self.env, self.trajectory, self.limits, self.usage = backend, env, trajectory, limits, usage
+        self.tools = env.tools()
+        self.tool_specs = [t.spec() for t in (*self.tools.values(), FINISH)]
+        self.system, self.task, self.meta = system, task, meta
+        self.stuck = StuckDetector(limits)
+
+    def run(self) -> Outcome:
+        state = restore(self.trajectory.events())
+        if state.end:  # the loop ended before the stage could record it
+            return Outcome(**state.end["outcome"])
+        if state.start is None:
+            self.trajectory.append({"type": "start", "system": self.system, "tools": [t["name"] for t in self.tool_specs],
+                                    "limits": self.limits.to_dict(), "base_commit": self.env.head(), **self.meta})
+            self.trajectory.append({"type": "user", "content": self.task})
+            state = restore(self.trajectory.events())
+        else:
+            if hasattr(self.backend, "resume_at"):
+                self.backend.resume_at(len(state.assistant_turns))
+            self.system = state.start["system"]  # the same prefix as before, so the cache still serves it
+            self.trajectory.append({"type": "resume", "turns_so_far": len(state.assistant_turns), "pending": [b["id"] for b in state.pending]})
+        for turn in state.assistant_turns:
+            self.usage.add(turn.get("usage") or {})
+        for r in state.results:
+            self.stuck.record(r["name"], r.get("input"), r["content"], r["is_error"], r["name"] != "finish")
+        self.messages = state.messages
+        self.last_green = state.last_green or self.env.head()
+        self.checkpoints = [e["commit"] for e in self.trajectory.events() if e["type"] == "checkpoint"]
+        self.results = list(state.results)
+        self.env.on_checkpoint = self._record_checkpoint
+        if state.pending:  # killed between the model's answer and our tool results
+            self._answer([{"tool_use_id": b["id"], "name": b["name"], "input": b.get("input"), "content": INTERRUPTED, "is_error": True, "seconds": 0.0} for b in state.pending], interrupted=True)
+        elif self.messages and self.messages[-1]["role"] == "assistant":
+            self._say(NUDGE)
+        started, earlier = time.monotonic(), state.seconds
+
+        while True:
+            reason = budget_exceeded(self.limits, self.usage, earlier + time.monotonic() - started)
+            if reason:
+                return self._stop(reason)
+            t0 = time.monotonic()
+            try:
+                turn = self.backend.complete(self.system, self.messages, self.tool_specs)
+            except BackendError as exc:  # not an end: the conversation is intact and a resume continues it
+                self.trajectory.append({"type": "paused", "reason": str(exc), "seconds": round(time.monotonic() - t0, 3)})
+                return Outcome("paused", str(exc), None, self.usage.summary(), self.checkpoints, self.env.head(), _tried(self.results))
+            cost = self.usage.add(turn.usage)
+            self.trajectory.append({"type": "assistant", "turn": self.usage.turns, "content": turn.content, "stop_reason": turn.stop_reason,
+                                    "usage": turn.usage, "cost": round(cost, 6), "seconds": round(time.monotonic() - t0, 3)})
+            if turn.content:
+                self.messages.append({"role": "assistant", "content": turn.content})
+            calls = [b for b in turn.content if b.get("type") == "tool_use"]
+            if not calls:
+                if turn.content:
+                    self._say(NUDGE if turn.stop_reason != "max_tokens" else "Your reply was cut off by max_tokens. " + NUDGE)
+                continue
+            finished, results = None, []
+            for call in calls:
+                t1 = time.monotonic()
+                cut_off = turn.stop_reason == "max_tokens" and call is turn.content[-1]
+                if cut_off:
+                    text, is_error = CUT_OFF, True
+                elif call["name"] == "finish" and isinstance(call.get("input"), dict) and isinstance(call["input"].get("summary"), str):
+                    text, is_error, finished = self._finish(call["input"]["summary"])
+                else:
+                    text, is_error = call_tool(self.tools, call["name"], call.get("input"))
+                text = truncate_middle(text, self.limits.result_chars)
+                results.append({"tool_use_id": call["id"], "name": call["name"], "input": call.get("input"), "content": text,
+                                "is_error": is_error, "seconds": round(time.monotonic() - t1, 3)})
+                if finished:
+                    break
+            for call in calls[len(results):]:  # calls after an accepted finish are answered, not run
+                results.append({"tool_use_id": call["id"], "name": call["name"], "input": call.get("input"),
+                                "content": "not run: the session finished", "is_error": True, "seconds": 0.0})
+            stop = self._answer(results)
+            if finished is not None:
+                return self._end(Outcome("refined", "the model called finish and parity passed", finished, self.usage.summary(),
+                                         self.checkpoints, self.env.head(), _tried(self.results), self._last_parity))
+            if stop:
+                return self._stop(stop)
+
+    # ------------------------------------------------------------------------------------------
+    _last_parity: str | None = None
+
+    def _say(self, text: str) -> None:
+        self.messages.append({"role": "user", "content": text})
+        self.trajectory.append({"type": "user", "content": text})
+
+    def _answer(self, results: list[dict[str, Any]], interrupted: bool = False) -> str | None:
+        self.messages.append(tool_result_message(results))
+        self.trajectory.append({"type": "tool_results", "results": results, "interrupted": interrupted,
+                                "seconds": round(sum(r["seconds"] for r in results), 3)})
+        self.results += results
+        stop = None
+        for r in results:
+            stop = self.stuck.record(r["name"], r["input"], r["content"], r["is_error"], r["name"] != "finish") or stop
+        return stop
+
+    def _finish(self, summary: str) -> tuple[str, bool, str | None]:
+        verdict = self.env.parity()
+        self._last_parity = verdict.text.splitlines()[0]
+        if not verdict.passed:
+            return f"finish refused, parity must pass first.\n{verdict.text}", True, None
+        self.env.checkpoint(f"Refine: {summary.splitlines()[0][:72] if summary.strip() else 'refinement'}\n\n{summary}")
+        return f"{verdict.text}\nconvention checks:\n{self.env.checks_text()}", False, summary
+
+    def _record_checkpoint(self, sha: str, message: str) -> None:
+        self.last_green = sha
+        self.checkpoints.append(sha)
+        self.trajectory.append({"type": "checkpoint", "commit": sha, "message": message.splitlines()[0]})
+
+    def _stop(self, reason: str) -> Outcome:
+        """A limit was reached: keep the work if parity passes, else go back to the last green checkpoint."""
+        status, parity = "stopped", None
+        if self.env.dirty() or self.env.head() != self.last_green:
+            verdict = self.env.parity()
+            parity = verdict.text.splitlines()[0]
+            if verdict.passed:
+                self.env.checkpoint(f"Refine: green checkpoint at the {reason}")
+            else:
+                self.env.revert(self.last_green)
+                status = "reverted"
+        return self._end(Outcome(status, reason, None, self.usage.summary(), self.checkpoints, self.env.head(), _tried(self.results), parity))
+
+    def _end(self, outcome: Outcome) -> Outcome:
+        self.trajectory.append({"type": "end", "outcome": outcome.__dict__})
+        return outcome
