@@ -66,6 +66,12 @@ def _validate_llm(llm: str) -> str:
         script = Path(llm.removeprefix("scripted:"))
         if not script.is_file():
             raise IntegrateError(f"--llm scripted: script not found: {script}")
+        from agent.llm.backends import BackendError, ScriptedBackend
+
+        try:
+            ScriptedBackend(script)  # parsed now, so a broken script fails before any work
+        except BackendError as exc:
+            raise IntegrateError(f"--llm scripted: {exc}") from None
         return f"scripted:{script.resolve()}"
     raise IntegrateError(f"--llm must be one of {LLM_CHOICES}, not {llm!r}")
 

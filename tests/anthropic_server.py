@@ -3,6 +3,10 @@
 Each queued action is either a response body (a Messages API message), or a fault:
 {"status": 429, "headers": {"retry-after": "0"}}, {"status": 529}, {"status": 500}, or
 {"delay": seconds, "then": action} (answered late, after the client may have given up). Requests are recorded for assertions.
+
+Like the real API, a request whose conversation breaks the rules (roles not alternating, a
+tool_use not answered by a tool_result in the next message, a tool_result for no tool_use) is
+refused with 400, and does not consume a queued action.
 """
 
 from __future__ import annotations
@@ -21,10 +25,46 @@ def message(content, stop_reason="end_turn", usage=None):
     }
 
 
+def conversation_problem(messages: list[dict]) -> str | None:
+    """What the Messages API would reject in this conversation, or None."""
+    if not messages or messages[0]["role"] != "user":
+        return "the first message must be a user message"
+    for i, m in enumerate(messages):
+        if i and m["role"] == messages[i - 1]["role"]:
+            return f"messages {i - 1} and {i} have the same role"
+        blocks = m["content"] if isinstance(m["content"], list) else []
+        asked = {b["id"] for b in blocks if b.get("type") == "tool_use"}
+        if asked:
+            nxt = messages[i + 1]["content"] if i + 1 < len(messages) else None
+            if nxt is None:
+                return f"message {i} has tool_use blocks and nothing answers them"
+            answered = {b["tool_use_id"] for b in nxt if isinstance(nxt, list) and b.get("type") == "tool_result"} if isinstance(nxt, list) else set()
+            if asked != answered:
+                return f"tool_use ids {sorted(asked)} in message {i} answered by {sorted(answered)}"
+        if m["role"] == "user" and i:
+            prev = messages[i - 1]["content"]
+            asked_before = {b["id"] for b in prev if b.get("type") == "tool_use"} if isinstance(prev, list) else set()
+            stray = {b["tool_use_id"] for b in blocks if b.get("type") == "tool_result"} - asked_before
+            if stray:
+                return f"tool_result for unknown tool_use ids {sorted(stray)} in message {i}"
+    return None
+
+
+def script_actions(path) -> list[dict]:
+    """A scripted session (JSONL of assistant turns) as responses to queue."""
+    actions = []
+    for line in open(path):
+        if line.strip():
+            turn = json.loads(line)
+            actions.append(message(turn["content"], turn.get("stop_reason", "end_turn"), turn.get("usage")))
+    return actions
+
+
 class MessagesStandIn:
     def __init__(self) -> None:
         self.actions: list[dict] = []
         self.requests: list[dict] = []
+        self.rejected: list[str] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -52,7 +92,12 @@ class MessagesStandIn:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 standin.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
-                action = standin.actions.pop(0) if standin.actions else {"status": 500}
+                problem = conversation_problem(body.get("messages", []))
+                if problem:
+                    standin.rejected.append(problem)
+                    action = {"status": 400, "body": {"type": "error", "error": {"type": "invalid_request_error", "message": problem}}}
+                else:
+                    action = standin.actions.pop(0) if standin.actions else {"status": 500}
                 if "delay" in action:  # a slow answer: sleep, then send this action's own response
                     time.sleep(action["delay"])
                     action = action["then"]

@@ -4,6 +4,7 @@ import json
 import struct
 
 import git
+import pytest
 from conftest import assert_one_line_error, integrate
 
 
@@ -98,10 +99,26 @@ def test_target_that_is_not_diffusers(tmp_path, example):
     assert_one_line_error(proc, "not a diffusers checkout")
 
 
-def test_unavailable_llm_backend_is_refused_not_faked(tmp_path, example):
+def test_anthropic_without_a_key_is_refused_not_faked(tmp_path, example):
     proc = integrate(str(example), "--out", "out/x", "--llm", "anthropic", cwd=tmp_path)
-    assert_one_line_error(proc, "--llm anthropic")
+    assert_one_line_error(proc, "--llm anthropic", "ANTHROPIC_API_KEY")
     _assert_no_output(tmp_path)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--llm", "scripted:missing.jsonl"], "script not found"),
+    (["--llm", "gpt"], "--llm must be one of"),
+    (["--llm", "scripted:bad.jsonl"], "bad.jsonl:1: not JSON"),
+    (["--llm", "scripted:good.jsonl", "--model", "claude-unknown"], "no prices for model 'claude-unknown'"),
+    (["--llm", "scripted:good.jsonl", "--max-turns", "0"], "--max-turns must be positive"),
+    (["--llm", "scripted:good.jsonl", "--prices", "prices.json"], "price table prices.json is not JSON"),
+])
+def test_bad_refinement_settings(tmp_path, example, args, needle):
+    (tmp_path / "bad.jsonl").write_text("{not json\n")
+    (tmp_path / "good.jsonl").write_text('{"content": []}\n')
+    (tmp_path / "prices.json").write_text("{")
+    proc = integrate(str(example), "--out", "out/x", *args, cwd=tmp_path)
+    assert_one_line_error(proc, needle)
 
 
 def test_cuda_without_gpu(tmp_path, example):
