@@ -8,8 +8,12 @@ aligned in order (skipping a few modules on either side to resynchronise) where 
 parameters, each of the same shape, or a 1x1 convolution against a linear layer of the same
 size); aligned modules pair their parameters in order. A reference module left over whose
 parameters are the row-wise concatenation of the next candidate modules that ran (a fused qkv
-against to_q, to_k, to_v) is split between them in the order they ran; parity then confirms or
-refutes that order. What the forward never touched is matched by name and shape; what is still
+against to_q, to_k, to_v) is split between them in the order they ran; the other way round,
+reference modules that ran one after another and stack into one candidate module (to_q, to_k,
+to_v against a fused qkv) are fused in that order. Where the order is a guess (which rows are q,
+which half is shift), `sandbox.mapping_resolve` runs the layer on each option and keeps the one
+that reproduces the reference. Parameters shared by several modules (tied weights) pair from
+every module that uses them. What the forward never touched is matched by name and shape; what is still
 unmatched is listed, never guessed.
 """
 
@@ -74,22 +78,28 @@ def _fits_rows(ref_params, run) -> bool:
     )
 
 
-def _align(ref_seq, cand_seq, window: int = 8) -> list[tuple[int, list[int]]]:
+def _align(ref_seq, cand_seq, window: int = 8) -> list[tuple[list[int], list[int]]]:
     """Walk both sequences in order: a compatible module pairs one to one; a reference module
     that matches the next 2-4 candidate modules stacked row-wise pairs with all of them (a fused
-    qkv against to_q, to_k, to_v); otherwise skip ahead (on either side, a few steps at most) to
-    the nearest pair that matches again."""
+    qkv against to_q, to_k, to_v), and 2-4 reference modules that stack into the next candidate
+    module pair with it (the reverse); otherwise skip ahead (on either side, a few steps at
+    most) to the nearest pair that matches again."""
     out, i, j = [], 0, 0
     n, m = len(ref_seq), len(cand_seq)
     while i < n and j < m:
         if _module_match(ref_seq[i][1], cand_seq[j][1]) is not None:
-            out.append((i, [j]))
+            out.append(([i], [j]))
             i, j = i + 1, j + 1
             continue
         run = next((k for k in (2, 3, 4) if j + k <= m and _fits_rows(ref_seq[i][1], cand_seq[j:j + k])), None)
         if run:
-            out.append((i, list(range(j, j + run))))
+            out.append(([i], list(range(j, j + run))))
             i, j = i + 1, j + run
+            continue
+        run = next((k for k in (2, 3, 4) if i + k <= n and _fits_rows(cand_seq[j][1], ref_seq[i:i + k])), None)
+        if run:
+            out.append((list(range(i, i + run)), [j]))
+            i, j = i + run, j + 1
             continue
         skip = next(
             ((di, dj) for d in range(1, window + 1) for di, dj in ((0, d), (d, 0), (d, d))
@@ -110,8 +120,15 @@ def infer_mapping(reference: nn.Module, candidate: nn.Module, ref_inputs: dict, 
     pairs: dict[str, str] = {}
     reshape: dict[str, tuple] = {}
     rows: dict[str, tuple[int, int]] = {}  # candidate key -> row range of its (fused) reference tensor
+    fused: dict[str, list[str]] = {}  # candidate key -> reference keys stacked row-wise, in run order
     aligned = []
-    for i, js in _align(ref_seq, cand_seq):
+    for is_, js in _align(ref_seq, cand_seq):
+        if len(is_) > 1:
+            for n, (ck, _shape) in enumerate(cand_seq[js[0]][1]):
+                fused[ck] = [ref_seq[i][1][n][0] for i in is_]
+                pairs[ck] = fused[ck][0]
+            continue
+        i = is_[0]
         if len(js) == 1:
             aligned.append((i, js[0]))
             continue
@@ -130,18 +147,46 @@ def infer_mapping(reference: nn.Module, candidate: nn.Module, ref_inputs: dict, 
             if kind == "reshape":
                 reshape[ck] = cs
     # what the forward did not touch (buffers, unused branches): identical names and shapes
+    used = set(pairs.values()) | {k for keys in fused.values() for k in keys}
     rest = match_by_name(
-        {k: v for k, v in ref_state.items() if k not in pairs.values()},
+        {k: v for k, v in ref_state.items() if k not in used},
         {k: v for k, v in cand_state.items() if k not in pairs},
     )
     pairs.update(rest.pairs)
+    used |= set(rest.pairs.values())
+    tied = tied_keys(reference)
+    used |= {alias for k in list(used) for alias in tied.get(k, ())}  # a tied copy is used when its twin is
     mapping = WeightMapping(
         pairs=pairs,
-        unmatched_reference=sorted(set(ref_state) - set(pairs.values())),
+        unmatched_reference=sorted(set(ref_state) - used),
         unmatched_candidate=sorted(set(cand_state) - set(pairs)),
         source="inferred",
     )
     mapping.reshape = reshape
     mapping.rows = rows
-    mapping.sources = {ck: [rk] for ck, rk in pairs.items()}
+    mapping.fused = fused
+    mapping.sources = {ck: fused.get(ck, [rk]) for ck, rk in pairs.items()}
     return mapping
+
+
+def tied_keys(model: nn.Module) -> dict[str, list[str]]:
+    """State-dict keys that are one tensor under several names: key -> its other names."""
+    by_storage: dict[tuple, list[str]] = {}
+    for key, tensor in model.state_dict(keep_vars=True).items():
+        if tensor.device.type == "meta":
+            continue  # no storage to compare
+        by_storage.setdefault((tensor.data_ptr(), tuple(tensor.shape), tensor.dtype), []).append(key)
+    return {k: [o for o in keys if o != k] for keys in by_storage.values() if len(keys) > 1 for k in keys}
+
+
+def use_checkpoint_names(mapping: WeightMapping, reference: nn.Module, present: set[str]) -> None:
+    """A checkpoint saved with tied weights deduplicated (safetensors' save_model) keeps one name
+    of each tied group: point the mapping at the name the checkpoint has."""
+    tied = tied_keys(reference)
+
+    def present_name(key: str) -> str:
+        return key if key in present else next((alias for alias in tied.get(key, ()) if alias in present), key)
+
+    mapping.pairs = {cand: present_name(ref) for cand, ref in mapping.pairs.items()}
+    mapping.fused = {cand: [present_name(r) for r in refs] for cand, refs in mapping.fused.items()}
+    mapping.unmatched_reference = [k for k in mapping.unmatched_reference if k in present]

@@ -49,6 +49,7 @@ def describe_parity(report: dict[str, Any]) -> str:
         names = mapping.get(f"unmatched_{side}_names") or []
         if names:
             lines.append(f"weights of the {'reference' if side == 'reference' else 'port'} no weight of the other side maps to: {', '.join(names[:8])}")
+    lines += [f"weight mapping could not decide: {u}" for u in mapping.get("unresolved") or []]
     worst = sorted((layer for layer in report.get("layers", []) if layer.get("diverged")), key=lambda layer: -layer["max_abs_diff"])[:5]
     lines += [f"diverged layer: {layer['reference_module']} -> {layer['candidate_module']} max abs {layer['max_abs_diff']:.3g}" for layer in worst]
     return "\n".join(lines)

@@ -64,11 +64,14 @@ def convert(job: dict) -> dict:
     reloaded = cls.from_pretrained(job["out"]).state_dict()
     mismatched = []
     handles = {}
-    for cand_key, ref_key in mapping.pairs.items():
-        path = where[ref_key]
+    def reference_tensor(key: str) -> torch.Tensor:
+        path = where[key]
         if path not in handles:
             handles[path] = safe_open(path, framework="pt")
-        expected = mapping.value_for(cand_key, handles[path].get_tensor(ref_key))
+        return handles[path].get_tensor(key)
+
+    for cand_key in mapping.pairs:
+        expected = mapping.tensor_for(cand_key, reference_tensor)
         if cand_key not in reloaded or not torch.equal(reloaded[cand_key], expected):
             mismatched.append(cand_key)
     return {
@@ -84,13 +87,17 @@ def convert(job: dict) -> dict:
 def _infer_by_usage(spec_path: str, by_name, ref_shapes: dict):
     """The usage-order mapping from the spec's two models, if it covers more than the names did
     and names only keys the checkpoint has."""
+    from sandbox.mapping_infer import use_checkpoint_names
     from sandbox.parity.engine import load_spec
     from sandbox.parity.engine_infer import infer_for_spec
 
     spec = load_spec(spec_path)
     reference, candidate = spec.reference(), spec.candidate()
     inferred = infer_for_spec(reference.eval(), candidate.eval(), spec.inputs(0), by_name)
-    if inferred is by_name or not set(inferred.pairs.values()) <= set(ref_shapes):
+    if inferred is by_name:
+        return by_name
+    use_checkpoint_names(inferred, reference, set(ref_shapes))
+    if not inferred.used_reference_keys() <= set(ref_shapes):
         return by_name
     inferred.source = "usage"
     return inferred

@@ -6,13 +6,19 @@ import copy
 
 from sandbox.mapping import WeightMapping
 from sandbox.mapping_infer import infer_mapping
+from sandbox.mapping_resolve import resolve_by_running
 
 
 def infer_for_spec(reference, candidate, inputs: dict, by_name: WeightMapping) -> WeightMapping:
-    """Run both sides once (on copies, so no state leaks into the parity run) and keep whichever
-    mapping matches more keys."""
+    """Run both sides (on copies, so no state leaks into the parity run) and keep whichever
+    mapping matches more keys; ambiguous orders are then decided by running the layers."""
     try:
-        inferred = infer_mapping(copy.deepcopy(reference), copy.deepcopy(candidate), inputs["reference"], inputs["candidate"])
+        ref_copy, cand_copy = copy.deepcopy(reference), copy.deepcopy(candidate)
+        inferred = infer_mapping(ref_copy, cand_copy, inputs["reference"], inputs["candidate"])
+        if len(inferred.pairs) <= len(by_name.pairs):
+            return by_name
+        if not inferred.unmatched_candidate:
+            inferred = resolve_by_running(ref_copy, cand_copy, inputs["reference"], inputs["candidate"], inferred)
+        return inferred
     except Exception:  # an inference failure leaves the name-based mapping, which then reports what is unmatched
         return by_name
-    return inferred if len(inferred.pairs) > len(by_name.pairs) else by_name
