@@ -382,6 +382,9 @@ def convert_cmd(checkpoints, mapping, out, max_shard_size, expect_keys, config_f
         if value:
             cmd += [flag, str(Path(value).resolve())]
     ro = {p.parent for p in inputs} | {Path(p).resolve().parent for p in (mapping, expect_keys, config_file) if p}
+    from agent.prefetch import prefetch
+
+    prefetch(inputs)  # the disk works while the job starts its interpreter and imports torch
     try:
         with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=_console()) as bar:
             task = bar.add_task("converting", total=None)
