@@ -26,24 +26,40 @@ import os
 import re
 import shutil
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from sandbox.safetensors_header import SafetensorsFormatError, read_header
 
-DTYPE_NAMES = {
-    torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
-    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
-    torch.bool: "BOOL",
-}
-for _name, _code in (("float8_e4m3fn", "F8_E4M3"), ("float8_e5m2", "F8_E5M2")):
-    if hasattr(torch, _name):
-        DTYPE_NAMES[getattr(torch, _name)] = _code
-TORCH_DTYPES = {v: k for k, v in DTYPE_NAMES.items()}
+if TYPE_CHECKING:
+    import torch
+
 WEIGHTS_NAME = "diffusion_pytorch_model"
+HEADER_ALLOWANCE_PER_OUTPUT = 160  # bytes of header JSON reserved per expected output beyond its key
+
+
+@cache
+def dtype_names() -> dict:
+    """torch dtype -> safetensors dtype code (imports torch, so called only once it is needed)."""
+    import torch
+
+    names = {
+        torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
+        torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+        torch.bool: "BOOL",
+    }
+    for name, code in (("float8_e4m3fn", "F8_E4M3"), ("float8_e5m2", "F8_E5M2")):
+        if hasattr(torch, name):
+            names[getattr(torch, name)] = code
+    return names
+
+
+def torch_dtype(code: str):
+    return {v: k for k, v in dtype_names().items()}[code]
 
 
 class ConversionError(Exception):
@@ -103,9 +119,13 @@ class _Reader:
     def __init__(self) -> None:
         self.handles: dict[Path, int] = {}
 
-    def _fd(self, path: Path) -> int:
+    def open(self, path: Path) -> None:
+        """Opened before the copier thread starts, which then only reads the table."""
         if path not in self.handles:
             self.handles[path] = os.open(path, os.O_RDONLY)
+
+    def _fd(self, path: Path) -> int:
+        self.open(path)
         return self.handles[path]
 
     def prefetch(self, src: Source) -> None:
@@ -116,7 +136,7 @@ class _Reader:
         """The tensor, read into `scratch` (a uint8 buffer reused across steps)."""
         nbytes = src.end - src.start
         raw = scratch[:nbytes]
-        tensor = raw.view(TORCH_DTYPES[src.dtype]).view(src.shape) if nbytes else torch.empty(src.shape, dtype=TORCH_DTYPES[src.dtype])
+        tensor = raw.view(torch_dtype(src.dtype)).view(src.shape) if nbytes else scratch.new_empty(src.shape, dtype=torch_dtype(src.dtype))
         view = memoryview(raw.numpy()) if nbytes else memoryview(b"")
         fd, pos, got = self._fd(src.file), src.start, 0
         while got < len(view):
@@ -153,6 +173,7 @@ class Step:
     inputs: list[str]
     run: Callable[..., dict[str, torch.Tensor]]
     rename_to: str | None = None
+    reshape: tuple | None = None
 
 
 @dataclass
@@ -163,6 +184,7 @@ class Planned:
     nbytes: int
     shard: int = 0
     offset: int = 0
+    origin: str = ""  # the input key it comes from (the first, for fused outputs)
 
 
 def _sources(files: list[Path]) -> dict[str, Source]:
@@ -197,7 +219,7 @@ def _steps(mapping: Mapping, sources: dict[str, Source]) -> list[Step]:
         else:
             new = mapping.rename(key)
             if key in mapping.reshape:  # same bytes in another shape: still moved file to file
-                steps.append(Step([key], lambda t, _n=new, _s=mapping.reshape[key]: {_n: t.reshape(_s)}, rename_to=new))
+                steps.append(Step([key], lambda t, _n=new, _s=mapping.reshape[key]: {_n: t.reshape(_s)}, rename_to=new, reshape=mapping.reshape[key]))
             else:
                 steps.append(Step([key], lambda t, _n=new: {_n: t}, rename_to=new))
     missing_drop = [k for k in mapping.drop if k not in sources]
@@ -207,40 +229,84 @@ def _steps(mapping: Mapping, sources: dict[str, Source]) -> list[Step]:
 
 
 def _meta(source: Source) -> torch.Tensor:
-    return torch.empty(source.shape, dtype=TORCH_DTYPES[source.dtype], device="meta")
+    import torch
+
+    if source.dtype not in dtype_names().values():
+        raise ConversionError(f"tensor {source.key!r} has dtype {source.dtype}, which torch cannot load for the mapping code")
+    return torch.empty(source.shape, dtype=torch_dtype(source.dtype), device="meta")
 
 
-def plan(files: list[Path], mapping: Mapping, max_shard_bytes: int, expect_keys: list[str] | None = None):
-    """Outputs of every step (computed on meta tensors), sharded, with byte offsets."""
-    sources = _sources(files)
-    steps = _steps(mapping, sources)
+def _plan_renames(steps: list[Step], sources: dict[str, Source]) -> dict[str, Planned]:
+    """Outputs of the steps that only rename (and maybe reshape): known from headers, no torch."""
     planned: dict[str, Planned] = {}
-    produced_by: dict[str, str] = {}
     for step in steps:
+        if step.rename_to is None:
+            continue
+        src = sources[step.inputs[0]]
+        shape = list(step.reshape or src.shape)
+        if _numel(shape) != _numel(src.shape):
+            raise ConversionError(f"mapping fails on {src.key!r}: RESHAPE to {tuple(shape)} does not fit shape {tuple(src.shape)}")
+        if step.rename_to in planned:
+            raise ConversionError(f"duplicate key after mapping: {step.rename_to!r} (from {planned[step.rename_to].origin!r} and {src.key!r})")
+        planned[step.rename_to] = Planned(step.rename_to, src.dtype, shape, src.end - src.start, origin=src.key)
+    return planned
+
+
+def _plan_transforms(steps: list[Step], sources: dict[str, Source], planned: dict[str, Planned]) -> None:
+    """Outputs of the steps that run mapping code, computed on meta tensors (this imports torch)."""
+    for step in steps:
+        if step.rename_to is not None:
+            continue
         try:
             outputs = step.run(*(_meta(sources[k]) for k in step.inputs))
+        except ConversionError:
+            raise
         except Exception as exc:
             raise ConversionError(f"mapping fails on {step.inputs[0]!r}: {exc.__class__.__name__}: {exc}") from exc
         for key, t in outputs.items():
             if key in planned:
-                raise ConversionError(f"duplicate key after mapping: {key!r} (from {produced_by[key]!r} and {step.inputs[0]!r})")
-            if t.dtype not in DTYPE_NAMES:
+                raise ConversionError(f"duplicate key after mapping: {key!r} (from {planned[key].origin!r} and {step.inputs[0]!r})")
+            if t.dtype not in dtype_names():
                 raise ConversionError(f"output {key!r} has dtype {t.dtype}, which safetensors cannot store")
-            planned[key] = Planned(key, DTYPE_NAMES[t.dtype], list(t.shape), t.numel() * t.element_size())
-            produced_by[key] = step.inputs[0]
-    if expect_keys is not None:
-        missing = sorted(set(expect_keys) - set(planned))
-        extra = sorted(set(planned) - set(expect_keys))
-        if missing:
-            raise ConversionError(f"missing key after mapping: {missing[0]!r} ({len(missing)} expected keys not produced)")
-        if extra:
-            raise ConversionError(f"unexpected key after mapping: {extra[0]!r} ({len(extra)} keys the model does not have)")
-    shard, size = 0, 0
-    for p in planned.values():
+            planned[key] = Planned(key, dtype_names()[t.dtype], list(t.shape), t.numel() * t.element_size(), origin=step.inputs[0])
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _check_expected(planned: dict[str, Planned], expect_keys: list[str] | None) -> None:
+    if expect_keys is None:
+        return
+    missing = sorted(set(expect_keys) - set(planned))
+    extra = sorted(set(planned) - set(expect_keys))
+    if missing:
+        raise ConversionError(f"missing key after mapping: {missing[0]!r} ({len(missing)} expected keys not produced)")
+    if extra:
+        raise ConversionError(f"unexpected key after mapping: {extra[0]!r} ({len(extra)} keys the model does not have)")
+
+
+def _layout(items: list[Planned], max_shard_bytes: int, shard: int = 0, size: int = 0) -> tuple[int, int]:
+    """Assign shards and offsets in order, filling each shard up to the limit; returns where it ended."""
+    for p in items:
         if size and size + p.nbytes > max_shard_bytes:
             shard, size = shard + 1, 0
         p.shard, p.offset = shard, size
         size += p.nbytes
+    return shard, size
+
+
+def plan(files: list[Path], mapping: Mapping, max_shard_bytes: int, expect_keys: list[str] | None = None):
+    """Every output (renamed tensors first, then what mapping code makes), sharded, with offsets."""
+    sources = _sources(files)
+    steps = _steps(mapping, sources)
+    planned = _plan_renames(steps, sources)
+    _plan_transforms(steps, sources, planned)
+    _check_expected(planned, expect_keys)
+    shard, _ = _layout(list(planned.values()), max_shard_bytes)
     return sources, steps, planned, shard + 1
 
 
@@ -248,13 +314,46 @@ def _shard_name(i: int, n: int) -> str:
     return f"{WEIGHTS_NAME}.safetensors" if n == 1 else f"{WEIGHTS_NAME}-{i + 1:05d}-of-{n:05d}.safetensors"
 
 
-def _header_bytes(items: list[Planned], metadata: dict[str, str]) -> bytes:
+def _header_bytes(items: list[Planned], metadata: dict[str, str], length: int | None = None) -> bytes:
+    """The 8-byte length and the JSON header, space-padded to 8-byte alignment or to `length`
+    bytes in all (a reserved header; the format allows trailing spaces)."""
     header = {"__metadata__": metadata}
     for p in items:
         header[p.key] = {"dtype": p.dtype, "shape": p.shape, "data_offsets": [p.offset, p.offset + p.nbytes]}
     raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * ((8 - len(raw) % 8) % 8)  # the data section starts 8-byte aligned
+    if length is None:
+        raw += b" " * ((8 - len(raw) % 8) % 8)  # the data section starts 8-byte aligned
+    else:
+        if 8 + len(raw) > length:
+            raise _HeaderTooSmall
+        raw += b" " * (length - 8 - len(raw))
     return len(raw).to_bytes(8, "little") + raw
+
+
+class _HeaderTooSmall(Exception):
+    """The reserved header space cannot hold the final header: convert again without reserving."""
+
+
+class _Copier(threading.Thread):
+    """Moves renamed tensors file to file in the background while the main thread imports torch,
+    plans and runs the mapping code."""
+
+    def __init__(self, jobs: list[tuple[Source, int, int]], reader: _Reader):
+        super().__init__(name="copier", daemon=True)
+        self.jobs, self.reader = jobs, reader
+        self.done_bytes = 0
+        self.error: BaseException | None = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            for src, fd, at in self.jobs:
+                if self.stop.is_set():
+                    return
+                self.reader.copy(src, fd, at)
+                self.done_bytes += src.end - src.start
+        except BaseException as exc:  # re-raised by the main thread
+            self.error = exc
 
 
 def convert(
@@ -265,60 +364,87 @@ def convert(
     expect_keys: list[str] | None = None,
     config: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    early_copy: bool = True,
 ) -> dict:
+    """Convert, leaving `out` complete or not at all.
+
+    With `early_copy`, renamed tensors are laid out first and copied as soon as the headers are
+    read, while the mapping code is planned on meta tensors (which needs torch, a second or more
+    to import); the header of the shard those outputs may join is reserved with room to spare.
+    If the final header does not fit, the conversion runs again without reserving.
+    """
     files = [Path(f) for f in files]
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConversionError(f"output folder exists and is not empty: {out}")
     mapping = Mapping.load(mapping_path)
-    sources, steps, planned, n_shards = plan(files, mapping, max_shard_bytes, expect_keys)
+    sources = _sources(files)
+    steps = _steps(mapping, sources)
+    renamed = _plan_renames(steps, sources)
+    transforms = [s for s in steps if s.rename_to is None]
 
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    reader = _Reader()
+    for src in sources.values():
+        reader.open(src.file)
+    handles: dict[int, int] = {}
+    copier = None
     try:
+        def shard_fd(i: int) -> int:
+            if i not in handles:
+                handles[i] = os.open(tmp / f"shard-{i}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            return handles[i]
+
+        last_shard, last_size = _layout(list(renamed.values()), max_shard_bytes)
+        reserved: dict[int, int] = {}  # shard -> header length in bytes, fixed before its data is written
+        if early_copy and renamed:
+            for i in range(last_shard + 1):
+                items = [p for p in renamed.values() if p.shard == i]
+                length = len(_header_bytes(items, {"format": "pt"}))
+                if i == last_shard:  # the mapping code's outputs may join this shard
+                    room = sum(len(k) + HEADER_ALLOWANCE_PER_OUTPUT for s in transforms for k in s.inputs) * 4
+                    length += room + (8 - room % 8) % 8
+                reserved[i] = length
+            jobs = [(sources[p.origin], shard_fd(p.shard), reserved[p.shard] + p.offset) for p in renamed.values()]
+            copier = _Copier(jobs, reader)
+            copier.start()
+
+        planned = dict(renamed)
+        _plan_transforms(steps, sources, planned)  # imports torch: the copier is busy meanwhile
+        _check_expected(planned, expect_keys)
+        made = [p for k, p in planned.items() if k not in renamed]
+        n_shards = _layout(made, max_shard_bytes, last_shard, last_size)[0] + 1 if renamed else _layout(made, max_shard_bytes)[0] + 1
         by_shard: dict[int, list[Planned]] = {}
         for p in planned.values():
             by_shard.setdefault(p.shard, []).append(p)
-        handles, data_start = {}, {}
-        for i, items in by_shard.items():
-            fd = os.open(tmp / _shard_name(i, n_shards), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            head = _header_bytes(items, {"format": "pt"})
-            os.write(fd, head)
-            handles[i], data_start[i] = fd, len(head)
-        total, done = sum(p.nbytes for p in planned.values()), 0
-        # one buffer for the inputs of any step that transforms data, allocated once
-        scratch = torch.empty(max((sum(sources[k].end - sources[k].start for k in s.inputs) for s in steps if s.rename_to is None), default=0), dtype=torch.uint8)
-        reader = _Reader()
-        try:
-            for n, step in enumerate(steps):
-                if n + 1 < len(steps) and steps[n + 1].rename_to is None:
-                    for key in steps[n + 1].inputs:
-                        reader.prefetch(sources[key])
-                if step.rename_to is not None:
-                    p = planned[step.rename_to]
-                    reader.copy(sources[step.inputs[0]], handles[p.shard], data_start[p.shard] + p.offset)
-                    done += p.nbytes
-                else:
-                    tensors, at = [], 0
-                    for key in step.inputs:
-                        size = sources[key].end - sources[key].start
-                        tensors.append(reader.read(sources[key], scratch[at:at + size]))
-                        at += size
-                    for key, t in step.run(*tensors).items():
-                        p = planned[key]
-                        data = t.detach().contiguous().view(-1).view(torch.uint8).numpy()
-                        written = 0
-                        while written < p.nbytes:
-                            written += os.pwrite(handles[p.shard], memoryview(data)[written:], data_start[p.shard] + p.offset + written)
-                        done += p.nbytes
-                    del tensors
+        heads = {i: _header_bytes(items, {"format": "pt"}, reserved.get(i)) for i, items in by_shard.items()}
+        data_start = {i: len(h) for i, h in heads.items()}
+
+        total = sum(p.nbytes for p in planned.values())
+        done = 0
+        if copier is None:  # no early copy: renamed tensors are copied in step order below
+            for p in renamed.values():
+                reader.copy(sources[p.origin], shard_fd(p.shard), data_start[p.shard] + p.offset)
+                done += p.nbytes
                 if progress:
                     progress(done, total)
-        finally:
-            reader.close()
-            for fd in handles.values():
-                os.close(fd)
+        _run_transforms(transforms, sources, planned, reader, shard_fd, data_start, lambda n: progress(done + n + (copier.done_bytes if copier else 0), total) if progress else None)
+        if copier is not None:
+            while copier.is_alive():
+                copier.join(0.2)
+                if progress:
+                    progress(total - sum(p.nbytes for p in renamed.values()) + copier.done_bytes, total)
+            if copier.error is not None:
+                raise copier.error
+        for i, head in heads.items():
+            os.pwrite(shard_fd(i), head, 0)
+        for fd in handles.values():
+            os.close(fd)
+        handles.clear()
+        for i in range(n_shards):
+            os.replace(tmp / f"shard-{i}", tmp / _shard_name(i, n_shards))
         if n_shards > 1:
             index = {
                 "metadata": {"total_size": total},
@@ -332,9 +458,13 @@ def convert(
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)
+    except _HeaderTooSmall:
+        _abandon(copier, reader, handles, tmp)
+        return convert(files, mapping_path, out, max_shard_bytes, expect_keys, config, progress, early_copy=False)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _abandon(copier, reader, handles, tmp)
         raise
+    reader.close()
     return {
         "tensors_in": len(sources),
         "tensors_out": len(planned),
@@ -343,6 +473,48 @@ def convert(
         "largest_tensor_bytes": max((p.nbytes for p in planned.values()), default=0),
         "out": str(out),
     }
+
+
+def _abandon(copier: _Copier | None, reader: _Reader, handles: dict[int, int], tmp: Path) -> None:
+    """Stop the background copy, close everything, and leave nothing behind."""
+    if copier is not None:
+        copier.stop.set()
+        copier.join()
+    reader.close()
+    for fd in handles.values():
+        os.close(fd)
+    handles.clear()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run_transforms(steps: list[Step], sources: dict[str, Source], planned: dict[str, Planned], reader: _Reader,
+                    shard_fd: Callable[[int], int], data_start: dict[int, int], progress: Callable[[int], None]) -> None:
+    """Read each transformed step's inputs into one reused buffer, run the mapping code, write the
+    outputs where they were planned; the kernel reads the next step's inputs ahead."""
+    import torch
+
+    if not steps:
+        return
+    scratch = torch.empty(max(sum(sources[k].end - sources[k].start for k in s.inputs) for s in steps), dtype=torch.uint8)
+    done = 0
+    for n, step in enumerate(steps):
+        if n + 1 < len(steps):
+            for key in steps[n + 1].inputs:
+                reader.prefetch(sources[key])
+        tensors, at = [], 0
+        for key in step.inputs:
+            size = sources[key].end - sources[key].start
+            tensors.append(reader.read(sources[key], scratch[at:at + size]))
+            at += size
+        for key, t in step.run(*tensors).items():
+            p = planned[key]
+            data = t.detach().contiguous().view(-1).view(torch.uint8).numpy()
+            written = 0
+            while written < p.nbytes:
+                written += os.pwrite(shard_fd(p.shard), memoryview(data)[written:], data_start[p.shard] + p.offset + written)
+            done += p.nbytes
+        del tensors
+        progress(done)
 
 
 def main(argv: list[str] | None = None) -> int:
