@@ -225,3 +225,45 @@ def test_killed_mid_turn_resumes_with_every_tool_use_answered(tmp_path, api):
     assert [e["turn"] for e in events if e["type"] == "assistant"] == [1, 2, 3, 4, 5, 6]  # no turn lost or doubled
     assert "self.to_q" in (tmp_path / "out" / "transformer_tiny_dit.py").read_text()
     _assert_no_secret(tmp_path / "runs", tmp_path / "out")
+
+
+def test_api_down_after_retries_pauses_and_resume_continues(tmp_path, api):
+    real = script_actions(SCRIPT)
+    api.actions = [real[0], *[{"status": 500, "headers": RETRY_NOW}] * 6]  # more than the SDK's retries
+    proc = integrate(str(EXAMPLE), "--out", "out", "--llm", "anthropic", "--run-id", "r", cwd=tmp_path, env=_api_env(api))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "refinement paused: Anthropic API error 500" in proc.stderr and "integrate resume" in proc.stderr
+    events = _events(tmp_path / "runs" / "r")
+    assert events[-1]["type"] == "paused" and [e["turn"] for e in events if e["type"] == "assistant"] == [1]
+
+    api.actions = real[1:]
+    done = integrate("resume", str(tmp_path / "runs" / "r"), "--json", cwd=tmp_path, env=_api_env(api))
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["refinement"]["status"] == "refined" and summary["refinement"]["usage"]["turns"] == 5
+    assert api.rejected == []
+
+
+def test_refinement_on_a_diffusers_checkout_branch(tmp_path, diffusers_checkout):
+    """--target: the loop edits the model file inside the worktree; the green checkpoint is a
+    commit on the new branch, and the user's checkout is untouched."""
+    in_tree = "src/diffusers/models/transformers/" + session.MODEL
+
+    def retarget(block):
+        if block.get("type") == "tool_use" and "path" in block["input"]:
+            return {**block, "input": {**block["input"], "path": in_tree}}
+        return block
+
+    turns = [{**t, "content": [retarget(b) for b in t["content"]]} for t in session.SESSION]
+    script = _write_script(tmp_path / "in_tree.jsonl", turns)
+    repo = git.Repo(diffusers_checkout)
+    head = repo.head.commit.hexsha
+    proc = integrate(str(EXAMPLE), "--target", str(diffusers_checkout), "--llm", f"scripted:{script}", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["refinement"]["status"] == "refined" and summary["parity"]["passed"]
+    branch = summary["publish"]["branch"]
+    assert repo.head.commit.hexsha == head and not repo.is_dirty(untracked_files=True)
+    messages = [c.message for c in repo.iter_commits(f"main..{branch}")]
+    assert any(m.startswith("Refine: green checkpoint") for m in messages)
+    assert "self.to_q = nn.Linear" in repo.git.show(f"{branch}:{in_tree}")
