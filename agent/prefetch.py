@@ -1,10 +1,12 @@
 """Ask the kernel to start reading input files before the sandboxed job that needs them starts.
 
-A conversion job spends its first second or more starting an interpreter and importing torch;
-the disk is idle meanwhile. `posix_fadvise(WILLNEED)` queues asynchronous readahead, so that
-time overlaps with reading the checkpoint. Page cache is not process memory (the job's peak RSS
-is unchanged) and the amount is capped by what the machine has free, so a checkpoint larger than
-memory only has its beginning read ahead.
+A conversion job spends its first second or more starting an interpreter and importing torch.
+The converter itself starts copying renamed tensors before that import, but a mapping module
+that imports torch at its top delays everything; `posix_fadvise(WILLNEED)` queues asynchronous
+readahead of the checkpoint's beginning so that the disk works meanwhile. Only the first GiB (at
+most half of free memory) is queued: that covers the start-up, and reading the whole file ahead
+would only compete with the converter's own sequential reads and writes. Page cache is not
+process memory, so the job's peak RSS is unchanged.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ def available_memory_bytes() -> int:
     return 0
 
 
-def prefetch(paths: Iterable[Path], fraction_of_free: float = 0.5) -> int:
-    """Queue readahead for `paths` in order, up to a share of free memory; returns bytes queued."""
+def prefetch(paths: Iterable[Path], limit_bytes: int = 1 << 30, fraction_of_free: float = 0.5) -> int:
+    """Queue readahead for the start of `paths`, in order; returns the bytes queued."""
     if not hasattr(os, "posix_fadvise"):
         return 0
-    budget = int(available_memory_bytes() * fraction_of_free)
+    budget = min(limit_bytes, int(available_memory_bytes() * fraction_of_free))
     queued = 0
     for path in paths:
         if budget <= queued:
