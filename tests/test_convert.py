@@ -160,3 +160,12 @@ def test_header_reservation_too_small_converts_again_without_it(tmp_path, monkey
     expected = _expected_from_mapping(load_file(str(EXAMPLE / "model.safetensors")))
     assert got.keys() == expected.keys() and all(torch.equal(got[k], expected[k]) for k in expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.py", "out"]  # the abandoned attempt left nothing
+
+
+def test_prefetch_queues_only_the_start(tmp_path):
+    from agent.prefetch import prefetch
+
+    f = tmp_path / "ckpt.bin"
+    f.write_bytes(b"\0" * (3 << 20))
+    assert prefetch([f], limit_bytes=1 << 20) == 1 << 20
+    assert prefetch([tmp_path / "missing.bin", f]) == 3 << 20
