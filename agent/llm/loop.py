@@ -58,8 +58,23 @@ class RefineLoop:
         self.tool_specs = [t.spec() for t in (*self.tools.values(), FINISH)]
         self.system, self.task, self.meta = system, task, meta
         self.stuck = StuckDetector(limits)
+        self._last_parity: str | None = None
 
     def run(self) -> Outcome:
+        ended = self._restore()
+        if ended is not None:
+            return ended
+        started, earlier = time.monotonic(), self.earlier_seconds
+        while True:
+            reason = budget_exceeded(self.limits, self.usage, earlier + time.monotonic() - started)
+            if reason:
+                return self._stop(reason)
+            outcome = self._turn()
+            if outcome is not None:
+                return outcome
+
+    def _restore(self) -> Outcome | None:
+        """Start the session, or rebuild it from the trajectory; an outcome if it had ended."""
         state = restore(self.trajectory.events())
         if state.end:  # the loop ended before the stage could record it
             return Outcome(**state.end["outcome"])
@@ -81,60 +96,62 @@ class RefineLoop:
         self.last_green = state.last_green or self.env.head()
         self.checkpoints = [e["commit"] for e in self.trajectory.events() if e["type"] == "checkpoint"]
         self.results = list(state.results)
+        self.earlier_seconds = state.seconds
         self.env.on_checkpoint = self._record_checkpoint
         if state.pending:  # killed between the model's answer and our tool results
-            self._answer([{"tool_use_id": b["id"], "name": b["name"], "input": b.get("input"), "content": INTERRUPTED, "is_error": True, "seconds": 0.0} for b in state.pending], interrupted=True)
+            self._answer([{"tool_use_id": b["id"], "name": b["name"], "input": b.get("input"), "content": INTERRUPTED,
+                           "is_error": True, "seconds": 0.0} for b in state.pending], interrupted=True)
         elif self.messages and self.messages[-1]["role"] == "assistant":
             self._say(NUDGE)
-        started, earlier = time.monotonic(), state.seconds
+        return None
 
-        while True:
-            reason = budget_exceeded(self.limits, self.usage, earlier + time.monotonic() - started)
-            if reason:
-                return self._stop(reason)
-            t0 = time.monotonic()
-            try:
-                turn = self.backend.complete(self.system, self.messages, self.tool_specs)
-            except BackendError as exc:  # not an end: the conversation is intact and a resume continues it
-                self.trajectory.append({"type": "paused", "reason": str(exc), "seconds": round(time.monotonic() - t0, 3)})
-                return Outcome("paused", str(exc), None, self.usage.summary(), self.checkpoints, self.env.head(), _tried(self.results))
-            cost = self.usage.add(turn.usage)
-            self.trajectory.append({"type": "assistant", "turn": self.usage.turns, "content": turn.content, "stop_reason": turn.stop_reason,
-                                    "usage": turn.usage, "cost": round(cost, 6), "seconds": round(time.monotonic() - t0, 3)})
+    def _turn(self) -> Outcome | None:
+        """One model call and the answers to every tool it called; an outcome when the session ends."""
+        t0 = time.monotonic()
+        try:
+            turn = self.backend.complete(self.system, self.messages, self.tool_specs)
+        except BackendError as exc:  # not an end: the conversation is intact and a resume continues it
+            self.trajectory.append({"type": "paused", "reason": str(exc), "seconds": round(time.monotonic() - t0, 3)})
+            return Outcome("paused", str(exc), None, self.usage.summary(), self.checkpoints, self.env.head(), _tried(self.results))
+        cost = self.usage.add(turn.usage)
+        self.trajectory.append({"type": "assistant", "turn": self.usage.turns, "content": turn.content, "stop_reason": turn.stop_reason,
+                                "usage": turn.usage, "cost": round(cost, 6), "seconds": round(time.monotonic() - t0, 3)})
+        if turn.content:
+            self.messages.append({"role": "assistant", "content": turn.content})
+        calls = [b for b in turn.content if b.get("type") == "tool_use"]
+        if not calls:
             if turn.content:
-                self.messages.append({"role": "assistant", "content": turn.content})
-            calls = [b for b in turn.content if b.get("type") == "tool_use"]
-            if not calls:
-                if turn.content:
-                    self._say(NUDGE if turn.stop_reason != "max_tokens" else "Your reply was cut off by max_tokens. " + NUDGE)
-                continue
-            finished, results = None, []
-            for call in calls:
-                t1 = time.monotonic()
-                cut_off = turn.stop_reason == "max_tokens" and call is turn.content[-1]
-                if cut_off:
-                    text, is_error = CUT_OFF, True
-                elif call["name"] == "finish" and isinstance(call.get("input"), dict) and isinstance(call["input"].get("summary"), str):
-                    text, is_error, finished = self._finish(call["input"]["summary"])
-                else:
-                    text, is_error = call_tool(self.tools, call["name"], call.get("input"))
-                text = truncate_middle(text, self.limits.result_chars)
-                results.append({"tool_use_id": call["id"], "name": call["name"], "input": call.get("input"), "content": text,
-                                "is_error": is_error, "seconds": round(time.monotonic() - t1, 3)})
-                if finished:
-                    break
-            for call in calls[len(results):]:  # calls after an accepted finish are answered, not run
-                results.append({"tool_use_id": call["id"], "name": call["name"], "input": call.get("input"),
-                                "content": "not run: the session finished", "is_error": True, "seconds": 0.0})
-            stop = self._answer(results)
+                self._say(NUDGE if turn.stop_reason != "max_tokens" else "Your reply was cut off by max_tokens. " + NUDGE)
+            return None
+        finished, results = None, []
+        for call in calls:
+            t1 = time.monotonic()
+            text, is_error, finished = self._call(call, cut_off=turn.stop_reason == "max_tokens" and call is turn.content[-1])
+            results.append({"tool_use_id": call["id"], "name": call["name"], "input": call.get("input"),
+                            "content": truncate_middle(text, self.limits.result_chars), "is_error": is_error,
+                            "seconds": round(time.monotonic() - t1, 3)})
             if finished is not None:
-                return self._end(Outcome("refined", "the model called finish and parity passed", finished, self.usage.summary(),
-                                         self.checkpoints, self.env.head(), _tried(self.results), self._last_parity))
-            if stop:
-                return self._stop(stop)
+                break
+        for call in calls[len(results):]:  # calls after an accepted finish are answered, not run
+            results.append({"tool_use_id": call["id"], "name": call["name"], "input": call.get("input"),
+                            "content": "not run: the session finished", "is_error": True, "seconds": 0.0})
+        stop = self._answer(results)
+        if finished is not None:
+            return self._end(Outcome("refined", "the model called finish and parity passed", finished, self.usage.summary(),
+                                     self.checkpoints, self.env.head(), _tried(self.results), self._last_parity))
+        return self._stop(stop) if stop else None
 
-    # ------------------------------------------------------------------------------------------
-    _last_parity: str | None = None
+    def _call(self, call: dict[str, Any], cut_off: bool) -> tuple[str, bool, str | None]:
+        """(result text, is_error, the finish summary when the session is accepted as finished)."""
+        if cut_off:
+            return CUT_OFF, True, None
+        if call["name"] == "finish":
+            arguments = call.get("input")
+            if not isinstance(arguments, dict) or not isinstance(arguments.get("summary"), str) or set(arguments) != {"summary"}:
+                return "finish takes exactly one argument, summary (a string)", True, None
+            return self._finish(arguments["summary"])
+        text, is_error = call_tool(self.tools, call["name"], call.get("input"))
+        return text, is_error, None
 
     def _say(self, text: str) -> None:
         self.messages.append({"role": "user", "content": text})
