@@ -549,4 +549,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip the interpreter's teardown: unloading torch takes about 0.4 s, a tenth of converting
+    # 4 GB, and every file this process wrote is closed and renamed into place already.
+    os._exit(status)
