@@ -116,6 +116,13 @@ def test_parity_breaking_session_is_reverted_to_last_green(tmp_path):
     summary = json.loads((tmp_path / "runs" / "r" / "refine" / "summary.json").read_text())
     assert summary["status"] == "reverted" and summary["usage"]["turns"] == 5
 
+    # resuming a reverted session starts a new one and keeps the old record beside it
+    again = integrate("resume", str(tmp_path / "runs" / "r"), cwd=tmp_path)
+    assert again.returncode == 1 and "turn limit" in again.stderr
+    assert (tmp_path / "runs" / "r" / "refine" / "trajectory.1.jsonl").is_file()
+    assert repo.head.commit.hexsha == green[0]  # its edits failed parity too: back at the same green checkpoint
+    assert "x * (1 + scale.unsqueeze(1))" in (tmp_path / "out" / "transformer_tiny_dit.py").read_text()
+
 
 @pytest.fixture
 def api(monkeypatch):
