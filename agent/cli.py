@@ -14,6 +14,8 @@ from rich.console import Console
 
 from agent import __version__
 from agent.errors import IntegrateError
+from agent.llm.backends import DEFAULT_MODEL, DEFAULT_TIMEOUT_S
+from agent.llm.limits import LoopLimits
 
 LLM_CHOICES = "auto|anthropic|none|scripted:FILE"
 
@@ -104,12 +106,12 @@ def _validate_device(device: str) -> None:
 @click.option("--target", type=click.Path(), help="A clean diffusers git checkout: the port goes on a new branch there.")
 @click.option("--out", type=click.Path(), help="New (or empty) folder for a standalone port. Default: out/<model>.")
 @click.option("--llm", default="auto", show_default=True, metavar=LLM_CHOICES, help="LLM for the refinement step; auto uses anthropic when ANTHROPIC_API_KEY is set.")
-@click.option("--model", default="claude-sonnet-4-5", show_default=True, help="Anthropic model for refinement.")
-@click.option("--max-turns", type=int, help="Refinement budget: model turns (default 40).")
-@click.option("--max-tokens", type=int, help="Refinement budget: input+output tokens summed over turns (default 3,000,000).")
-@click.option("--max-dollars", type=float, help="Refinement budget: dollars, from usage and the price table (default 5).")
-@click.option("--max-wall", type=float, help="Refinement budget: seconds of wall time (default 3600).")
-@click.option("--llm-timeout", type=float, help="Seconds to wait for one model response before retrying (default 600).")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Anthropic model for refinement.")
+@click.option("--max-turns", type=int, help=f"Refinement budget: model turns (default {LoopLimits.max_turns}).")
+@click.option("--max-tokens", type=int, help=f"Refinement budget: input+output tokens summed over turns (default {LoopLimits.max_tokens:,}).")
+@click.option("--max-dollars", type=float, help=f"Refinement budget: dollars, from usage and the price table (default {LoopLimits.max_dollars:g}).")
+@click.option("--max-wall", type=float, help=f"Refinement budget: seconds of wall time (default {LoopLimits.max_wall_s:g}).")
+@click.option("--llm-timeout", type=float, help=f"Seconds to wait for one model response before retrying (default {DEFAULT_TIMEOUT_S:g}).")
 @click.option("--prices", type=click.Path(), help="JSON price table ($ per million tokens: input, output, cache_write, cache_read per model).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where parity runs.")
 @click.option("--revision", help="Hub revision (branch, tag or commit) for a Hub SOURCE.")

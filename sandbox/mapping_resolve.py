@@ -72,9 +72,10 @@ class _Judge:
 
 def _owners(entries, keys: set[str]) -> list[str]:
     """Modules that own weights directly, in the order they finished, each once."""
+    owning = {_module(k) for k in keys}
     seen: list[str] = []
     for e in entries:
-        if any(k.rsplit(".", 1)[0] == e.name for k in keys) and e.name not in seen:
+        if e.name in owning and e.name not in seen:
             seen.append(e.name)
     return seen
 
@@ -158,9 +159,10 @@ def resolve_by_running(reference: nn.Module, candidate: nn.Module, ref_inputs: d
             tried = f"; tried {len(options)} orderings ({', '.join(t for _, t, _ in scored[:4])}{', ...' if len(scored) > 4 else ''}), none reproduces it" if options else "; no ambiguous weights near it"
             mapping.unresolved.append(f"the port diverges from the reference at {where}{tried}")
             return mapping
-        (position, owners, _where), text, mapping = max(better, key=lambda s: s[0][0])
-        mapping.decisions.append(f"{text}: chosen by running the layers (the only option that reproduces {where})")
-        where = _where
+        (position, owners, next_where), text, mapping = max(better, key=lambda s: s[0][0])
+        effect = "reproduces the reference" if position == float("inf") else f"moves the first divergence past {where}"
+        mapping.decisions.append(f"{text}: chosen by running the layers (of {len(options)} options, the one that {effect})")
+        where = next_where
     if position != float("inf"):
         mapping.unresolved.append(f"the port still diverges at {where} after {MAX_ROUNDS} decisions")
     return mapping

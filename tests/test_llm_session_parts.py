@@ -59,6 +59,10 @@ def test_stuck_detector_counts_errors_in_a_row_and_repeats_without_change():
     assert d.record("read_file", {"path": "b"}, "text", False) is None  # a success resets the error count
     assert d.record("x", {}, "e1", True) is None and d.record("x", {}, "e2", True) is None
     assert "3 tool errors in a row" in d.record("x", {}, "e3", True)
+    d = StuckDetector(LoopLimits(max_tool_errors=2))
+    assert d.record("x", {}, "e1", True) is None
+    assert d.record("finish", {"summary": "s"}, "finish refused, parity FAILED", True) is None  # a verdict, not an error
+    assert d.errors_in_a_row == 0
 
     d = StuckDetector(LoopLimits(max_repeats=3))
     for _ in range(2):

@@ -175,7 +175,7 @@ def test_faults_are_retried_or_answered_and_the_run_finishes(tmp_path, api):
     assert not (tmp_path / "escaped.py").exists()
     # the system prompt and tools are a cached prefix, and the newest message carries a breakpoint
     body = api.requests[-1]["body"]
-    assert body["system"][0]["cache_control"] == {"type": "ephemeral"} and body["tools"][-1]["cache_control"]
+    assert body["system"][-1]["cache_control"] == {"type": "ephemeral"} and body["tools"][-1]["cache_control"]
     assert body["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
     _assert_no_secret(tmp_path / "runs", tmp_path / "out")
 

@@ -2,8 +2,8 @@
 
 `complete(system, messages, tools) -> Turn`. The anthropic backend honours ANTHROPIC_API_KEY and
 ANTHROPIC_BASE_URL (through the SDK), marks the system prompt and the tool list as a cached
-prefix (`cache_control`), adds a moving breakpoint on the newest message, and leaves transient failures (429 with retry-after, 529 overloaded,
-5xx, timeouts) to the SDK's retries; what still fails becomes one BackendError. The scripted
+prefix (`cache_control`), adds a moving breakpoint on the newest message, and leaves transient
+failures (429 with retry-after, 529 overloaded, 5xx, timeouts) to the SDK's retries; what still fails becomes one BackendError. The scripted
 backend replays a JSONL file of assistant turns, for tests and demos.
 """
 
@@ -14,6 +14,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_TIMEOUT_S = 600.0  # per request, before the SDK retries
 
 
 class BackendError(Exception):
@@ -49,7 +52,7 @@ def _cached_conversation(messages: list[dict]) -> list[dict]:
 
 
 class AnthropicBackend:
-    def __init__(self, model: str, max_tokens: int = 8192, timeout: float = 600.0, max_retries: int = 4):
+    def __init__(self, model: str, max_tokens: int = 8192, timeout: float = DEFAULT_TIMEOUT_S, max_retries: int = 4):
         import anthropic
 
         if not os.environ.get("ANTHROPIC_API_KEY"):

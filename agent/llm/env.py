@@ -30,7 +30,6 @@ RUN_PYTHON_MAX_S = 300
 class Verdict:
     passed: bool
     text: str  # what the model (and the run summary) is told
-    report: dict[str, Any] | None = None
 
 
 def describe_parity(report: dict[str, Any]) -> str:
@@ -103,7 +102,7 @@ class RefineEnv:
             report = self._parity()
         except IntegrateError as exc:
             return Verdict(False, f"parity could not run: {exc.message}")
-        return Verdict(report["passed"], describe_parity(report), report)
+        return Verdict(report["passed"], describe_parity(report))
 
     def checks_text(self, paths: list[Path] | None = None) -> str:
         findings = check_paths(paths or self.check_files, use_cache=False)
@@ -130,10 +129,8 @@ class RefineEnv:
 
         def run_parity() -> str:
             verdict = self.parity()
-            if verdict.passed and self.dirty():
-                sha = self.checkpoint("Refine: green checkpoint (parity passed)")
-                return f"{verdict.text}\ngreen checkpoint committed: {sha[:10]}"
-            return verdict.text
+            sha = self.checkpoint("Refine: green checkpoint (parity passed)") if verdict.passed else None
+            return f"{verdict.text}\ngreen checkpoint committed: {sha[:10]}" if sha else verdict.text
 
         def run_checks(path: str | None = None) -> str:
             return self.checks_text([self.ws.resolve(path)] if path else None)

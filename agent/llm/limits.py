@@ -12,6 +12,7 @@ from typing import Any
 from agent.llm.cost import Usage
 
 WRITING_TOOLS = {"write_file", "edit_file"}
+VERDICT_TOOLS = {"finish"}  # a refused finish is parity's verdict, not a misused tool
 
 
 @dataclass
@@ -47,9 +48,9 @@ class StuckDetector:
     errors_in_a_row: int = 0
     seen: Counter = field(default_factory=Counter)
 
-    def record(self, name: str, arguments: Any, result: str, is_error: bool, counts_as_error: bool = True) -> str | None:
+    def record(self, name: str, arguments: Any, result: str, is_error: bool) -> str | None:
         """Feed one tool result; returns why the session must stop, or None."""
-        self.errors_in_a_row = self.errors_in_a_row + 1 if (is_error and counts_as_error) else 0
+        self.errors_in_a_row = self.errors_in_a_row + 1 if (is_error and name not in VERDICT_TOOLS) else 0
         if name in WRITING_TOOLS and not is_error:
             self.seen.clear()  # the workspace changed: an earlier result may legitimately come back
         key = (name, json.dumps(arguments, sort_keys=True, default=str), result)

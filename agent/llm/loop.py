@@ -91,10 +91,10 @@ class RefineLoop:
         for turn in state.assistant_turns:
             self.usage.add(turn.get("usage") or {})
         for r in state.results:
-            self.stuck.record(r["name"], r.get("input"), r["content"], r["is_error"], r["name"] != "finish")
+            self.stuck.record(r["name"], r.get("input"), r["content"], r["is_error"])
         self.messages = state.messages
         self.last_green = state.last_green or self.env.head()
-        self.checkpoints = [e["commit"] for e in self.trajectory.events() if e["type"] == "checkpoint"]
+        self.checkpoints = state.checkpoints
         self.results = list(state.results)
         self.earlier_seconds = state.seconds
         self.env.on_checkpoint = self._record_checkpoint
@@ -164,7 +164,7 @@ class RefineLoop:
         self.results += results
         stop = None
         for r in results:
-            stop = self.stuck.record(r["name"], r["input"], r["content"], r["is_error"], r["name"] != "finish") or stop
+            stop = self.stuck.record(r["name"], r["input"], r["content"], r["is_error"]) or stop
         return stop
 
     def _finish(self, summary: str) -> tuple[str, bool, str | None]:

@@ -51,6 +51,7 @@ class Restored:
     assistant_turns: list[dict[str, Any]] = field(default_factory=list)
     results: list[dict[str, Any]] = field(default_factory=list)  # every tool result, in order
     last_green: str | None = None
+    checkpoints: list[str] = field(default_factory=list)  # green commits, in order
     seconds: float = 0.0
     pending: list[dict[str, Any]] = field(default_factory=list)  # tool_use blocks never answered
     end: dict[str, Any] | None = None
@@ -81,6 +82,7 @@ def restore(events: list[dict[str, Any]]) -> Restored:
             state.messages.append(tool_result_message(e["results"]))
         elif kind == "checkpoint":
             state.last_green = e["commit"]
+            state.checkpoints.append(e["commit"])
         elif kind == "end":
             state.end = e
     last = state.messages[-1] if state.messages else None

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import IntegrateError
-from agent.llm.backends import AnthropicBackend, Backend, BackendError, ScriptedBackend
+from agent.llm.backends import DEFAULT_MODEL, AnthropicBackend, Backend, BackendError, ScriptedBackend
 from agent.llm.cost import Usage, load_prices, prices_for
 from agent.llm.env import RefineEnv
 from agent.llm.limits import LoopLimits
@@ -18,8 +18,6 @@ from agent.parity_run import candidate_location, require_report, run_parity_sand
 from agent.render import render
 from agent.run_state import Run
 from agent.skills import load_skills, skills_index
-
-DEFAULT_MODEL = "claude-sonnet-4-5"
 
 
 class RefinementFailed(IntegrateError):
@@ -56,10 +54,9 @@ def _session_parts(run: Run, env: RefineEnv, model_rel: str) -> tuple[list[dict[
         plan=run.path("plan.md").read_text(), skills_index=skills_index(env.skills),
     )
     reports = render("refine/reports.md.j2", parity=verdict.text, checks=env.checks_text(), model_file=model_rel)
-    # The first block is the cached prefix; the reports follow it (they are fixed for the session too).
-    return [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}, {"type": "text", "text": reports}], render(
-        "refine/task.md.j2", model_file=model_rel
-    )
+    # Both blocks are fixed for the session (a resume reuses them from the trajectory), so the
+    # backend's breakpoint on the last one caches the whole system prompt.
+    return [{"type": "text", "text": system}, {"type": "text", "text": reports}], render("refine/task.md.j2", model_file=model_rel)
 
 
 def refine(run: Run) -> dict[str, Any]:

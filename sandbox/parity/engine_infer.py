@@ -17,8 +17,12 @@ def infer_for_spec(reference, candidate, inputs: dict, by_name: WeightMapping) -
         inferred = infer_mapping(ref_copy, cand_copy, inputs["reference"], inputs["candidate"])
         if len(inferred.pairs) <= len(by_name.pairs):
             return by_name
-        if not inferred.unmatched_candidate:
-            inferred = resolve_by_running(ref_copy, cand_copy, inputs["reference"], inputs["candidate"], inferred)
-        return inferred
     except Exception:  # an inference failure leaves the name-based mapping, which then reports what is unmatched
         return by_name
+    if inferred.unmatched_candidate:
+        return inferred
+    try:
+        return resolve_by_running(ref_copy, cand_copy, inputs["reference"], inputs["candidate"], inferred)
+    except Exception as exc:  # the port's own forward may fail on some option; keep what inference found, and say so
+        inferred.unresolved.append(f"deciding ambiguous orders by running failed: {exc.__class__.__name__}: {exc}")
+        return inferred
