@@ -49,6 +49,10 @@ class FileContext:
     def of_type(self, *types: type) -> list:
         return [n for n in self.nodes if isinstance(n, types)]
 
+    def line_at(self, offset: int) -> int:
+        """1-based line of a character offset in the source (for text rules' regex matches)."""
+        return self.source.count("\n", 0, offset) + 1
+
 
 # A check yields (node or line number, message).
 Check = Callable[[FileContext], Iterable[tuple[ast.AST | int, str]]]

@@ -35,7 +35,7 @@ def check(ctx):
     attributes = set(_SELF_ATTR.findall(ctx.source))
     for match in _FLAG.finditer(ctx.source):
         flag, items = match.group(1), match.group(2)
-        line = ctx.source.count("\n", 0, match.start()) + 1
+        line = ctx.line_at(match.start())
         for item in _ITEM.findall(items):
             if flag == "_skip_layerwise_casting_patterns":
                 if imports_sibling_blocks(ctx.source):

@@ -53,7 +53,7 @@ def check(ctx):
         name, bases = match.group(1), match.group(2)
         if not any(b in bases for b in BASES) or name.endswith("Mixin"):
             continue  # abstract bases are not exported
-        line = ctx.source.count("\n", 0, match.start()) + 1
+        line = ctx.line_at(match.start())
         missing = [half for half, names in (("_import_structure", lazy), ("TYPE_CHECKING imports", typed)) if name not in names]
         if missing:
             yield line, f"{name} is missing from {' and '.join(missing)} of {init.parent.relative_to(root.parent)}/__init__.py"

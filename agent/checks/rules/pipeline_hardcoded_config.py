@@ -11,7 +11,7 @@ def check(ctx):
     for match in _HARD.finditer(ctx.source):
         if re.search(rf"{match.group(1)}\s*=[^\n]*(?:\.config\b|self\.\w+\.)", ctx.source):
             continue  # a fallback default, replaced from the component when it is there
-        line = ctx.source.count("\n", 0, match.start()) + 1
+        line = ctx.line_at(match.start())
         yield line, f"{match.group(1)} is hard-coded to {match.group(2)}: read it from the component's config"
 
 

@@ -15,7 +15,7 @@ def check(ctx):
             if base.endswith("ModularPipeline"):
                 continue  # modular pipelines are thin containers of blocks: subclassing is their design
             if base.endswith("Pipeline") and base not in ABSTRACT and not base.endswith("MixinPipeline"):
-                line = ctx.source.count("\n", 0, match.start()) + 1
+                line = ctx.line_at(match.start())
                 yield line, f"{name} subclasses the concrete pipeline {base}: a variant is its own DiffusionPipeline (share code with # Copied from)"
 
 
