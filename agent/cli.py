@@ -392,6 +392,7 @@ def convert_cmd(checkpoints, mapping, out, max_shard_size, expect_keys, config_f
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     import sandbox
+    from sandbox import safe_files
 
     out_path = Path(out).resolve()
     if out_path.exists() and (not out_path.is_dir() or any(out_path.iterdir())):
@@ -418,21 +419,34 @@ def convert_cmd(checkpoints, mapping, out, max_shard_size, expect_keys, config_f
 
             def poll() -> None:
                 try:
-                    done, total = map(int, (staging / "progress").read_text().split())
+                    done, total = map(int, safe_files.read_text(staging, "progress", max_bytes=200).split())
                     bar.update(task, completed=done, total=total)
                 except (OSError, ValueError):
                     pass
 
             res = sandbox.run(cmd, staging, ro_paths=sorted(ro), limits=sandbox.Limits(wall_s=timeout, memory_mb=65536, file_mb=1 << 20), poll=poll)
             poll()
-        if not (res.ok and (staging / "result.json").exists()):
+        if not res.ok:
             raise IntegrateError(f"conversion failed: {res.one_line_error() if res.reason == 'exit' else res.reason}")
-        result = json.loads((staging / "result.json").read_text())
-        shutil.move(str(staging / "out"), out_path)
+        try:  # the staging folder was the job's to write: read and copy it without following links
+            result = safe_files.read_json(staging, "result.json")
+            staged = staging / "staged"
+            safe_files.copy_tree_out(staging, "out", staged, max_bytes=1 << 50)
+        except (OSError, ValueError) as exc:
+            raise IntegrateError(f"conversion left unusable output: {exc}") from None
+        if out_path.exists():  # an empty folder the user made
+            _move_into_empty(staged, out_path)
+        else:
+            staged.rename(out_path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     click.echo(f"{result['tensors_in']} tensors -> {result['tensors_out']} in {result['shards']} shard(s), "
                f"{result['bytes'] / 1e9:.2f} GB, peak memory {res.peak_rss_mb:.0f} MB, {res.wall_s:.1f} s: {out}")
+
+
+def _move_into_empty(src: Path, dest: Path) -> None:
+    for child in src.iterdir():
+        child.rename(dest / child.name)
 
 
 @cli.command("sandbox", context_settings={"ignore_unknown_options": True})
