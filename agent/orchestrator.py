@@ -11,6 +11,7 @@ from rich.console import Console
 from agent.errors import IntegrateError
 from agent.run_state import Run
 from agent.stages.analyze import analyze
+from agent.stages.conventions import conventions
 from agent.stages.convert import convert
 from agent.stages.plan import plan
 from agent.stages.port import port
@@ -26,6 +27,7 @@ STAGES: list[tuple[str, Callable[[Run], dict[str, Any]]]] = [
     ("plan", plan),
     ("scaffold", scaffold),
     ("port", port),
+    ("conventions", conventions),
     ("refine", refine),
     ("convert", convert),
     ("verify", verify),
@@ -47,6 +49,13 @@ def _describe(name: str, result: dict[str, Any]) -> str:
         p = result["parity"]
         c = result["codemods"]
         return f"structural port ({len(c['converted'])} calls rewritten, {len(c['left'])} left), parity max abs {p['max_abs_diff']:.2e}"
+    if name == "conventions":
+        if result["status"] == "reverted":
+            return f"reverted: {result['attempts'][-1].get('why', 'parity failed')}"
+        g = result["gradient_checkpointing"]
+        grads = f", checkpointing {'proven' if g['proven'] else 'not proven'}" if "_supports_gradient_checkpointing" in result["flags"] or g.get("max_abs_diff") is not None else ""
+        left = f" ({', '.join(result['groups_left_out'])} left out)" if result["groups_left_out"] else ""
+        return f"{len(result['groups_applied'])}/{len(result['groups_applied']) + len(result['groups_left_out'])} groups{left}, parity max abs {result['parity']['max_abs_diff']:.2e}{grads}"
     if name == "refine":
         return f"{result['status']}: {result['reason']}"
     if name == "convert":

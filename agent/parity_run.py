@@ -16,7 +16,10 @@ from sandbox.mapping import WeightMapping
 from sandbox.parity.errors import ParityError
 from sandbox.parity.host import SandboxLog, SidePaths, fresh_seed, run_parity, sandboxed_launcher
 
-__all__ = ["SidePaths", "candidate_location", "parity_paths", "reference_config", "run_parity_sandboxed", "write_spec"]
+__all__ = [
+    "SidePaths", "candidate_config", "candidate_location", "forward_renames", "parity_paths", "reference_config",
+    "run_parity_sandboxed", "write_spec",
+]
 
 
 def candidate_location(run: Run) -> tuple[Path, str]:
@@ -32,6 +35,19 @@ def reference_config(analysis: dict[str, Any]) -> dict[str, Any]:
     """The constructor kwargs as the reference expects them (tuples where its defaults are tuples)."""
     tuples = set(analysis.get("tuple_args", []))
     return {k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in analysis["config_kwargs"].items()}
+
+
+def candidate_config(run: Run) -> dict[str, Any]:
+    """The port's constructor kwargs: the reference config, under the names the conventions
+    stage gave the port's arguments when it ran."""
+    conv = run.result("conventions") if run.is_done("conventions") else {}
+    return conv.get("candidate_config") or reference_config(run.result("analyze"))
+
+
+def forward_renames(run: Run) -> dict[str, str]:
+    """Reference forward argument -> the port's, when the conventions stage renamed them."""
+    conv = run.result("conventions") if run.is_done("conventions") else {}
+    return dict(conv.get("forward_renames") or {})
 
 
 def _reference_kwargs_code(analysis: dict[str, Any]) -> str:
@@ -61,7 +77,18 @@ def rerun_command(spec: Path, paths: SidePaths) -> str:
     return " ".join(["integrate parity", spec.name, *flags])
 
 
-def write_spec(run: Run, path: Path, *, reference_weights: Sequence[str] = (), converted_dir: str | None = None) -> Path:
+def write_spec(
+    run: Run,
+    path: Path,
+    *,
+    reference_weights: Sequence[str] = (),
+    converted_dir: str | None = None,
+    candidate_kwargs: dict[str, Any] | None = None,
+    renamed_inputs: dict[str, str] | None = None,
+) -> Path:
+    """The run's parity spec. The candidate is built from `candidate_kwargs` and called with
+    `renamed_inputs` applied to the reference's forward arguments (by default: what the
+    conventions stage recorded, nothing before it ran)."""
     analysis, planned = run.result("analyze"), run.result("plan")
     root, module = candidate_location(run)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +105,8 @@ def write_spec(run: Run, path: Path, *, reference_weights: Sequence[str] = (), c
         candidate_module=module,
         converted_dir=converted_dir,
         config=reference_config(analysis),
+        candidate_config=candidate_config(run) if candidate_kwargs is None else candidate_kwargs,
+        forward_renames=forward_renames(run) if renamed_inputs is None else renamed_inputs,
         reference_kwargs=_reference_kwargs_code(analysis),
         tolerance=planned["tolerance"],
         inputs=analysis["inputs"],

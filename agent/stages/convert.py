@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import IntegrateError
-from agent.parity_run import candidate_location, write_spec
+from agent.parity_run import candidate_config, candidate_location, write_spec
 from agent.reference_weights import reference_weight_files
 from agent.run_state import Run
 from agent.sandboxed import run_job
@@ -32,7 +32,8 @@ def convert(run: Run) -> dict[str, Any]:
         "candidate_root": str(root),
         "candidate_module": module,
         "class_name": planned["class_name"],
-        "config": analysis["config_kwargs"],
+        "config": candidate_config(run),
+        "config_conversion": run.result("conventions").get("config_conversion") if run.is_done("conventions") else None,
         "reference_files": [str(p) for p in files],
         "out": str(workdir / "weights"),
         "mapping_out": str(workdir / "_weight_mapping.py"),

@@ -14,7 +14,7 @@ from typing import Any
 import sandbox
 from agent.checks import check_paths
 from agent.errors import IntegrateError, ParityFailed
-from agent.parity_run import parity_paths, run_parity_sandboxed, write_spec
+from agent.parity_run import candidate_config, forward_renames, parity_paths, run_parity_sandboxed, write_spec
 from agent.render import render
 from agent.run_state import Run
 from sandbox import safe_files
@@ -91,11 +91,11 @@ def verify(run: Run) -> dict[str, Any]:
         module_name=planned["module_name"],
         layout=planned["layout"],
         test_name=test_file.name,
-        config_kwargs=repr(analysis["config_kwargs"]),
+        config_kwargs=repr(candidate_config(run)),
         reference_outputs=repr(reference_samples(work / "sides")),
         sample_size=SAMPLE_VALUES,
         atol=planned["tolerance"]["max_abs"],
-        inputs=analysis["inputs"],
+        inputs=[{**i, "name": forward_renames(run).get(i["name"], i["name"])} for i in analysis["inputs"]],
         seed=report["seed"],
         parity_command=f"integrate parity {spec.name}",
     ))

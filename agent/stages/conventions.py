@@ -1,0 +1,251 @@
+"""conventions: the parity-green port moved into diffusers' model conventions without an LLM
+(agent/porting/conventions: leftovers, permutations, class names, config vocabulary, forward
+and output, model class), proven by full-model parity, and gradient checkpointing proven by
+gradients with it on equal to gradients with it off. Commits only what was proven; a group that
+breaks parity is left out and the reason recorded (docs/conventions.md)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import git
+
+from agent.checks import check_paths
+from agent.errors import IntegrateError
+from agent.parity_run import (
+    candidate_location,
+    parity_paths,
+    reference_config,
+    run_parity_sandboxed,
+    write_spec,
+)
+from agent.porting.conventions import GROUPS, Conventions, Target, apply_conventions
+from agent.porting.formatting import format_file
+from agent.reference_weights import reference_weight_files
+from agent.run_state import Run
+from agent.sandboxed import run_job
+from agent.workspace import commit_all
+from sandbox import safe_files
+from sandbox.parity.exchange import ExchangeError, load_tensors
+
+COMMIT_PREFIX = "Conventions"
+PREVIOUS = ("blocks", "port")  # the stages whose commit this one starts from, latest first
+
+
+def _previous(run: Run) -> dict[str, Any]:
+    for name in PREVIOUS:
+        if run.is_done(name) and run.result(name).get("commit"):
+            return {"stage": name, **run.result(name)}
+    raise IntegrateError("conventions: no committed port to start from (the port stage did not commit)")
+
+
+def _restart_from(repo: git.Repo, base: str) -> None:
+    """An interrupted attempt may have left commits of its own on top of `base`: drop them."""
+    head = repo.head.commit.hexsha
+    if head == base:
+        repo.git.checkout("--", ".")
+        return
+    ours = [c for c in repo.iter_commits(f"{base}..{head}")]
+    if not repo.is_ancestor(base, head) or any(not c.message.startswith(COMMIT_PREFIX) for c in ours):
+        raise IntegrateError(f"conventions: the workspace moved past {base[:10]} with commits this stage did not make")
+    repo.git.reset("--hard", base)
+
+
+def _output_paths(previous: dict[str, Any]) -> list[str]:
+    """The reference output's tensor paths, as the previous stage's parity measured them."""
+    path = previous.get("parity_report")
+    if not path:
+        return []
+    try:
+        rows = json.loads(Path(path).read_text()).get("outputs", [])
+    except (OSError, ValueError):
+        return []
+    first = rows[0]["seed"] if rows else None
+    return [r["reference"] for r in rows if r["seed"] == first]
+
+
+def _modules(run: Run, work: Path, config: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+    """The built port's module names and classes (sandboxed), or why they are unknown."""
+    root, module = candidate_location(run)
+    job = {"mode": "modules", "candidate_root": str(root), "candidate_module": module,
+           "class_name": run.result("plan")["class_name"], "config": config}
+    scratch = work / "modules"
+    scratch.mkdir(parents=True, exist_ok=True)
+    (scratch / "job.json").write_text(json.dumps(job))
+    try:
+        result, _ = run_job("candidate_checks", [scratch / "job.json", scratch / "result.json"], workspace=scratch,
+                            result_file=scratch / "result.json", ro_paths=[Path(run.result("scaffold")["workspace"])],
+                            what="listing the port's modules")
+    except IntegrateError as exc:
+        return [], exc.message
+    if not result.get("ok"):
+        return [], str(result.get("error"))
+    return [m for m in result["modules"] if isinstance(m, dict) and isinstance(m.get("name"), str)], None
+
+
+def _parity(run: Run, work: Path, conv: Conventions, weights: list[str]) -> dict[str, Any]:
+    spec = write_spec(run, work / "spec" / "parity_spec.py", reference_weights=weights,
+                      candidate_kwargs=conv.candidate_config, renamed_inputs=conv.forward_renames)
+    out = work / "parity"
+    if out.exists():
+        shutil.rmtree(out)
+    report = run_parity_sandboxed(spec, out, parity_paths(run, weights), device=run.inputs.get("device", "cpu"))
+    report["spec"] = str(spec)
+    return report
+
+
+def _gradient_check(run: Run, work: Path, spec: Path, conv: Conventions) -> dict[str, Any]:
+    """Gradients with checkpointing on against off, computed sandboxed, compared here."""
+    scratch = work / "gradients"
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir(parents=True)
+    job = {"mode": "gradients", "spec": str(spec), "seed": 0, "out": str(scratch), "check_return_dict": bool(conv.output_class)}
+    (scratch / "job.json").write_text(json.dumps(job))
+    ro = [spec.parent, Path(run.result("scaffold")["workspace"]), Path(run.result("resolve")["snapshot"])]
+    result, res = run_job("candidate_checks", [scratch / "job.json", scratch / "result.json"], workspace=scratch,
+                          result_file=scratch / "result.json", ro_paths=ro, what="the gradient-checkpointing check")
+    if not result.get("ok"):
+        return {"proven": False, "reason": f"the check could not run: {result.get('error')}"}
+    try:
+        off = load_tensors(scratch, "grads_off.safetensors")
+        on = load_tensors(scratch, "grads_on.safetensors")
+    except (ExchangeError, OSError) as exc:
+        return {"proven": False, "reason": f"the check left unreadable gradients: {exc}"}
+    tolerance = run.result("plan")["tolerance"]["max_abs"]
+    worst, where = 0.0, None
+    for name, g in off.items():
+        if name not in on or on[name].shape != g.shape:
+            return {"proven": False, "reason": f"parameter {name} has no matching gradient with checkpointing on"}
+        diff = float((on[name].double() - g.double()).abs().max()) if g.numel() else 0.0
+        scaled = diff / max(1.0, float(g.abs().max()) if g.numel() else 1.0)
+        if scaled > worst:
+            worst, where = scaled, name
+    extra = sorted(set(on) - set(off))
+    calls = int(result.get("checkpointed_calls", 0))
+    out = {
+        "max_abs_diff": worst, "worst_parameter": where, "parameters_compared": len(off), "checkpointed_calls": calls,
+        "tolerance": tolerance, "loss_off": result.get("loss_off"), "loss_on": result.get("loss_on"),
+        "isolation": res.isolation, "return_dict": result.get("return_dict"),
+    }
+    if extra:
+        return {**out, "proven": False, "reason": f"gradients with checkpointing on for parameters without them off: {extra[:3]}"}
+    if calls == 0:
+        return {**out, "proven": False, "reason": "no block call went through the checkpointing function"}
+    if not off:
+        return {**out, "proven": False, "reason": "no parameter received a gradient"}
+    if worst > tolerance:
+        return {**out, "proven": False, "reason": f"gradients differ by {worst:.3g} (relative to their size) at {where}"}
+    return {**out, "proven": True, "reason": f"{len(off)} parameter gradients equal (max diff {worst:.3g}) over {calls} checkpointed block calls"}
+
+
+def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: report[k] for k in ("passed", "max_abs_diff", "mean_abs_diff", "cosine")}
+
+
+def _why(report: dict[str, Any]) -> str:
+    fd = report.get("first_divergence") or {}
+    return "; ".join(report.get("problems") or ["parity failed"]) + (f"; first divergence at {fd['reference_module']}" if fd else "")
+
+
+def conventions(run: Run) -> dict[str, Any]:
+    analysis, planned, scaffolded = run.result("analyze"), run.result("plan"), run.result("scaffold")
+    previous = _previous(run)
+    repo = git.Repo(scaffolded["workspace"])
+    base = previous["commit"]
+    _restart_from(repo, base)
+    model_path = Path(scaffolded["model_file"])
+    source = model_path.read_text()
+    work = run.path("conventions")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
+    config = reference_config(analysis)
+    modules, modules_unknown = _modules(run, work, config)
+    target = Target(
+        class_name=planned["class_name"], family=planned.get("family", "transformers"),
+        in_tree=planned["layout"] == "diffusers-tree", reference_class=planned["reference_class"],
+        config=config, inputs=analysis["inputs"], output_paths=_output_paths(previous), modules=modules,
+    )
+    weights = [str(p) for p in reference_weight_files(run)]
+
+    def attempt(groups: list[str], without_checkpointing: str | None = None) -> tuple[Conventions, dict[str, Any]]:
+        conv = apply_conventions(source, target, groups, without_checkpointing)
+        model_path.write_text(conv.code)
+        format_file(model_path)
+        conv.code = model_path.read_text()
+        return conv, _parity(run, work, conv, weights)
+
+    tried: list[dict[str, Any]] = []
+
+    def record(groups: list[str], report: dict[str, Any], **extra: Any) -> None:
+        tried.append({"groups": groups, **extra, "parity": _summary(report), **({} if report["passed"] else {"why": _why(report)})})
+
+    commits: list[str] = []
+    conv, report = attempt(list(GROUPS))
+    record(list(GROUPS), report)
+    accepted = list(GROUPS) if report["passed"] else []
+    if not report["passed"]:
+        # which groups break parity: add one group at a time, keep (and commit) it only when green
+        green: tuple[Conventions, dict[str, Any]] | None = None
+        for group in GROUPS:
+            conv, report = attempt([*accepted, group])
+            record([*accepted, group], report)
+            if report["passed"]:
+                accepted.append(group)
+                green = (conv, report)
+                sha = commit_all(repo, f"{COMMIT_PREFIX}: {group} (parity max abs {report['max_abs_diff']:.2e})")
+                commits += [sha] if sha else []
+        conv, report = green if green else (None, None)
+        if conv is not None:
+            model_path.write_text(conv.code)  # the last green state, exactly as committed
+    gradients: dict[str, Any] = {"proven": False, "reason": "gradient checkpointing not added"}
+    if conv is not None and conv.checkpointing:
+        gradients = _gradient_check(run, work, Path(report["spec"]), conv)
+        if not gradients["proven"]:
+            why = f"left out: gradients with checkpointing on did not match it off ({gradients['reason']})"
+            conv, report = attempt(accepted, without_checkpointing=why)
+            record(accepted, report, without_checkpointing=True)
+            if not report["passed"]:
+                conv, report = None, None
+    if conv is None:
+        repo.git.reset("--hard", base)
+        model_path.write_text(source)
+        status, commits = "reverted", []
+    else:
+        status = "applied" if accepted == list(GROUPS) else "partial"
+        changed = [r.group for r in conv.reports if r.changes]
+        proven = ", gradient checkpointing proven" if gradients["proven"] else ""
+        sha = commit_all(repo, f"{COMMIT_PREFIX}: {', '.join(changed) or 'nothing to change'} (parity max abs {report['max_abs_diff']:.2e}{proven})")
+        commits += [sha] if sha else []
+    left = [f.to_dict() for f in check_paths([model_path], use_cache=False)]
+    result = {
+        "status": status,
+        "base_commit": base,
+        "started_from": previous["stage"],
+        "commit": commits[-1] if commits else None,
+        "commits": commits,
+        "model_file": str(model_path),
+        "groups_applied": accepted,
+        "groups_left_out": [g for g in GROUPS if g not in accepted],
+        "attempts": tried,
+        "changes": {r.group: r.changes for r in conv.reports} if conv else {},
+        "skipped": {r.group: r.skipped for r in conv.reports if r.skipped} if conv else {},
+        "forward_renames": conv.forward_renames if conv else {},
+        "config_renames": conv.config_conversion.get("renames", {}) if conv else {},
+        "config_conversion": {**conv.config_conversion, "drop": list(analysis.get("ignored_config_keys", []))} if conv and conv.config_conversion else None,
+        "candidate_config": conv.candidate_config if conv else config,
+        "output_class": conv.output_class if conv else None,
+        "flags": conv.flags if conv else {},
+        "gradient_checkpointing": gradients,
+        "modules_listed": len(modules) if modules else f"unknown: {modules_unknown}",
+        "parity": _summary(report) if report else tried[-1]["parity"],
+        "parity_report": str(work / "parity" / "parity.json"),
+        "left_for_refinement": left,
+    }
+    run.write_json("conventions/summary.json", result)
+    safe_files.write_text(work, "model_after.py", model_path.read_text())
+    return result

@@ -1,0 +1,115 @@
+"""Checks on the port that need it built and run (runs sandboxed: the port is untrusted code).
+
+    python -m sandbox.jobs.candidate_checks JOB_JSON RESULT_JSON
+
+JOB_JSON `mode`:
+- "modules": candidate_root, candidate_module, class_name, config. Builds the port on the meta
+  device and lists its modules: name, class, and whether layerwise casting would cast it.
+- "gradients": spec (a parity spec), seed, out (a folder). Builds the candidate, runs forward
+  and backward on the spec's candidate inputs with gradient checkpointing off, then on, and
+  writes both sets of parameter gradients (grads_off/grads_on.safetensors) for the host to
+  compare; counts the calls that went through the checkpointing function; with
+  check_return_dict, also compares the output of return_dict=False with the dataclass's.
+"""
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+import torch
+
+from sandbox.loading import load_class, read_json
+from sandbox.parity.exchange import flatten_output, save_tensors
+from sandbox.parity.runside.spec import load_spec, seed_everything
+
+CASTABLE = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d,
+            torch.nn.ConvTranspose3d, torch.nn.Linear, torch.nn.Embedding)  # what diffusers' layerwise casting casts
+
+
+def modules(job: dict) -> dict:
+    cls = load_class(job["candidate_root"], job["candidate_module"], job["class_name"])
+    with torch.device("meta"):
+        model = cls(**job["config"])
+    return {"ok": True, "modules": [
+        {"name": name, "type": type(mod).__name__, "castable": isinstance(mod, CASTABLE)} for name, mod in model.named_modules()
+    ]}
+
+
+def _tensors(out) -> list[torch.Tensor]:
+    return [t for _, t in flatten_output(out) if isinstance(t, torch.Tensor)]
+
+
+def _loss(out) -> torch.Tensor:
+    """A fixed random projection of every output tensor, so every output element gets a gradient."""
+    total = 0.0
+    for i, t in enumerate(_tensors(out)):
+        if t.is_floating_point():
+            w = torch.randn(t.shape, generator=torch.Generator().manual_seed(1000 + i)).to(t.device, t.dtype)
+            total = total + (t * w).sum()
+    if not isinstance(total, torch.Tensor):
+        raise ValueError("the model returns no floating-point tensor to differentiate")
+    return total
+
+
+def gradients(job: dict) -> dict:
+    spec = load_spec(job["spec"])
+    seed = int(job.get("seed", 0))
+    seed_everything(seed)
+    model = spec.candidate()
+    if not getattr(model, "_supports_gradient_checkpointing", False):
+        return {"ok": False, "error": "the model does not set _supports_gradient_checkpointing"}
+    model.eval()  # dropout off: both passes must compute the same function
+    inputs = spec.inputs(seed)["candidate"]
+
+    def run_backward() -> tuple[float, dict[str, torch.Tensor]]:
+        model.zero_grad(set_to_none=True)
+        loss = _loss(model(**inputs))
+        loss.backward()
+        return float(loss), {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    loss_off, grads_off = run_backward()
+    model.enable_gradient_checkpointing()
+    calls = {"n": 0}
+    for module in model.modules():
+        fn = getattr(module, "_gradient_checkpointing_func", None)
+        if fn is not None:
+            def counted(*args, _fn=fn, **kwargs):
+                calls["n"] += 1
+                return _fn(*args, **kwargs)
+            module._gradient_checkpointing_func = counted
+    loss_on, grads_on = run_backward()
+    out = Path(job["out"])
+    save_tensors(out / "grads_off.safetensors", grads_off)
+    save_tensors(out / "grads_on.safetensors", grads_on)
+    result = {"ok": True, "checkpointed_calls": calls["n"], "loss_off": loss_off, "loss_on": loss_on,
+              "parameters": sum(1 for _ in model.parameters()), "with_gradient": len(grads_off),
+              "enabled": bool(getattr(model, "is_gradient_checkpointing", False))}
+    if job.get("check_return_dict"):
+        model.disable_gradient_checkpointing()
+        with torch.no_grad():
+            as_dataclass = model(**inputs)
+            as_tuple = model(**inputs, return_dict=False)
+        a, b = _tensors(as_dataclass), _tensors(as_tuple)
+        result["return_dict"] = {
+            "dataclass": type(as_dataclass).__name__,
+            "false_gives_tuple": isinstance(as_tuple, tuple),
+            "same_tensors": len(a) == len(b) and all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(a, b, strict=False)),
+        }
+    return result
+
+
+def main() -> int:
+    job_file, result_file = sys.argv[1:3]
+    job = read_json(job_file)
+    try:
+        result = modules(job) if job["mode"] == "modules" else gradients(job)
+    except Exception as exc:  # the port is untrusted: report, don't crash
+        result = {"ok": False, "error": f"{exc.__class__.__name__}: {exc}", "trace": traceback.format_exc(limit=4)}
+    with open(result_file, "w") as fh:
+        json.dump(result, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
