@@ -3,12 +3,12 @@ diffusers' model conventions, one module per convention group. Each codemod is l
 only (the numbers computed are the port's) and reports what it changed and what it left; the
 conventions stage proves the result by parity.
 
-Groups, in the order they run:
-    leftovers     prints, asserts, research config types, version checks, unreachable code (leftovers.py)
-    permutations  adjacent transpose/permute chains folded (chains.py)
+Groups, in the order they run (names first, so messages written later use the final names):
     class names   classes that shadow diffusers' get the model's prefix (class_names.py)
     config        constructor arguments in diffusers' vocabulary (config_names.py)
     forward       forward argument names, return_dict, output dataclass (forward.py)
+    leftovers     prints, asserts, research config types, version checks, unreachable code (leftovers.py)
+    permutations  adjacent transpose/permute chains folded (chains.py)
     model class   docstring, gradient checkpointing, capability flags (model_class.py)
 """
 
@@ -31,7 +31,7 @@ from agent.porting.conventions.model_class import model_class_conventions
 from agent.porting.conventions.report import GroupReport
 from agent.porting.conventions.target import Target
 
-GROUPS = ("leftovers", "permutations", "class names", "config", "forward", "model class")
+GROUPS = ("class names", "config", "forward", "leftovers", "permutations", "model class")
 
 __all__ = ["GROUPS", "Conventions", "GroupReport", "Target", "apply_conventions"]
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.metadata import MetadataWrapper, Scope, ScopeProvider
+from libcst.metadata import GlobalScope, MetadataWrapper, Scope, ScopeProvider
 
 DOCSTRING = m.SimpleStatementLine(body=[m.Expr(m.SimpleString() | m.ConcatenatedString())])
 
@@ -64,7 +64,7 @@ def module_names(module: cst.Module) -> set[str]:
     """Names bound at module level: imports, classes, functions, assignments."""
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     scopes = wrapper.resolve(ScopeProvider)
-    glob = next((s for s in scopes.values() if s is not None and s.parent is s), None)
+    glob = next((s for s in scopes.values() if isinstance(s, GlobalScope)), None)
     return {a.name for a in glob.assignments} if glob else set()
 
 
@@ -81,7 +81,7 @@ def _inside(scope: Scope, outer: Scope) -> bool:
     while True:
         if scope is outer:
             return True
-        if scope.parent is scope:
+        if scope.parent is None or scope.parent is scope:
             return False
         scope = scope.parent
 

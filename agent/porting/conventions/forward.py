@@ -59,40 +59,40 @@ def _is_mask(name: str) -> bool:
 def plan_renames(forward: cst.FunctionDef, target: Target, report: GroupReport) -> dict[str, str]:
     """reference argument -> diffusers argument, for the model's forward."""
     params = [p.name.value for p in forward.params.params[1:]] + [p.name.value for p in forward.params.kwonly_params]
-    primary = "sample" if target.family == "unets" else "hidden_states"
+    primary_name = "sample" if target.family == "unets" else "hidden_states"
+
+    def recipe(name: str) -> tuple[str | None, list]:
+        r = target.recipe(name) or {}
+        return r.get("kind"), r.get("shape") or []
+
+    primary = next((n for n in params[:1] if recipe(n)[0] == "randn" or n in IMAGE_ALIASES), None)
+    sequences = [n for n in params if n != primary and recipe(n)[0] == "randn" and len(recipe(n)[1]) == 3]
+    context_len = recipe(sequences[0])[1][1] if sequences else None
     wanted: dict[str, str] = {}
-    why_not: dict[str, str] = {}
-    context_len = next((i["shape"][1] for i in target.inputs if i.get("name") in params and i.get("kind") == "randn"
-                        and len(i.get("shape", [])) == 3), None)
-    for i, name in enumerate(params):
-        recipe = target.recipe(name) or {}
-        kind, shape = recipe.get("kind"), recipe.get("shape") or []
+    for name in params:
+        kind, shape = recipe(name)
         if name in FORWARD_NAMES:
             continue
-        if _is_mask(name):
+        if name == primary or (kind == "randn" and len(shape) >= 4):
+            wanted[name] = primary_name
+        elif _is_mask(name):
             words = name.lower()
             if any(w in words for w in CONTEXT_MASK_WORDS):
                 wanted[name] = "encoder_attention_mask"
             elif kind == "mask" and context_len is not None and shape and shape[-1] == context_len:
-                wanted[name] = "encoder_attention_mask"  # a mask as long as the conditioning sequence
-            elif kind == "mask" or "attn" in words or "attention" in words or not any(
-                    (target.recipe(p) or {}).get("kind") == "randn" and len((target.recipe(p) or {}).get("shape", [])) == 3
-                    for p in params if p != name):
-                wanted[name] = "attention_mask"
+                wanted[name] = "encoder_attention_mask"  # as long as the conditioning sequence
+            elif kind == "mask" or not sequences and not any(n in CONTEXT_ALIASES for n in params):
+                wanted[name] = "attention_mask"  # no conditioning sequence it could cover
             else:
-                why_not[name] = "a mask, but over which sequence (input tokens or conditioning) is not clear"
-        elif kind == "randn" and len(shape) >= 4 or (i == 0 and (kind == "randn" or name in IMAGE_ALIASES)):
-            wanted[name] = primary
+                report.skip(f"forward argument `{name}`", "a mask, but over which sequence (input tokens or conditioning) is not clear")
         elif kind == "uniform" or (not kind and name in TIME_ALIASES):
             wanted[name] = "timestep"
         elif kind == "randint" or (not kind and name in LABEL_ALIASES):
             wanted[name] = "class_labels"
-        elif (kind == "randn" and len(shape) == 3) or (not kind and name in CONTEXT_ALIASES):
+        elif name in sequences or (not kind and name in CONTEXT_ALIASES):
             wanted[name] = "encoder_hidden_states"
         else:
-            why_not[name] = "no diffusers name fits what the reference feeds it"
-    for name, why in why_not.items():
-        report.skip(f"forward argument `{name}`", why)
+            report.skip(f"forward argument `{name}`", "no diffusers name fits what the reference feeds it")
     renames: dict[str, str] = {}
     for name, new in wanted.items():
         if new == name:
@@ -158,12 +158,14 @@ def _returns(function: cst.FunctionDef) -> list[cst.Return]:
     return visitor.found
 
 
-def output_class(target: Target, renamed_params: list[str]) -> tuple[str, str]:
-    """The existing diffusers dataclass for a single-tensor output: (name, import line)."""
-    sample = next((i for i in target.inputs if i.get("kind") == "randn"), None)
-    rank = len(sample["shape"]) if sample else 4
+def output_class(target: Target) -> tuple[str, str]:
+    """The existing diffusers dataclass for a single-tensor output: (name, import line). A UNet
+    fed a conditioning sequence in this run gets UNet2DConditionModel's output."""
+    tensors = [i for i in target.inputs if i.get("kind") == "randn"]
+    rank = len(tensors[0]["shape"]) if tensors else 4
+    conditioned = any(len(i.get("shape", [])) == 3 for i in tensors[1:])
     if target.family == "unets":
-        key = ("unets", rank, "encoder_hidden_states" in renamed_params) if rank == 4 else ("unets", rank)
+        key = ("unets", rank, conditioned) if rank == 4 else ("unets", rank)
         found = _OUTPUTS.get(key)
     else:
         found = None
@@ -383,7 +385,7 @@ def forward_conventions(module: cst.Module, target: Target) -> tuple[cst.Module,
     taken = names_in_function(module, forward)
     out = _free_name(taken, "output", "model_output")
     if single:
-        output, import_line = output_class(target, params)
+        output, import_line = output_class(target)
         fields = ["sample"]
     else:
         output = f"{target.class_name}Output"

@@ -103,7 +103,7 @@ class _Leftovers(cst.CSTTransformer):
             if isinstance(small, cst.Assert):
                 line = self._line(small_original)
                 if self._at_api_edge():
-                    message = small.msg if small.msg is not None else cst.SimpleString(repr(f"expected {code(small.test)}"))
+                    message = small.msg.with_changes(lpar=[], rpar=[]) if small.msg is not None else cst.SimpleString(repr(f"expected {code(small.test)}"))
                     raises.append(cst.If(test=_negate(small.test), body=cst.IndentedBlock([cst.SimpleStatementLine([cst.Raise(
                         cst.Call(cst.Name("ValueError"), [cst.Arg(message)]))])])))
                     self.asserts_to_errors.append(line)

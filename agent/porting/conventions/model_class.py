@@ -103,7 +103,7 @@ def _element_classes(value: cst.BaseExpression) -> set[str] | None:
         return None
     names = set()
     for e in elts:
-        if isinstance(e, cst.Call) and isinstance(e.func, cst.Name) and not any(a.star for a in e.args):
+        if isinstance(e, cst.Call) and isinstance(e.func, cst.Name):
             names.add(e.func.value)
         else:
             return None
