@@ -20,7 +20,7 @@ from sandbox.parity.exchange import MAX_TENSOR_FILE_BYTES
 
 
 def convert(run: Run) -> dict[str, Any]:
-    analysis, planned, scaffolded = run.result("analyze"), run.result("plan"), run.result("scaffold")
+    planned, scaffolded = run.result("plan"), run.result("scaffold")
     workdir = run.path("convert")
     if workdir.exists():
         shutil.rmtree(workdir)
