@@ -42,11 +42,12 @@ def _previous(run: Run) -> dict[str, Any]:
     raise IntegrateError("conventions: no committed port to start from (the port stage did not commit)")
 
 
-def _restart_from(repo: git.Repo, base: str) -> None:
-    """An interrupted attempt may have left commits of its own on top of `base`: drop them."""
+def _restart_from(repo: git.Repo, base: str, model_file: Path) -> None:
+    """An interrupted attempt may have left an edited model file or commits of its own on top of
+    `base`: back to `base`."""
     head = repo.head.commit.hexsha
     if head == base:
-        repo.git.checkout("--", ".")
+        repo.git.checkout(base, "--", str(model_file))
         return
     ours = [c for c in repo.iter_commits(f"{base}..{head}")]
     if not repo.is_ancestor(base, head) or any(not c.message.startswith(COMMIT_PREFIX) for c in ours):
@@ -156,8 +157,8 @@ def conventions(run: Run) -> dict[str, Any]:
     previous = _previous(run)
     repo = git.Repo(scaffolded["workspace"])
     base = previous["commit"]
-    _restart_from(repo, base)
     model_path = Path(scaffolded["model_file"])
+    _restart_from(repo, base, model_path)
     source = model_path.read_text()
     work = run.path("conventions")
     if work.exists():
@@ -185,6 +186,7 @@ def conventions(run: Run) -> dict[str, Any]:
         tried.append({"groups": groups, **extra, "parity": _summary(report), **({} if report["passed"] else {"why": _why(report)})})
 
     commits: list[str] = []
+    committed: list[str] = []  # groups already in a commit of their own
     conv, report = attempt(list(GROUPS))
     record(list(GROUPS), report)
     accepted = list(GROUPS) if report["passed"] else []
@@ -197,11 +199,13 @@ def conventions(run: Run) -> dict[str, Any]:
             if report["passed"]:
                 accepted.append(group)
                 green = (conv, report)
-                sha = commit_all(repo, f"{COMMIT_PREFIX}: {group} (parity max abs {report['max_abs_diff']:.2e})")
-                commits += [sha] if sha else []
+                if not conv.checkpointing:  # checkpointing is committed only with its gradients proven, below
+                    sha = commit_all(repo, f"{COMMIT_PREFIX}: {group} (parity max abs {report['max_abs_diff']:.2e})")
+                    commits += [sha] if sha else []
+                    committed.append(group)
         conv, report = green if green else (None, None)
         if conv is not None:
-            model_path.write_text(conv.code)  # the last green state, exactly as committed
+            model_path.write_text(conv.code)  # the last green state
     gradients: dict[str, Any] = {"proven": False, "reason": "gradient checkpointing not added"}
     if conv is not None and conv.checkpointing:
         gradients = _gradient_check(run, work, Path(report["spec"]), conv)
@@ -217,7 +221,7 @@ def conventions(run: Run) -> dict[str, Any]:
         status, commits = "reverted", []
     else:
         status = "applied" if accepted == list(GROUPS) else "partial"
-        changed = [r.group for r in conv.reports if r.changes]
+        changed = [r.group for r in conv.reports if r.changes and r.group not in committed]
         proven = ", gradient checkpointing proven" if gradients["proven"] else ""
         sha = commit_all(repo, f"{COMMIT_PREFIX}: {', '.join(changed) or 'nothing to change'} (parity max abs {report['max_abs_diff']:.2e}{proven})")
         commits += [sha] if sha else []
