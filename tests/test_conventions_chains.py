@@ -28,6 +28,11 @@ X = torch.randn(2, 3, 4, 5)
     ("x.swapaxes(0, 1).transpose(0, 1).flatten(2, 3)", "x.flatten(2, 3)"),
     ("(x + 1).transpose(1, 2).transpose(1, 2)", "(x + 1)"),
     ("f(x).permute(0, 2, 1, 3).permute((0, 2, 1, 3)).flatten(2)", "f(x).flatten(2)"),
+    ("x.flatten(2, 3).flatten(1, 2)", "x.flatten(1, 3)"),
+    ("x.flatten(1, 2).flatten(1, 2)", "x.flatten(1, 3)"),
+    ("x.flatten(0, 1).flatten(0, 1)", "x.flatten(0, 2)"),
+    ("x.unflatten(1, (3, 1)).flatten(1, 2)", "x"),
+    ("x.transpose(1, 2).transpose(1, 2).unflatten(3, [5, 1]).flatten(3, 4)", "x"),
 ])
 def test_folds_exactly(expr, folded):
     assert _fold_expr(expr) == folded
@@ -41,6 +46,10 @@ def test_folds_exactly(expr, folded):
     "x.transpose(-1, 2).transpose(1, 2)",  # negative dims without a rank
     "x.transpose(1, 2).reshape(2, 4, 3, 5).transpose(1, 2)",  # not adjacent
     "x.permute(*dims).permute(0, 2, 1, 3)",
+    "x.flatten(2, 3).flatten(0, 1)",  # separate dims: two flattens are needed
+    "x.flatten(-2, -1).flatten(1, 2)",  # negative dims
+    "x.unflatten(1, (3, 1)).flatten(2, 3)",  # not the dims it made
+    "x.unflatten(1, sizes).flatten(1, 2)",
 ])
 def test_leaves_what_it_cannot_prove(expr):
     assert _fold_expr(expr) == expr
@@ -86,3 +95,16 @@ def test_random_chains_fold_to_the_same_tensor(ops):
     folded = _fold_expr(expr)
     assert torch.equal(eval(expr, {"x": X}), eval(folded, {"x": X})), (expr, folded)
     assert folded.count("(") <= expr.count("(")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_random_flatten_pairs_fold_to_the_same_tensor(data):
+    x = torch.randn(2, 3, 1, 4, 5)
+    a = data.draw(st.integers(0, 3))
+    b = data.draw(st.integers(a, 4))
+    c = data.draw(st.integers(0, 4 - (b - a)))
+    d = data.draw(st.integers(c, 4 - (b - a)))
+    expr = f"x.flatten({a}, {b}).flatten({c}, {d})"
+    folded = _fold_expr(expr)
+    assert torch.equal(eval(expr, {"x": x}), eval(folded, {"x": x})), (expr, folded)

@@ -55,17 +55,17 @@ def _restart_from(repo: git.Repo, base: str, model_file: Path) -> None:
     repo.git.reset("--hard", base)
 
 
-def _output_paths(previous: dict[str, Any]) -> list[str]:
-    """The reference output's tensor paths, as the previous stage's parity measured them."""
-    path = previous.get("parity_report")
-    if not path:
-        return []
-    try:
-        rows = json.loads(Path(path).read_text()).get("outputs", [])
-    except (OSError, ValueError):
-        return []
-    first = rows[0]["seed"] if rows else None
-    return [r["reference"] for r in rows if r["seed"] == first]
+def _output_paths(run: Run) -> list[str]:
+    """The reference output's tensor paths, as the latest earlier parity run measured them."""
+    for name in PREVIOUS:
+        path = run.result(name).get("parity_report") if run.is_done(name) else None
+        try:
+            rows = json.loads(Path(path).read_text()).get("outputs", []) if path else []
+        except (OSError, ValueError):
+            rows = []
+        if rows:
+            return [r["reference"] for r in rows if r["seed"] == rows[0]["seed"]]
+    return []
 
 
 def _modules(run: Run, work: Path, config: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
@@ -169,7 +169,7 @@ def conventions(run: Run) -> dict[str, Any]:
     target = Target(
         class_name=planned["class_name"], family=planned.get("family", "transformers"),
         in_tree=planned["layout"] == "diffusers-tree", reference_class=planned["reference_class"],
-        config=config, inputs=analysis["inputs"], output_paths=_output_paths(previous), modules=modules,
+        config=config, inputs=analysis["inputs"], output_paths=_output_paths(run), modules=modules,
     )
     weights = [str(p) for p in reference_weight_files(run)]
 

@@ -1,6 +1,7 @@
 """Fold adjacent axis permutations the codemods left (`.transpose(1, 2).permute(0, 2, 1, 3)`):
 a run of `transpose`/`permute`/`swapaxes` calls with literal dimensions is one permutation; it
-is written as nothing (identity), one `transpose`, or one `permute`. Two statements
+is written as nothing (identity), one `transpose`, or one `permute`. Two flattens over
+overlapping dims are one flatten, and an unflatten undone by the next flatten is nothing. Two statements
 `x = A.transpose(1, 2)` / `x = x.permute(...)...` are joined first when the second is the only
 reader of the first's value, so the SDPA-to-dispatch rewrite's closing `transpose` meets the
 reference's own permute. Folding is exact: the same elements end up at the same indices.
@@ -79,11 +80,46 @@ def _written(perm: list[int], known_rank: bool) -> str | None:
     return f".permute({', '.join(map(str, perm))})" if known_rank else None
 
 
+def _method(node: cst.BaseExpression, name: str) -> tuple[list[cst.Arg], cst.BaseExpression] | None:
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == name:
+        return list(node.args), node.func.value
+    return None
+
+
+def _fold_flatten(call: cst.Call) -> str | None:
+    """`.flatten(a, b).flatten(c, d)` with c <= a <= d is one flatten; `.unflatten(d, sizes)`
+    followed by the flatten of exactly those dims is nothing. Non-negative literals only."""
+    outer = _method(call, "flatten")
+    if outer is None:
+        return None
+    dims = _ints(outer[0])
+    if dims is None or len(dims) != 2 or min(dims) < 0:
+        return None
+    c, d = dims
+    inner = _method(outer[1], "flatten")
+    if inner is not None:
+        inner_dims = _ints(inner[0])
+        if inner_dims and len(inner_dims) == 2 and min(inner_dims) >= 0 and c <= inner_dims[0] <= d:
+            a, b = inner_dims
+            return f"{code(inner[1])}.flatten({c}, {d + b - a})"
+        return None
+    inner = _method(outer[1], "unflatten")
+    if inner is not None and len(inner[0]) == 2 and not any(a.keyword or a.star for a in inner[0]):
+        at, sizes = _ints(inner[0][:1]), inner[0][1].value
+        if at and at[0] >= 0 and isinstance(sizes, (cst.Tuple, cst.List)) and (c, d) == (at[0], at[0] + len(sizes.elements) - 1):
+            return code(inner[1])
+    return None
+
+
 class _Fold(cst.CSTTransformer):
     def __init__(self) -> None:
         self.folded: list[str] = []
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        flat = _fold_flatten(updated)
+        if flat is not None:
+            self.folded.append(f"{code(updated)} -> {flat}")
+            return cst.parse_expression(flat)
         ops = []
         node: cst.BaseExpression = updated
         while (op := _op(node)) is not None:
