@@ -464,7 +464,7 @@ def _move_into_empty(src: Path, dest: Path) -> None:
 @cli.command("sandbox", context_settings={"ignore_unknown_options": True})
 @click.option("--workspace", type=click.Path(), default=".", show_default=True, help="The only writable folder inside.")
 @click.option("--timeout", type=float, default=60, show_default=True, help="Wall-time limit in seconds.")
-@click.option("--memory-mb", type=int, default=4096, show_default=True, help="Address-space limit.")
+@click.option("--memory-mb", type=int, default=4096, show_default=True, help="Memory limit: address space plus the in-memory /tmp, HOME and /dev/shm.")
 @click.option("--allow-read", multiple=True, type=click.Path(), help="Extra host path visible read-only (repeatable).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def sandbox_cmd(workspace, timeout, memory_mb, allow_read, command) -> None:
