@@ -157,14 +157,19 @@ def _why_no_bwrap() -> str:
 
 
 @cache
-def _bwrap_disables_userns(bwrap: str) -> bool:
-    """Whether this bubblewrap has --disable-userns (0.8.0 and later)."""
+def _bwrap_version(bwrap: str) -> tuple[int, int]:
+    """(major, minor) of this bubblewrap; (0, 0) when it does not say. --size (sized tmpfs)
+    came in 0.7.0, --disable-userns in 0.8.0."""
     try:
         out = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
-        return False
+        return (0, 0)
     found = re.search(r"(\d+)\.(\d+)", out)
-    return bool(found) and (int(found[1]), int(found[2])) >= (0, 8)
+    return (int(found[1]), int(found[2])) if found else (0, 0)
+
+
+def _sizes_tmpfs(bwrap: str) -> bool:
+    return _bwrap_version(bwrap) >= (0, 7)
 
 
 def _python_roots() -> list[str]:
@@ -198,7 +203,7 @@ def _bwrap_argv(
         "--gid", "65534",
         "--hostname", "sandbox",
     ]
-    if _bwrap_disables_userns(bwrap):
+    if _bwrap_version(bwrap) >= (0, 8):
         # No nested user namespace, so no way back to capabilities (to mount a cgroup file
         # system and raise its own pids.max, say).
         argv.append("--disable-userns")
@@ -206,7 +211,7 @@ def _bwrap_argv(
     # The only writable places besides the workspace: sized tmpfs mounts, counted in memory_mb.
     # Mounted before the binds below, which may live under the host's /tmp and must stay visible.
     for path, mb in tmpfs_mb.items():
-        argv += ["--size", str(mb * 1024 * 1024), "--tmpfs", path]
+        argv += [*(["--size", str(mb * 1024 * 1024)] if _sizes_tmpfs(bwrap) else []), "--tmpfs", path]
     for system_dir in ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc/alternatives"):
         if os.path.islink(system_dir):  # merged-/usr systems: /lib -> usr/lib
             argv += ["--symlink", os.readlink(system_dir), system_dir]
@@ -273,13 +278,18 @@ def _reduced_notes(why_no_bwrap: str, no_namespaces: str | None, pids_cgroup: bo
     return notes
 
 
-def _bwrap_notes(limits: Limits, pids_cgroup: bool) -> list[str]:
+def _bwrap_notes(bwrap: str, limits: Limits, pids_cgroup: bool) -> list[str]:
     sizes = limits.tmpfs_sizes_mb()
-    notes = [
-        "bubblewrap: no network, read-only root and system, the workspace is the only writable host folder",
-        f"in memory and counted in the {limits.memory_mb} MB memory limit: /tmp {sizes['/tmp']} MB, "
-        f"HOME {sizes[HOME_INSIDE]} MB, /dev/shm {sizes['/dev/shm']} MB; {limits.address_space_mb()} MB address space per process",
-    ]
+    notes = ["bubblewrap: no network, read-only root and system, the workspace is the only writable host folder"]
+    version = ".".join(map(str, _bwrap_version(bwrap)))
+    if _sizes_tmpfs(bwrap):
+        notes.append(f"in memory and counted in the {limits.memory_mb} MB memory limit: /tmp {sizes['/tmp']} MB, "
+                     f"HOME {sizes[HOME_INSIDE]} MB, /dev/shm {sizes['/dev/shm']} MB; {limits.address_space_mb()} MB address space per process")
+    else:
+        notes.append(f"NOT bound: /tmp, HOME and /dev/shm are tmpfs without a size (bubblewrap {version} is older than 0.7, "
+                     "which added --size): what the command writes there is not counted in the memory limit")
+    if _bwrap_version(bwrap) < (0, 8):
+        notes.append(f"nested user namespaces are possible (bubblewrap {version} is older than 0.8, which added --disable-userns)")
     if pids_cgroup:
         notes.append(f"process limit: pids cgroup ({limits.processes}), out of the command's reach")
     elif os.getuid() != 0:
@@ -409,10 +419,12 @@ def run(
         nproc = limits.processes + (_user_process_count() if os.getuid() != 0 else 0)
         if bwrap:
             prefix = _bwrap_argv(bwrap, workspace, ro, gpu, tmpfs_mb)
-            isolation, notes = "full", _bwrap_notes(limits, cgroup is not None)
+            isolation, notes = "full", _bwrap_notes(bwrap, limits, cgroup is not None)
             inside_env.update({"HOME": HOME_INSIDE, "TMPDIR": "/tmp"})
             inside_env["PYTHONPATH"] = os.pathsep.join([INSIDE_LIB, *filter(None, [inside_env.get("PYTHONPATH")])])
-            shim, watched, address_space_mb = f"{INSIDE_LIB}/sandbox/_measure.py", list(tmpfs_mb), limits.address_space_mb()
+            shim = f"{INSIDE_LIB}/sandbox/_measure.py"
+            sized = _sizes_tmpfs(bwrap)
+            watched, address_space_mb = (list(tmpfs_mb), limits.address_space_mb()) if sized else ([], limits.memory_mb)
         else:
             prefix, no_namespaces = _unshare_argv()
             isolation, notes = "reduced", _reduced_notes(_why_no_bwrap(), no_namespaces, cgroup is not None, limits)

@@ -7,9 +7,11 @@ import textwrap
 import pytest
 
 import sandbox
-from sandbox.runner import bwrap_path
+from sandbox.runner import _bwrap_version, bwrap_path
 
 pytestmark = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap is not installed (.ci/run installs it)")
+sized = pytest.mark.skipif(bwrap_path() is not None and _bwrap_version(bwrap_path()) < (0, 7),
+                           reason="bubblewrap older than 0.7 cannot size a tmpfs (the result's notes say so)")
 
 # 256 MB in all: a quarter (64 MB) for the in-memory file systems, /tmp 32, HOME 16, /dev/shm 16.
 SMALL = sandbox.Limits(memory_mb=256, wall_s=60)
@@ -36,6 +38,7 @@ FILL = """
 """
 
 
+@sized
 @pytest.mark.parametrize("place, name, size_mb", [
     ("'/tmp'", "/tmp", 32),
     ("os.environ['TMPDIR']", "/tmp", 32),
@@ -52,6 +55,7 @@ def test_writing_past_an_in_memory_file_system_stops_the_command(workspace, plac
     assert res.one_line_error() == res.detail
 
 
+@sized
 def test_shared_memory_past_its_size_stops_the_command(workspace):
     # Pages of /dev/shm written through mmap: the kernel answers SIGBUS, not an error code.
     res = sandbox.run(py("""
@@ -84,6 +88,7 @@ def test_the_rest_of_the_root_is_read_only(workspace, place):
     assert res.stdout.strip() in ("refused Read-only file system", "refused No such file or directory"), res.stdout
 
 
+@sized
 def test_in_memory_sizes_and_address_space_add_up_to_the_memory_limit(workspace):
     res = sandbox.run(py("""
         import os, resource
@@ -104,6 +109,7 @@ def test_a_tmpfs_budget_outside_the_memory_limit_is_refused(workspace, tmpfs_mb)
         sandbox.run(py("pass"), workspace, limits=sandbox.Limits(memory_mb=256, tmpfs_mb=tmpfs_mb))
 
 
+@sized
 def test_a_command_that_succeeds_after_filling_a_place_is_not_failed(workspace):
     res = sandbox.run(py("""
         try:
@@ -168,3 +174,25 @@ def test_the_process_limit_cannot_be_raised_from_inside(workspace):
     report, forked = res.stdout.splitlines()
     assert "WROTE" not in report and "MOUNTED" not in report and "CREATED" not in report, report
     assert int(forked.split()[1]) < 16 + 8, forked  # the runner allows 8 for bwrap and the shim
+
+
+@pytest.mark.parametrize("version", [(0, 6), (0, 7)])
+def test_an_older_bubblewrap_still_runs_and_says_what_it_cannot_bind(workspace, monkeypatch, version):
+    """bubblewrap 0.6 has no --size and 0.7 no --disable-userns: the runner leaves out what the
+    installed one lacks (the real binary, told it is older), and the notes say what that costs."""
+    monkeypatch.setattr("sandbox.runner._bwrap_version", lambda bwrap: version)
+    res = sandbox.run(py("""
+        import os, resource
+        st = os.statvfs("/tmp")
+        print(st.f_blocks * st.f_frsize >> 20, resource.getrlimit(resource.RLIMIT_AS)[0] >> 20)
+    """), workspace, limits=SMALL)
+    assert res.ok and res.isolation == "full", res.stderr
+    tmp_mb, as_mb = map(int, res.stdout.split())
+    notes = " | ".join(res.isolation_notes)
+    assert "older than 0.8, which added --disable-userns" in notes
+    if version < (0, 7):
+        assert tmp_mb > 32 and as_mb == 256  # unsized: the kernel's default, and no share taken from memory_mb
+        assert "NOT bound: /tmp, HOME and /dev/shm are tmpfs without a size" in notes
+    else:
+        assert (tmp_mb, as_mb) == (32, 192)
+        assert "/tmp 32 MB, HOME 16 MB, /dev/shm 16 MB" in notes
