@@ -417,37 +417,42 @@ def run(
         # Process limit: a pids cgroup where we may create one; RLIMIT_NPROC binds non-root users.
         cgroup = PidsCgroup.create(limits.processes + 8)
         nproc = limits.processes + (_user_process_count() if os.getuid() != 0 else 0)
-        if bwrap:
-            prefix = _bwrap_argv(bwrap, workspace, ro, gpu, tmpfs_mb)
-            isolation, notes = "full", _bwrap_notes(bwrap, limits, cgroup is not None)
-            inside_env.update({"HOME": HOME_INSIDE, "TMPDIR": "/tmp"})
-            inside_env["PYTHONPATH"] = os.pathsep.join([INSIDE_LIB, *filter(None, [inside_env.get("PYTHONPATH")])])
-            shim = f"{INSIDE_LIB}/sandbox/_measure.py"
-            sized = _sizes_tmpfs(bwrap)
-            watched, address_space_mb = (list(tmpfs_mb), limits.address_space_mb()) if sized else ([], limits.memory_mb)
-        else:
-            prefix, no_namespaces = _unshare_argv()
-            isolation, notes = "reduced", _reduced_notes(_why_no_bwrap(), no_namespaces, cgroup is not None, limits)
-            home, private_tmp = scratch / "home", scratch / "tmp"
-            home.mkdir()
-            private_tmp.mkdir()
-            inside_env.update({"HOME": str(home), "TMPDIR": str(private_tmp)})
-            inside_env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT), *filter(None, [inside_env.get("PYTHONPATH")])])
-            shim, watched, address_space_mb = str(PACKAGE_ROOT / "sandbox" / "_measure.py"), [], limits.memory_mb
-        # Python's "safe path": the cwd (the workspace) is not put first on sys.path implicitly.
-        inside_env.setdefault("PYTHONSAFEPATH", "1")
-
-        report_r, report_w = os.pipe()  # the shim's report: no file the command could replace
-        start = time.monotonic()
         try:
-            argv = [*prefix, sys.executable, "-I", "-S", shim, str(report_w), *watched, "--", *cmd]
-            setup = lambda: _child_setup(limits, address_space_mb, nproc, cgroup)  # noqa: E731
-            status, peak_kb, timed_out = _launch(argv, workspace, inside_env, out_path, err_path, limits.wall_s, setup, report_w, cgroup, poll)
+            if bwrap:
+                prefix = _bwrap_argv(bwrap, workspace, ro, gpu, tmpfs_mb)
+                isolation, notes = "full", _bwrap_notes(bwrap, limits, cgroup is not None)
+                inside_env.update({"HOME": HOME_INSIDE, "TMPDIR": "/tmp"})
+                inside_env["PYTHONPATH"] = os.pathsep.join([INSIDE_LIB, *filter(None, [inside_env.get("PYTHONPATH")])])
+                shim = f"{INSIDE_LIB}/sandbox/_measure.py"
+                sized = _sizes_tmpfs(bwrap)
+                watched, address_space_mb = (list(tmpfs_mb), limits.address_space_mb()) if sized else ([], limits.memory_mb)
+            else:
+                prefix, no_namespaces = _unshare_argv()
+                isolation, notes = "reduced", _reduced_notes(_why_no_bwrap(), no_namespaces, cgroup is not None, limits)
+                home, private_tmp = scratch / "home", scratch / "tmp"
+                home.mkdir()
+                private_tmp.mkdir()
+                inside_env.update({"HOME": str(home), "TMPDIR": str(private_tmp)})
+                inside_env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT), *filter(None, [inside_env.get("PYTHONPATH")])])
+                shim, watched, address_space_mb = str(PACKAGE_ROOT / "sandbox" / "_measure.py"), [], limits.memory_mb
+            # Python's "safe path": the cwd (the workspace) is not put first on sys.path implicitly.
+            inside_env.setdefault("PYTHONSAFEPATH", "1")
+
+            report_r, report_w = os.pipe()  # the shim's report: no file the command could replace
+            start = time.monotonic()
+            try:
+                argv = [*prefix, sys.executable, "-I", "-S", shim, str(report_w), *watched, "--", *cmd]
+                setup = lambda: _child_setup(limits, address_space_mb, nproc, cgroup)  # noqa: E731
+                status, peak_kb, timed_out = _launch(argv, workspace, inside_env, out_path, err_path, limits.wall_s, setup, report_w, cgroup, poll)
+            finally:
+                os.close(report_w)
+                if cgroup is not None:
+                    cgroup.remove()  # whatever is left, daemons included, dies here
+                    cgroup = None
+                report = _read_report(report_r)
         finally:
-            os.close(report_w)
-            if cgroup is not None:
-                cgroup.remove()  # whatever is left, daemons included, dies here
-            report = _read_report(report_r)
+            if cgroup is not None:  # failed before the command started
+                cgroup.remove()
         wall = time.monotonic() - start
         stdout = _bounded(out_path, limits.output_bytes)
         stderr = _bounded(err_path, limits.output_bytes)
