@@ -3,12 +3,12 @@
 import os
 import socket
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from sandbox_helpers import new_workspace, py
 
 import sandbox
 from sandbox.runner import bwrap_path
@@ -16,15 +16,9 @@ from sandbox.runner import bwrap_path
 pytestmark = pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap is not installed (.ci/run installs it)")
 
 
-def py(code: str) -> list[str]:
-    return [sys.executable, "-c", textwrap.dedent(code)]
-
-
 @pytest.fixture
 def workspace(tmp_path):
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    return ws
+    return new_workspace(tmp_path)
 
 
 def test_tcp_to_a_host_server_on_loopback_fails(workspace):

@@ -5,10 +5,10 @@ import ctypes
 import os
 import socket
 import sys
-import textwrap
 import threading
 
 import pytest
+from sandbox_helpers import new_workspace, py
 
 import sandbox
 from sandbox.runner import IsolationRefused, allow_reduced_isolation
@@ -20,16 +20,10 @@ NOT_CONFINED_PIDS = "NOT confined: the process limit"
 NOT_CONFINED_NAMESPACES = "NOT confined: the network, host processes and System V IPC"
 
 
-def py(code: str) -> list[str]:
-    return [sys.executable, "-c", textwrap.dedent(code)]
-
-
 @pytest.fixture
 def workspace(tmp_path, monkeypatch):
     monkeypatch.setenv("INTEGRATE_SANDBOX_BACKEND", "unshare")
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    return ws
+    return new_workspace(tmp_path)
 
 
 def run_reduced(code: str, workspace, **kwargs) -> sandbox.SandboxResult:

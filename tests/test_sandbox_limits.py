@@ -1,10 +1,8 @@
 """Limits that bind inside bubblewrap: every writable in-memory place is sized and counted in the
 memory limit, the rest of the root is read-only, and the process limit cannot be raised from inside."""
 
-import sys
-import textwrap
-
 import pytest
+from sandbox_helpers import new_workspace, py
 
 import sandbox
 from sandbox.runner import _bwrap_version, bwrap_path
@@ -17,15 +15,9 @@ sized = pytest.mark.skipif(bwrap_path() is not None and _bwrap_version(bwrap_pat
 SMALL = sandbox.Limits(memory_mb=256, wall_s=60)
 
 
-def py(code: str) -> list[str]:
-    return [sys.executable, "-c", textwrap.dedent(code)]
-
-
 @pytest.fixture
 def workspace(tmp_path):
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    return ws
+    return new_workspace(tmp_path)
 
 
 FILL = """
