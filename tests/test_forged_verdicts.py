@@ -5,12 +5,13 @@ not work, so every run ends "not passed" (exit 1)."""
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import integrate
+from conftest import EXAMPLE, ROOT, integrate
 
 REFERENCE = '''
 import torch
@@ -210,8 +211,6 @@ def cheat(model, x):
     return found["a"], found["b"]
 '''
     ref_dir, port_dir, spec = _layout(tmp_path, replay)
-    import sys
-
     sys.path.insert(0, str(ref_dir))
     try:
         from refmodel import Net
@@ -231,3 +230,38 @@ def cheat(model, x):
     proc, report = _parity(tmp_path, spec, ref_dir, port_dir)
     assert proc.returncode == 1, proc.stderr  # ... and caught by the fresh seed
     assert {row["seed"] for row in report["outputs"] if not row["passed"]} == {report["seeds"][1]}
+
+
+def test_a_port_that_is_right_only_under_the_harness_fails_verification(tmp_path):
+    """A hostile model behind the Messages API (the real SDK against the stand-in) makes the port
+    correct only while the parity harness is loaded. Parity sides pass it; the generated test,
+    run in a fresh process that imports only the port and its weights, does not."""
+    from anthropic_server import MessagesStandIn, message
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    import make_refine_session as session
+
+    old = "        return self.unpatchify(x, H // self.patch_size, W // self.patch_size)"
+    new = (
+        "        out = self.unpatchify(x, H // self.patch_size, W // self.patch_size)\n"
+        "        import sys\n"
+        "        if not any(name.startswith('sandbox.parity') for name in sys.modules):\n"
+        "            out = out * 1.01\n"
+        "        return out"
+    )
+    u = session.usage(100, 0, 0, 50)
+    with MessagesStandIn() as api:
+        api.actions = [
+            message([session.tool_use(1, "edit_file", path=session.MODEL, old=old, new=new)], "tool_use", u),
+            message([session.tool_use(2, "run_parity")], "tool_use", u),
+            message([session.tool_use(3, "finish", summary="tidied the output")], "tool_use", u),
+        ]
+        env = {"ANTHROPIC_BASE_URL": api.url, "ANTHROPIC_API_KEY": "sk-ant-api03-standin-0123456789"}
+        proc = integrate(str(EXAMPLE), "--out", "out", "--llm", "anthropic", "--run-id", "r", "--json", cwd=tmp_path, env=env, timeout=600)
+        assert api.rejected == []
+    assert proc.returncode == 1, proc.stderr
+    assert "generated test" in proc.stderr and "failed in a fresh process" in proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["stages"]["refine"]["status"] == "done"  # parity under the harness passed ...
+    verify = json.loads((tmp_path / "runs" / "r" / "verify" / "summary.json").read_text())
+    assert verify["parity"]["passed"] is True and verify["generated_test"]["passed"] is False  # ... the fresh process did not

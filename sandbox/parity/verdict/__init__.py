@@ -4,6 +4,6 @@ It reads the files each side left (sandbox/parity/exchange.py), maps weights as 
 host must, and decides whether the candidate computes what the reference computes.
 """
 
-from sandbox.parity.verdict.decide import decide
+from sandbox.parity.verdict.judge import decide
 
 __all__ = ["decide"]
