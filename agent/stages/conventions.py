@@ -20,6 +20,7 @@ from agent.parity_run import (
     parity_paths,
     reference_config,
     run_parity_sandboxed,
+    side_env,
     write_spec,
 )
 from agent.porting.conventions import GROUPS, Conventions, Target, apply_conventions
@@ -98,7 +99,7 @@ def _parity(run: Run, work: Path, conv: Conventions, weights: list[str]) -> dict
     return report
 
 
-def _gradient_check(run: Run, work: Path, spec: Path, conv: Conventions) -> dict[str, Any]:
+def _gradient_check(run: Run, work: Path, spec: Path, conv: Conventions, weights: list[str]) -> dict[str, Any]:
     """Gradients with checkpointing on against off, computed sandboxed, compared here."""
     scratch = work / "gradients"
     if scratch.exists():
@@ -106,9 +107,11 @@ def _gradient_check(run: Run, work: Path, spec: Path, conv: Conventions) -> dict
     scratch.mkdir(parents=True)
     job = {"mode": "gradients", "spec": str(spec), "seed": 0, "out": str(scratch), "check_return_dict": bool(conv.output_class)}
     (scratch / "job.json").write_text(json.dumps(job))
-    ro = [spec.parent, Path(run.result("scaffold")["workspace"]), Path(run.result("resolve")["snapshot"])]
+    # the spec's candidate() finds the port under the candidate paths; its inputs() may read the reference's
+    paths = parity_paths(run, weights)
     result, res = run_job("candidate_checks", [scratch / "job.json", scratch / "result.json"], workspace=scratch,
-                          result_file=scratch / "result.json", ro_paths=ro, what="the gradient-checkpointing check")
+                          result_file=scratch / "result.json", ro_paths=[spec.parent, *paths.reference, *paths.candidate],
+                          env=side_env(paths)["mapping"], what="the gradient-checkpointing check")
     if not result.get("ok"):
         return {"proven": False, "reason": f"the check could not run: {result.get('error')}"}
     try:
@@ -208,7 +211,7 @@ def conventions(run: Run) -> dict[str, Any]:
             model_path.write_text(conv.code)  # the last green state
     gradients: dict[str, Any] = {"proven": False, "reason": "gradient checkpointing not added"}
     if conv is not None and conv.checkpointing:
-        gradients = _gradient_check(run, work, Path(report["spec"]), conv)
+        gradients = _gradient_check(run, work, Path(report["spec"]), conv, weights)
         if not gradients["proven"]:
             why = f"left out: gradients with checkpointing on did not match it off ({gradients['reason']})"
             conv, report = attempt(accepted, without_checkpointing=why)
