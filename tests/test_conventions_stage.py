@@ -82,6 +82,7 @@ def test_example_ends_in_diffusers_form(ported):
     grads = result["gradient_checkpointing"]
     assert grads["proven"] is True and grads["max_abs_diff"] == 0.0 and grads["checkpointed_calls"] == 2
     assert grads["parameters_compared"] == 31 and grads["isolation"] in ("full", "reduced")
+    assert grads["block_parameters_with_gradient"] == grads["block_parameters"] == 20  # every block weight's gradient was compared
     assert grads["return_dict"] == {"dataclass": "Transformer2DModelOutput", "false_gives_tuple": True, "same_tensors": True}
 
     out = work / "out"
@@ -120,3 +121,30 @@ def test_example_ends_in_diffusers_form(ported):
     lines = proc.stdout.strip().splitlines()
     assert json.loads(lines[0]) == result["candidate_config"]
     assert lines[1] == "Transformer2DModelOutput tuple 1 True"
+
+
+def test_a_resumed_attempt_starts_from_the_previous_commit(tmp_path):
+    from agent.errors import IntegrateError
+    from agent.stages.conventions import _restart_from
+    from agent.workspace import commit_all
+
+    repo = git.Repo.init(tmp_path)
+    with repo.config_writer() as cw:
+        cw.set_value("user", "name", "t")
+        cw.set_value("user", "email", "t@example.com")
+    model = tmp_path / "model.py"
+    model.write_text("ported\n")
+    base = commit_all(repo, "Port X (structural, numerics untouched)")
+    model.write_text("half-edited\n")
+    _restart_from(repo, base, model)  # an attempt killed before committing
+    assert model.read_text() == "ported\n"
+
+    model.write_text("conventions\n")
+    commit_all(repo, "Conventions: config (parity max abs 0.00e+00)")
+    _restart_from(repo, base, model)  # an attempt killed after a commit of its own
+    assert repo.head.commit.hexsha == base and model.read_text() == "ported\n"
+
+    model.write_text("someone else's\n")
+    commit_all(repo, "A commit this stage did not make")
+    with pytest.raises(IntegrateError, match="did not make"):
+        _restart_from(repo, base, model)

@@ -5,10 +5,11 @@
 JOB_JSON `mode`:
 - "modules": candidate_root, candidate_module, class_name, config. Builds the port on the meta
   device and lists its modules: name, class, and whether layerwise casting would cast it.
-- "gradients": spec (a parity spec), seed, out (a folder). Builds the candidate, runs forward
-  and backward on the spec's candidate inputs with gradient checkpointing off, then on, and
-  writes both sets of parameter gradients (grads_off/grads_on.safetensors) for the host to
-  compare; counts the calls that went through the checkpointing function; with
+- "gradients": spec (a parity spec), seed, out (a folder). Builds the candidate with seeded
+  random weights, runs forward and backward on the spec's candidate inputs with gradient
+  checkpointing off, then on, and writes both sets of parameter gradients
+  (grads_off/grads_on.safetensors) for the host to compare; counts the calls that went through
+  the checkpointing function and names the modules they ran; with
   check_return_dict, also compares the output of return_dict=False with the dataclass's.
 """
 
@@ -52,6 +53,18 @@ def _loss(out) -> torch.Tensor:
     return total
 
 
+def _randomize(model: torch.nn.Module, seed: int) -> None:
+    """Seeded weights with no zero-initialised layer left (a zero output projection, common in
+    diffusion models, would stop every gradient before it reaches the blocks): matrices scaled
+    by 1/sqrt(fan-in), vectors their value plus small noise."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.is_floating_point() and p.numel():
+                noise = torch.randn(p.shape, generator=g).to(p.device, p.dtype)
+                p.copy_(noise / p[0].numel() ** 0.5 if p.dim() >= 2 else p + 0.1 * noise)
+
+
 def gradients(job: dict) -> dict:
     spec = load_spec(job["spec"])
     seed = int(job.get("seed", 0))
@@ -59,8 +72,10 @@ def gradients(job: dict) -> dict:
     model = spec.candidate()
     if not getattr(model, "_supports_gradient_checkpointing", False):
         return {"ok": False, "error": "the model does not set _supports_gradient_checkpointing"}
+    _randomize(model, 1234 + seed)
     model.eval()  # dropout off: both passes must compute the same function
     inputs = spec.inputs(seed)["candidate"]
+    names = {id(m): n for n, m in model.named_modules()}
 
     def run_backward() -> tuple[float, dict[str, torch.Tensor]]:
         model.zero_grad(set_to_none=True)
@@ -71,18 +86,21 @@ def gradients(job: dict) -> dict:
     loss_off, grads_off = run_backward()
     model.enable_gradient_checkpointing()
     calls = {"n": 0}
+    checkpointed: set[str] = set()
     for module in model.modules():
         fn = getattr(module, "_gradient_checkpointing_func", None)
         if fn is not None:
-            def counted(*args, _fn=fn, **kwargs):
+            def counted(block, *args, _fn=fn, **kwargs):
                 calls["n"] += 1
-                return _fn(*args, **kwargs)
+                checkpointed.add(names.get(id(block), "?"))
+                return _fn(block, *args, **kwargs)
             module._gradient_checkpointing_func = counted
     loss_on, grads_on = run_backward()
     out = Path(job["out"])
     save_tensors(out / "grads_off.safetensors", grads_off)
     save_tensors(out / "grads_on.safetensors", grads_on)
-    result = {"ok": True, "checkpointed_calls": calls["n"], "loss_off": loss_off, "loss_on": loss_on,
+    result = {"ok": True, "checkpointed_calls": calls["n"], "checkpointed_modules": sorted(checkpointed),
+              "loss_off": loss_off, "loss_on": loss_on,
               "parameters": sum(1 for _ in model.parameters()), "with_gradient": len(grads_off),
               "enabled": bool(getattr(model, "is_gradient_checkpointing", False))}
     if job.get("check_return_dict"):
