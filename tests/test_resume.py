@@ -18,7 +18,7 @@ def _start(tmp_path):
     )
 
 
-def _wait_for_stage(run_json, stage, proc, timeout=120):
+def _wait_for_stage(run_json, stage, proc, timeout=300):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,6 @@ import git
 from agent.checks import check_paths
 from agent.errors import IntegrateError
 from agent.parity_run import (
-    candidate_location,
     parity_paths,
     reference_config,
     run_parity_sandboxed,
@@ -69,49 +69,56 @@ def _output_paths(run: Run) -> list[str]:
     return []
 
 
-def _modules(run: Run, work: Path, config: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
-    """The built port's module names and classes (sandboxed), or why they are unknown."""
-    root, module = candidate_location(run)
-    job = {"mode": "modules", "candidate_root": str(root), "candidate_module": module,
-           "class_name": run.result("plan")["class_name"], "config": config}
-    scratch = work / "modules"
-    scratch.mkdir(parents=True, exist_ok=True)
-    (scratch / "job.json").write_text(json.dumps(job))
-    try:
-        result, _ = run_job("candidate_checks", [scratch / "job.json", scratch / "result.json"], workspace=scratch,
-                            result_file=scratch / "result.json", ro_paths=[Path(run.result("scaffold")["workspace"])],
-                            what="listing the port's modules")
-    except IntegrateError as exc:
-        return [], exc.message
-    if not result.get("ok"):
-        return [], str(result.get("error"))
-    return [m for m in result["modules"] if isinstance(m, dict) and isinstance(m.get("name"), str)], None
-
-
-def _parity(run: Run, work: Path, conv: Conventions, weights: list[str]) -> dict[str, Any]:
-    spec = write_spec(run, work / "spec" / "parity_spec.py", reference_weights=weights,
+def _spec(run: Run, work: Path, conv: Conventions, weights: list[str]) -> Path:
+    """The parity spec for this attempt: the port built from its renamed config, called with its
+    renamed forward arguments."""
+    return write_spec(run, work / "spec" / "parity_spec.py", reference_weights=weights,
                       candidate_kwargs=conv.candidate_config, renamed_inputs=conv.forward_renames)
+
+
+def _parity(run: Run, work: Path, spec: Path, weights: list[str]) -> dict[str, Any]:
     out = work / "parity"
     if out.exists():
         shutil.rmtree(out)
-    report = run_parity_sandboxed(spec, out, parity_paths(run, weights), device=run.inputs.get("device", "cpu"))
-    report["spec"] = str(spec)
-    return report
+    return run_parity_sandboxed(spec, out, parity_paths(run, weights), device=run.inputs.get("device", "cpu"))
 
 
-def _gradient_check(run: Run, work: Path, spec: Path, conv: Conventions, weights: list[str]) -> dict[str, Any]:
-    """Gradients with checkpointing on against off, computed sandboxed, compared here."""
-    scratch = work / "gradients"
+@dataclass
+class Attempt:
+    conv: Conventions
+    parity: dict[str, Any]
+    inspected: dict[str, Any]  # modules, gradients (see _inspect)
+
+
+def _inspect(run: Run, work: Path, spec: Path, conv: Conventions, weights: list[str]) -> dict[str, Any]:
+    """One sandboxed process on the port as written now: its modules, and when it has gradient
+    checkpointing, gradients with it off and on (compared here) and the return_dict=False tuple."""
+    scratch = work / "inspect"
     if scratch.exists():
         shutil.rmtree(scratch)
     scratch.mkdir(parents=True)
-    job = {"mode": "gradients", "spec": str(spec), "seed": 0, "out": str(scratch), "check_return_dict": bool(conv.output_class)}
+    job = {"spec": str(spec), "seed": 0, "out": str(scratch), "gradients": conv.checkpointing, "return_dict": bool(conv.output_class)}
     (scratch / "job.json").write_text(json.dumps(job))
     # the spec's candidate() finds the port under the candidate paths; its inputs() may read the reference's
     paths = parity_paths(run, weights)
-    result, res = run_job("candidate_checks", [scratch / "job.json", scratch / "result.json"], workspace=scratch,
-                          result_file=scratch / "result.json", ro_paths=[spec.parent, *paths.reference, *paths.candidate],
-                          env=side_env(paths)["mapping"], what="the gradient-checkpointing check")
+    not_added = {"proven": False, "reason": "gradient checkpointing not added"}
+    try:
+        result, res = run_job("candidate_checks", [scratch / "job.json", scratch / "result.json"], workspace=scratch,
+                              result_file=scratch / "result.json", ro_paths=[spec.parent, *paths.reference, *paths.candidate],
+                              env=side_env(paths)["mapping"], what="building and checking the port")
+    except IntegrateError as exc:
+        return {"modules": [], "modules_unknown": exc.message, "gradients": {"proven": False, "reason": exc.message} if conv.checkpointing else not_added}
+    if not result.get("ok"):
+        why = f"the port could not be built: {result.get('error')}"
+        return {"modules": [], "modules_unknown": why, "gradients": {"proven": False, "reason": why} if conv.checkpointing else not_added}
+    modules = [m for m in result.get("modules") or [] if isinstance(m, dict) and isinstance(m.get("name"), str)]
+    gradients = _compare_gradients(run, scratch, result.get("gradients") or {}) if conv.checkpointing else not_added
+    gradients.update(isolation=res.isolation, return_dict=result.get("return_dict"))
+    return {"modules": modules, "gradients": gradients}
+
+
+def _compare_gradients(run: Run, scratch: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """Gradients with checkpointing on against off, as the sandboxed job wrote them."""
     if not result.get("ok"):
         return {"proven": False, "reason": f"the check could not run: {result.get('error')}"}
     try:
@@ -137,7 +144,6 @@ def _gradient_check(run: Run, work: Path, spec: Path, conv: Conventions, weights
         "max_abs_diff": worst, "worst_parameter": where, "parameters_compared": len(off), "checkpointed_calls": calls,
         "block_parameters_with_gradient": len(flowing), "block_parameters": len(inside),
         "tolerance": tolerance, "loss_off": result.get("loss_off"), "loss_on": result.get("loss_on"),
-        "isolation": res.isolation, "return_dict": result.get("return_dict"),
     }
     if extra:
         return {**out, "proven": False, "reason": f"gradients with checkpointing on for parameters without them off: {extra[:3]}"}
@@ -173,20 +179,31 @@ def conventions(run: Run) -> dict[str, Any]:
         shutil.rmtree(work)
     work.mkdir()
     config = reference_config(analysis)
-    modules, modules_unknown = _modules(run, work, config)
     target = Target(
         class_name=planned["class_name"], family=planned.get("family", "transformers"),
         in_tree=planned["layout"] == "diffusers-tree", reference_class=planned["reference_class"],
-        config=config, inputs=analysis["inputs"], output_paths=_output_paths(run), modules=modules,
+        config=config, inputs=analysis["inputs"], output_paths=_output_paths(run),
     )
     weights = [str(p) for p in reference_weight_files(run)]
 
-    def attempt(groups: list[str], without_checkpointing: str | None = None) -> tuple[Conventions, dict[str, Any]]:
-        conv = apply_conventions(source, target, groups, without_checkpointing)
+    def write(conv: Conventions) -> None:
         model_path.write_text(conv.code)
         format_file(model_path)
         conv.code = model_path.read_text()
-        return conv, _parity(run, work, conv, weights)
+
+    def attempt(groups: list[str], without_checkpointing: str | None = None) -> Attempt:
+        """Apply `groups`; with the model-class group, build and check the port first (its module
+        names decide the casting patterns, the only line written after the check), then parity."""
+        conv = apply_conventions(source, target, groups, without_checkpointing)
+        spec = _spec(run, work, conv, weights)
+        inspected: dict[str, Any] = {"modules": [], "gradients": {"proven": False, "reason": "gradient checkpointing not added"}}
+        if "model class" in groups:
+            write(conv)
+            inspected = _inspect(run, work, spec, conv, weights)
+            if inspected["modules"]:
+                conv = apply_conventions(source, replace(target, modules=inspected["modules"]), groups, without_checkpointing)
+        write(conv)
+        return Attempt(conv, _parity(run, work, spec, weights), inspected)
 
     tried: list[dict[str, Any]] = []
 
@@ -195,44 +212,46 @@ def conventions(run: Run) -> dict[str, Any]:
 
     commits: list[str] = []
     committed: list[str] = []  # groups already in a commit of their own
-    conv, report = attempt(list(GROUPS))
-    record(list(GROUPS), report)
-    accepted = list(GROUPS) if report["passed"] else []
-    if not report["passed"]:
+    last: Attempt | None = attempt(list(GROUPS))
+    record(list(GROUPS), last.parity)
+    accepted = list(GROUPS) if last.parity["passed"] else []
+    if not last.parity["passed"]:
         # which groups break parity: add one group at a time, keep (and commit) it only when green
-        green: tuple[Conventions, dict[str, Any]] | None = None
+        last = None
         for group in GROUPS:
-            conv, report = attempt([*accepted, group])
-            record([*accepted, group], report)
-            if report["passed"]:
+            tried_now = attempt([*accepted, group])
+            record([*accepted, group], tried_now.parity)
+            if tried_now.parity["passed"]:
                 accepted.append(group)
-                green = (conv, report)
-                if not conv.checkpointing:  # checkpointing is committed only with its gradients proven, below
-                    sha = commit_all(repo, f"{COMMIT_PREFIX}: {group} (parity max abs {report['max_abs_diff']:.2e})")
+                last = tried_now
+                if not tried_now.conv.checkpointing:  # checkpointing is committed only with its gradients proven, below
+                    sha = commit_all(repo, f"{COMMIT_PREFIX}: {group} (parity max abs {tried_now.parity['max_abs_diff']:.2e})")
                     commits += [sha] if sha else []
                     committed.append(group)
-        conv, report = green if green else (None, None)
-        if conv is not None:
-            model_path.write_text(conv.code)  # the last green state
-    gradients: dict[str, Any] = {"proven": False, "reason": "gradient checkpointing not added"}
-    if conv is not None and conv.checkpointing:
-        gradients = _gradient_check(run, work, Path(report["spec"]), conv, weights)
-        if not gradients["proven"]:
-            why = f"left out: gradients with checkpointing on did not match it off ({gradients['reason']})"
-            conv, report = attempt(accepted, without_checkpointing=why)
-            record(accepted, report, without_checkpointing=True)
-            if not report["passed"]:
-                conv, report = None, None
-    if conv is None:
+        if last is not None:
+            model_path.write_text(last.conv.code)  # the last green state
+    if last is not None and last.conv.checkpointing and not last.inspected["gradients"]["proven"]:
+        why = f"left out: gradients with checkpointing on did not match it off ({last.inspected['gradients']['reason']})"
+        failed_check = last.inspected["gradients"]
+        last = attempt(accepted, without_checkpointing=why)
+        record(accepted, last.parity, without_checkpointing=True)
+        last.inspected["gradients"] = failed_check
+        if not last.parity["passed"]:
+            last = None
+    if last is None:
         repo.git.reset("--hard", base)
         model_path.write_text(source)
         status, commits = "reverted", []
     else:
         status = "applied" if accepted == list(GROUPS) else "partial"
-        changed = [r.group for r in conv.reports if r.changes and r.group not in committed]
-        proven = ", gradient checkpointing proven" if gradients["proven"] else ""
-        sha = commit_all(repo, f"{COMMIT_PREFIX}: {', '.join(changed) or 'nothing to change'} (parity max abs {report['max_abs_diff']:.2e}{proven})")
+        changed = [r.group for r in last.conv.reports if r.changes and r.group not in committed]
+        proven = ", gradient checkpointing proven" if last.inspected["gradients"]["proven"] else ""
+        sha = commit_all(repo, f"{COMMIT_PREFIX}: {', '.join(changed) or 'nothing to change'} "
+                               f"(parity max abs {last.parity['max_abs_diff']:.2e}{proven})")
         commits += [sha] if sha else []
+    conv, report = (last.conv, last.parity) if last else (None, None)
+    gradients = last.inspected["gradients"] if last else {"proven": False, "reason": "nothing applied"}
+    modules = last.inspected["modules"] if last else []
     left = [f.to_dict() for f in check_paths([model_path], use_cache=False)]
     result = {
         "status": status,
@@ -253,7 +272,7 @@ def conventions(run: Run) -> dict[str, Any]:
         "output_class": conv.output_class if conv else None,
         "flags": conv.flags if conv else {},
         "gradient_checkpointing": gradients,
-        "modules_listed": len(modules) if modules else f"unknown: {modules_unknown}",
+        "modules_listed": len(modules) if modules else (last.inspected.get("modules_unknown", "not listed") if last else "not listed"),
         "parity": _summary(report) if report else tried[-1]["parity"],
         "parity_report": str(work / "parity" / "parity.json"),
         "left_for_refinement": left,

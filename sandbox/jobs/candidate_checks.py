@@ -2,15 +2,15 @@
 
     python -m sandbox.jobs.candidate_checks JOB_JSON RESULT_JSON
 
-JOB_JSON `mode`:
-- "modules": candidate_root, candidate_module, class_name, config. Builds the port on the meta
-  device and lists its modules: name, class, and whether layerwise casting would cast it.
-- "gradients": spec (a parity spec), seed, out (a folder). Builds the candidate with seeded
-  random weights, runs forward and backward on the spec's candidate inputs with gradient
-  checkpointing off, then on, and writes both sets of parameter gradients
-  (grads_off/grads_on.safetensors) for the host to compare; counts the calls that went through
-  the checkpointing function and names the modules they ran; with
-  check_return_dict, also compares the output of return_dict=False with the dataclass's.
+JOB_JSON: spec (a parity spec: its candidate() builds the port, its inputs() feeds it), seed, out
+(a folder), and flags:
+- always: the built port's modules, each with its class and whether diffusers' layerwise
+  casting would cast it;
+- gradients: rebuild with seeded random weights, run forward and backward on the spec's
+  candidate inputs with gradient checkpointing off, then on, and write both sets of parameter
+  gradients (grads_off/grads_on.safetensors) for the host to compare; count the calls that went
+  through the checkpointing function and name the modules they ran;
+- return_dict: compare the output of return_dict=False with the dataclass's.
 """
 
 import json
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from sandbox.loading import load_class, read_json
+from sandbox.loading import read_json
 from sandbox.parity.exchange import flatten_output, save_tensors
 from sandbox.parity.runside.spec import load_spec, seed_everything
 
@@ -28,13 +28,8 @@ CASTABLE = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.ConvTran
             torch.nn.ConvTranspose3d, torch.nn.Linear, torch.nn.Embedding)  # what diffusers' layerwise casting casts
 
 
-def modules(job: dict) -> dict:
-    cls = load_class(job["candidate_root"], job["candidate_module"], job["class_name"])
-    with torch.device("meta"):
-        model = cls(**job["config"])
-    return {"ok": True, "modules": [
-        {"name": name, "type": type(mod).__name__, "castable": isinstance(mod, CASTABLE)} for name, mod in model.named_modules()
-    ]}
+def _modules(model: torch.nn.Module) -> list[dict]:
+    return [{"name": name, "type": type(mod).__name__, "castable": isinstance(mod, CASTABLE)} for name, mod in model.named_modules()]
 
 
 def _tensors(out) -> list[torch.Tensor]:
@@ -65,11 +60,23 @@ def _randomize(model: torch.nn.Module, seed: int) -> None:
                 p.copy_(noise / p[0].numel() ** 0.5 if p.dim() >= 2 else p + 0.1 * noise)
 
 
-def gradients(job: dict) -> dict:
+def checks(job: dict) -> dict:
     spec = load_spec(job["spec"])
     seed = int(job.get("seed", 0))
     seed_everything(seed)
     model = spec.candidate()
+    result: dict = {"ok": True, "modules": _modules(model)}
+    for key, check in (("gradients", lambda: _gradients(model, spec, seed, Path(job["out"]))),
+                       ("return_dict", lambda: _return_dict(model, spec.inputs(seed)["candidate"]))):
+        if job.get(key):
+            try:
+                result[key] = check()
+            except Exception as exc:  # one check failing leaves the others' findings
+                result[key] = {"ok": False, "error": f"{exc.__class__.__name__}: {exc}"}
+    return result
+
+
+def _gradients(model: torch.nn.Module, spec, seed: int, out: Path) -> dict:
     if not getattr(model, "_supports_gradient_checkpointing", False):
         return {"ok": False, "error": "the model does not set _supports_gradient_checkpointing"}
     _randomize(model, 1234 + seed)
@@ -96,32 +103,31 @@ def gradients(job: dict) -> dict:
                 return _fn(block, *args, **kwargs)
             module._gradient_checkpointing_func = counted
     loss_on, grads_on = run_backward()
-    out = Path(job["out"])
+    model.disable_gradient_checkpointing()
     save_tensors(out / "grads_off.safetensors", grads_off)
     save_tensors(out / "grads_on.safetensors", grads_on)
-    result = {"ok": True, "checkpointed_calls": calls["n"], "checkpointed_modules": sorted(checkpointed),
-              "loss_off": loss_off, "loss_on": loss_on,
-              "parameters": sum(1 for _ in model.parameters()), "with_gradient": len(grads_off),
-              "enabled": bool(getattr(model, "is_gradient_checkpointing", False))}
-    if job.get("check_return_dict"):
-        model.disable_gradient_checkpointing()
-        with torch.no_grad():
-            as_dataclass = model(**inputs)
-            as_tuple = model(**inputs, return_dict=False)
-        a, b = _tensors(as_dataclass), _tensors(as_tuple)
-        result["return_dict"] = {
-            "dataclass": type(as_dataclass).__name__,
-            "false_gives_tuple": isinstance(as_tuple, tuple),
-            "same_tensors": len(a) == len(b) and all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(a, b, strict=False)),
-        }
-    return result
+    return {"ok": True, "checkpointed_calls": calls["n"], "checkpointed_modules": sorted(checkpointed),
+            "loss_off": loss_off, "loss_on": loss_on, "with_gradient": len(grads_off)}
+
+
+def _return_dict(model: torch.nn.Module, inputs: dict) -> dict:
+    model.eval()
+    with torch.no_grad():
+        as_dataclass = model(**inputs)
+        as_tuple = model(**inputs, return_dict=False)
+    a, b = _tensors(as_dataclass), _tensors(as_tuple)
+    return {
+        "dataclass": type(as_dataclass).__name__,
+        "false_gives_tuple": isinstance(as_tuple, tuple),
+        "same_tensors": len(a) == len(b) and all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(a, b, strict=False)),
+    }
 
 
 def main() -> int:
     job_file, result_file = sys.argv[1:3]
     job = read_json(job_file)
     try:
-        result = modules(job) if job["mode"] == "modules" else gradients(job)
+        result = checks(job)
     except Exception as exc:  # the port is untrusted: report, don't crash
         result = {"ok": False, "error": f"{exc.__class__.__name__}: {exc}", "trace": traceback.format_exc(limit=4)}
     with open(result_file, "w") as fh:

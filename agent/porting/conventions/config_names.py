@@ -163,11 +163,13 @@ def config_vocabulary(module: cst.Module, target: Target) -> tuple[cst.Module, G
                 _split_width(s, split, heads_name) if isinstance(s, cst.FunctionDef) and s.name.value == "__init__" else s
                 for s in c.body.body
             ])))
-            report.changed(f"{split['width']} -> {heads_name} x {PER_HEAD} ({PER_HEAD} = {split['width']} // {split['heads']}, exact for this config)")
     if renames:
         module = map_class(module, target.class_name, lambda c: c.visit(_RenameConfigReads(renames)))
         for old, new in renames.items():
             report.changed(f"{old} -> {new}")
+    if split:
+        report.changed(f"{split['width']} -> {renames.get(split['heads'], split['heads'])} x {PER_HEAD} "
+                       f"({PER_HEAD} = {split['width']} // {split['heads']}, exact for this config)")
     conversion = {
         "renames": renames,
         "per_head": {split["width"]: [PER_HEAD, split["heads"]]} if split else {},

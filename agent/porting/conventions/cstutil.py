@@ -25,9 +25,6 @@ def method(cls: cst.ClassDef, name: str) -> cst.FunctionDef | None:
     return next((s for s in cls.body.body if isinstance(s, cst.FunctionDef) and s.name.value == name), None)
 
 
-def replace_in(module: cst.Module, old: cst.CSTNode, new: cst.CSTNode) -> cst.Module:
-    """`module` with the node `old` (by identity) replaced by `new`."""
-    return module.deep_replace(old, new)  # type: ignore[return-value]
 
 
 def docstring_index(body: Iterable[cst.BaseStatement]) -> int:
@@ -139,20 +136,12 @@ def map_class(module: cst.Module, name: str, fn: Callable[[cst.ClassDef], cst.Cl
     return module.with_changes(body=body)
 
 
-def map_method(cls: cst.ClassDef, name: str, fn: Callable[[cst.FunctionDef], cst.FunctionDef]) -> cst.ClassDef:
-    body = [fn(s) if isinstance(s, cst.FunctionDef) and s.name.value == name else s for s in cls.body.body]
-    return cls.with_changes(body=cls.body.with_changes(body=body))
 
 
 def insert_statements(body: list[cst.BaseStatement], at: int, new: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
     return [*body[:at], *new, *body[at:]]
 
 
-def class_attribute(cls: cst.ClassDef, name: str) -> cst.BaseExpression | None:
-    for stmt in cls.body.body:
-        if m.matches(stmt, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget(m.Name(name))])])):
-            return stmt.body[0].value  # type: ignore[attr-defined]
-    return None
 
 
 def set_class_attributes(cls: cst.ClassDef, attributes: dict[str, str]) -> cst.ClassDef:

@@ -28,9 +28,6 @@ MIN_TORCH = (2, 0)
 _PURE_CALLS = {"len", "isinstance", "hasattr", "all", "any", "tuple", "list", "int", "dim", "size", "numel", "map", "range", "type"}
 
 
-def _line(wrapper_positions, node: cst.CSTNode) -> int:
-    pos = wrapper_positions.get(node)
-    return pos.start.line if pos else 0
 
 
 def _negate(test: cst.BaseExpression) -> cst.BaseExpression:
