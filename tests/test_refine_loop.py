@@ -167,7 +167,7 @@ def test_faults_are_retried_or_answered_and_the_run_finishes(tmp_path, api):
     assert api.rejected == []  # every request the loop sent was a valid conversation
     answers = _answers(api)
     assert answers["toolu_30"]["is_error"] and "cut off by max_tokens" in answers["toolu_30"]["content"]
-    assert answers["toolu_31"]["is_error"] and "path must be a non-empty string" in answers["toolu_31"]["content"]
+    assert answers["toolu_31"]["is_error"] and "path must be a string" in answers["toolu_31"]["content"]
     assert answers["toolu_32"]["is_error"] and "missing new" in answers["toolu_32"]["content"]
     assert not answers["toolu_33"]["is_error"]
     assert answers["toolu_34"]["is_error"] and "unknown tool 'delete_everything'" in answers["toolu_34"]["content"]

@@ -8,9 +8,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-import git
-
 from agent import __version__
+from agent.gitsafe import Git, seal
 from agent.redact import redact
 from agent.render import render
 from agent.run_state import Run
@@ -73,20 +72,21 @@ def publish(run: Run) -> dict[str, Any]:
         findings=verified["findings"],
         commands=reproduce_commands(run),
     )
-    repo = git.Repo(workspace)
+    repo = Git.for_workspace(workspace, in_tree_ok=planned["layout"] == "standalone")  # sealed by an earlier attempt
     result: dict[str, Any] = {}
     if planned["layout"] == "standalone":
         pr = workspace / "PR.md"
         pr.write_text(body)
         sha = commit_all(repo, f"Add parity evidence, generated test and PR.md for {planned['class_name']}")
-        result.update(out=str(workspace), branch=repo.active_branch.name)
+        result.update(out=str(workspace), branch=repo.branch())
+        seal(workspace, repo.git_dir)  # the model is done: out/ becomes a self-contained repository
     else:
         pr = run.path("PR.md")
         pr.write_text(body)
         sha = commit_all(repo, f"Add generated test for {planned['class_name']}")
         patch = run.path("changes.patch")
         first = scaffolded["commit"]
-        patch.write_text(repo.git.format_patch("--stdout", f"{first}~1..HEAD"))
+        patch.write_text(repo.format_patch(f"{first}~1..HEAD"))
         result.update(branch=planned["branch"], patch=str(patch), target=run.inputs["target"])
         remove_worktree_keep_branch(run)
     result.update(pr_body=str(pr), commit=sha, reports=str(reports_dir(run)))

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import sandbox
 from agent.errors import IntegrateError
 from agent.llm.backends import DEFAULT_MODEL, AnthropicBackend, Backend, BackendError, ScriptedBackend
 from agent.llm.cost import Usage, load_prices, prices_for
@@ -77,8 +78,9 @@ def refine(run: Run) -> dict[str, Any]:
     spec = write_spec(run, workdir / "parity_spec.py")
     device = run.inputs.get("device", "cpu")
 
-    def parity() -> dict[str, Any]:
-        report, res = run_parity_sandboxed(spec, workspace=workdir / "parity", ro_paths=[Path(resolved["snapshot"]), workspace], device=device)
+    def parity(timeout_s: float | None = None) -> dict[str, Any]:
+        limits = sandbox.Limits(wall_s=min(timeout_s, sandbox.Limits().wall_s)) if timeout_s else None  # what is left of --max-wall
+        report, res = run_parity_sandboxed(spec, workspace=workdir / "parity", ro_paths=[Path(resolved["snapshot"]), workspace], device=device, limits=limits)
         return require_report(report, res, "parity")
 
     import_root, _ = candidate_location(run)
