@@ -319,20 +319,21 @@ def test_hostile_session_is_refused_and_leaves_nothing(tmp_path, api, listener):
            ("edit_file", {"path": ".git", "old": "gitdir", "new": "gitdir"}, True, "(.git) are off limits"),
            ("read_file", {"path": ".git"}, True, "(.git) are off limits"),
            ("list_files", {"path": ".git"}, True, "(.git) are off limits"))
-    s.turn(*[("write_file", {"path": p, "content": "* filter=evil\n"}, True, "only the tool writes it") for p in READ_ONLY])
+    for half in (READ_ONLY[:6], READ_ONLY[6:]):  # with a probe after each, a turn stays under 20 calls
+        s.turn(*[("write_file", {"path": p, "content": "* filter=evil\n"}, True, "only the tool writes it") for p in half])
     s.turn(("read_file", {"path": ".gitignore"}, False, "weights/"))  # reading what git reads is allowed
     # malformed paths
     s.turn(*[("write_file", {"path": p, "content": "x = 1\n"}, True, why) for p, why in BAD_PATHS.items()])
     # the sandbox cannot plant links for the host to follow
     plant = (f"import os\nos.symlink({str(victim)!r}, 'snippet.py.tmp')\nos.replace('snippet.py.tmp', 'snippet.py')\n"
-             "for target in ('escape', os.environ.get('PYTHONPATH', '.') + '/escape'):\n"
+             "for target in ['escape', *(d + '/escape' for d in os.environ['PYTHONPATH'].split(':'))]:\n"
              "    try:\n        os.symlink('/', target); print('linked', target)\n    except OSError as exc:\n        print('refused', target, exc.strerror)\n")
     s.turn(("run_python", {"code": plant}, False, "Read-only file system"))
     s.turn(("run_python", {"code": "print('second snippet')"}, False, "second snippet"),
            ("list_files", {"path": "escape"}, True, "not a folder"))
     # regular expressions that backtrack for ever in Python's re
     s.turn(("write_file", {"path": "redos.py", "content": "s = '" + "a" * 50_000 + "'\n"}, False, "wrote redos.py"))
-    s.turn(("search_code", {"pattern": "(a+)+$"}, False, "no matches"),
+    s.turn(("search_code", {"pattern": "(a+)+!", "path": "redos.py"}, False, "no matches"),
            ("search_code", {"pattern": r"(\w+\s?)*$", "path": "redos.py"}, False, "redos.py:1"),
            ("search_code", {"pattern": r"(a)\1"}, True, "RE2 syntax"),
            ("search_code", {"pattern": "a" * 2000}, True, "pattern longer than"))
