@@ -70,6 +70,14 @@ def _encoded(text: str, what: str) -> bytes:
     return data
 
 
+def _existing_file(target: Path, path: str) -> Path:
+    if target.is_dir():
+        raise ToolError(f"{path} is a folder (list_files lists it)")
+    if not os.path.lexists(target):
+        raise ToolError(f"no such file: {path}")
+    return target  # opened as a regular file only, by paths.read_capped
+
+
 def _walk(ws: Workspace, base: Path, suffix: str = ""):
     """Regular files under `base` (links are not followed), sorted, metadata and caches left out."""
     seen = 0
@@ -99,9 +107,7 @@ def file_tools(ws: Workspace, skills: dict[str, Skill]) -> dict[str, Tool]:
         return "\n".join(entries) or "(no files)"
 
     def read_file(path: str) -> str:
-        target = ws.resolve(path)
-        if not target.is_file():
-            raise ToolError(f"no such file: {path}")
+        target = _existing_file(ws.resolve(path), path)
         data, size = read_capped(target, MAX_READ_BYTES)
         more = f"\n[... the file has {size:,} bytes; only the first {MAX_READ_BYTES:,} are shown]" if size > MAX_READ_BYTES else ""
         return data.decode("utf-8", errors="replace") + more
@@ -114,9 +120,7 @@ def file_tools(ws: Workspace, skills: dict[str, Skill]) -> dict[str, Tool]:
         return f"wrote {ws.rel(target)} ({len(content)} characters)"
 
     def edit_file(path: str, old: str, new: str) -> str:
-        target = ws.resolve(path, write=True)
-        if not target.is_file():
-            raise ToolError(f"no such file: {path}")
+        target = _existing_file(ws.resolve(path, write=True), path)
         data, size = read_capped(target, MAX_FILE_BYTES + 1)
         if size > MAX_FILE_BYTES:
             raise ToolError(f"{path} is over {MAX_FILE_BYTES:,} bytes; it is not edited")
