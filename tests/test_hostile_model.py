@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -66,6 +67,11 @@ class Listener:
                 except OSError:
                     pass
                 self.received.append(data)
+
+    def wait_for(self, count: int, seconds: float = 10) -> None:
+        deadline = time.monotonic() + seconds
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def __enter__(self) -> Listener:
         self._thread.start()
@@ -171,23 +177,24 @@ def test_planted_git_config_fires_under_plain_git_and_not_under_gitsafe(tmp_path
     for args in PLAIN_TRIGGERS[attack]:
         subprocess.run(["git", *args], cwd=work, env=env, capture_output=True, timeout=60)
     assert marker.exists(), f"the {attack} payload did not fire under plain git: the test would prove nothing"
-    fired = len(listener.received)
-    assert API_KEY.encode() in listener.received[-1]  # under plain git the key left
+    listener.wait_for(1)
+    assert API_KEY.encode() in listener.received[0]  # under plain git the key left
 
     # 2. the same attack against agent.gitsafe: every call the tool makes, nothing starts
     hardened = tmp_path / "hardened"
     hardened.mkdir()
     repo, work, git_dir = _repo(hardened)
     marker = hardened / "FIRED"
-    _plant(git_dir, work, attack, payload(marker, listener.port), hardened, monkeypatch)
-    (work / "model.py").write_text("x = 2\n")
-    first = repo.head()
-    assert repo.dirty()
-    sha = repo.commit_all("checkpoint")
-    repo.format_patch(f"{first}..{sha}")
-    (work / "model.py").write_text("x = 3\n")
-    repo.reset_to(sha)
-    assert not marker.exists() and len(listener.received) == fired
+    with Listener() as quiet:
+        _plant(git_dir, work, attack, payload(marker, quiet.port), hardened, monkeypatch)
+        (work / "model.py").write_text("x = 2\n")
+        first = repo.head()
+        assert repo.dirty()
+        sha = repo.commit_all("checkpoint")
+        repo.format_patch(f"{first}..{sha}")
+        (work / "model.py").write_text("x = 3\n")
+        repo.reset_to(sha)
+    assert not marker.exists() and quiet.received == []
 
 
 def test_a_planted_worktree_setting_cannot_pull_other_files_into_a_commit(tmp_path):
