@@ -179,6 +179,10 @@ def verify_manifest(root: Path, rel: str, *, reference: Path | None, device: str
     mapping_rel = manifest["converted"]["mapping"]["path"]
     rows += _file_claims(root, {mapping_rel: manifest["converted"]["mapping"]["sha256"]}, "weight mapping unchanged:")
 
+    standalone = manifest["port"]["layout"] == "standalone"
+    if standalone and (root / "weights").is_dir():  # converted weights beside the port (not committed, but present)
+        rows += _file_claims(root / "weights", manifest["converted"]["files"], "converted weights in the folder:")
+
     context = manifest["parity"]["spec"]["made_from"]
     spec_text = render_spec(context)
     spec_rel = manifest["parity"]["spec"]["path"]
@@ -188,6 +192,7 @@ def verify_manifest(root: Path, rel: str, *, reference: Path | None, device: str
         branch_spec = f"unreadable: {exc}"
     rows.append(Claim(f"parity spec {spec_rel} is integrate's own, made from the manifest", "yes",
                       "yes" if branch_spec == spec_text else "differs", branch_spec == spec_text))
+    rows.append(_tolerance_claim(context["tolerance"], manifest["parity"]["dtype"]))
 
     ref_dir = fetch_reference(manifest, work / "reference", reference)
     rows += _file_claims(ref_dir, manifest["reference"]["files"], "reference file:")
@@ -203,7 +208,6 @@ def verify_manifest(root: Path, rel: str, *, reference: Path | None, device: str
         rows.append(Claim("converted weights reproduce", f"{len(manifest['converted']['files'])} files", exc.message, False))
         return rows
 
-    standalone = manifest["port"]["layout"] == "standalone"
     import_root = root if standalone else root / "src"
     spec_dir = work / "spec"
     spec_dir.mkdir()
@@ -229,6 +233,17 @@ def verify_manifest(root: Path, rel: str, *, reference: Path | None, device: str
     rows.append(Claim(f"convention findings on {model_file}", str(manifest["checks"]["findings"]), str(len(findings)),
                       len(findings) == manifest["checks"]["findings"]))
     return rows
+
+
+def _tolerance_claim(tolerance: dict[str, float], dtype: str) -> Claim:
+    """A branch may tighten the tolerance, never loosen it past integrate's preset for its dtype."""
+    from sandbox.parity.presets import PRESETS
+
+    preset = PRESETS.get(dtype)
+    ok = preset is not None and tolerance["max_abs"] <= preset["max_abs"] and tolerance["cosine"] >= preset["cosine"]
+    limit = f"max abs <= {preset['max_abs']}, cosine >= {preset['cosine']}" if preset else f"no preset for {dtype!r}"
+    return Claim(f"parity tolerance no looser than the {dtype} preset", limit,
+                 f"max abs {tolerance['max_abs']}, cosine {tolerance['cosine']}", ok)
 
 
 def _generated_test(root: Path, test_rel: str, converted: Path, standalone: bool, work: Path, recorded: bool) -> Claim:
