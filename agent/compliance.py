@@ -88,7 +88,10 @@ def summarize(raw: dict[str, Any], res: sandbox.SandboxResult, *, only: Sequence
     if not raw.get("complete") or not res.ok:
         done = {r["check"] for r in rows}
         expected = [c for c in CHECKS if (only is None or c.NAME in only) and c.NAME not in done]
-        stop = f"stopped by the sandbox ({res.reason} after {res.wall_s}s)" if not res.ok else "the job ended early"
+        if res.reason == "exit":
+            stop = f"the suite's process exited with code {res.returncode}" if res.returncode else "the suite ended early"
+        else:
+            stop = f"stopped by the sandbox ({res.reason} after {res.wall_s}s)"
         for i, c in enumerate(expected):
             if i == 0:
                 rows.append({"check": c.NAME, "title": c.TITLE, "status": "failed", "summary": f"{stop} while this check ran", "evidence": {"sandbox": res.reason}})
