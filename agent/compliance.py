@@ -46,6 +46,9 @@ def compliance_job(
     spec's `inputs(seed)["candidate"]`. `skip` names checks not to run, each with the reason
     recorded; `only` restricts the suite. `workdir` is emptied and becomes the job's only
     writable folder. Raises IntegrateError when the suite could not run at all."""
+    unknown = sorted({*(only or ()), *(skip or {})} - {c.NAME for c in CHECKS})
+    if unknown:
+        raise IntegrateError(f"unknown compliance checks: {', '.join(unknown)} (known: {', '.join(c.NAME for c in CHECKS)})")
     workdir = Path(workdir).resolve()
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -157,3 +160,36 @@ def markdown_table(result: Mapping[str, Any]) -> str:
     lines.append(f"{c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped "
                  f"({result.get('device')}, input seeds {', '.join(map(str, result['input_seeds']))}, tolerance {result.get('tolerance')})")
     return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m agent.compliance RUN [--skip CHECK=REASON]... [--only CHECK]... [--json OUT]`:
+    the suite on a finished run's port; prints the table. Exit 0 nothing failed, 1 a check
+    failed, 2 it could not run."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m agent.compliance", description=main.__doc__)
+    parser.add_argument("run", help="a run folder (runs/<id>) that reached the convert stage")
+    parser.add_argument("--skip", action="append", default=[], metavar="CHECK=REASON", help="do not run CHECK; REASON is recorded")
+    parser.add_argument("--only", action="append", metavar="CHECK", help="run only these checks")
+    parser.add_argument("--json", metavar="OUT", help="also write the result as JSON")
+    args = parser.parse_args(argv)
+    try:
+        skip = dict(item.split("=", 1) for item in args.skip)
+    except ValueError:
+        print("error: --skip takes CHECK=REASON", file=sys.stderr)
+        return 2
+    try:
+        result = run_compliance(Run.load(args.run), skip=skip, only=args.only)
+    except IntegrateError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown_table(result), end="")
+    return 0 if result["passed"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -238,3 +238,11 @@ def test_a_port_that_cannot_be_imported_is_a_one_line_error(tmp_path):
     weights, _, spec = write_port(tmp_path / "port", "importable", {})
     with pytest.raises(IntegrateError, match=r"^the compliance suite could not run: ModuleNotFoundError: No module named 'no_such_module'$"):
         compliance_job(tmp_path / "port", "no_such_module", "SynthTransformer", None, weights, spec, workdir=tmp_path / "job")
+
+
+def test_unknown_check_names_are_refused_before_anything_runs(tmp_path):
+    from agent.errors import IntegrateError
+
+    with pytest.raises(IntegrateError, match=r"^unknown compliance checks: torch_compil \(known: save_load, "):
+        compliance_job(tmp_path, "m", "C", None, None, tmp_path / "spec.py", workdir=tmp_path / "job", skip={"torch_compil": "typo"})
+    assert not (tmp_path / "job").exists()
