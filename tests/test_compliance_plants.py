@@ -168,10 +168,10 @@ def write_port(folder: Path, name: str, replacements: dict[str, str]) -> tuple[P
     return folder / "weights", module, folder / "spec.py"
 
 
-def run_suite(tmp: Path, name: str, replacements: dict[str, str]) -> dict:
+def run_suite(tmp: Path, name: str, replacements: dict[str, str], only: list[str] | None = None) -> dict:
     weights, module, spec = write_port(tmp / name, name, replacements)
     return compliance_job(tmp / name, module, "SynthTransformer", None, weights, spec,
-                          workdir=tmp / f"{name}-job", skip=SKIP_COMPILE)
+                          workdir=tmp / f"{name}-job", skip=None if only else SKIP_COMPILE, only=only)
 
 
 def statuses(result: dict) -> dict[str, str]:
@@ -246,3 +246,33 @@ def test_unknown_check_names_are_refused_before_anything_runs(tmp_path):
     with pytest.raises(IntegrateError, match=r"^unknown compliance checks: torch_compil \(known: save_load, "):
         compliance_job(tmp_path, "m", "C", None, None, tmp_path / "spec.py", workdir=tmp_path / "job", skip={"torch_compil": "typo"})
     assert not (tmp_path / "job").exists()
+
+
+SELF_MASK = {
+    "encoder_attention_mask=None, return_dict=True": "encoder_attention_mask=None, attention_mask=None, return_dict=True",
+    "def forward(self, x, context, bias):": "def forward(self, x, context, bias, self_bias=None):",
+    "x = x + self.attn1(h, h)": "x = x + self.attn1(h, h, self_bias)",
+    "x = self._gradient_checkpointing_func(block, x, context, bias)": "x = self._gradient_checkpointing_func(block, x, context, bias, self_bias)",
+    "x = block(x, context, bias)": "x = block(x, context, bias, self_bias)",
+    "# PLANT: tokens": "self_bias = None if attention_mask is None else ((1 - attention_mask.to(x.dtype)) * -10000.0)[:, None, None, :]",
+}
+
+
+@pytest.mark.parametrize("honoured", [True, False], ids=["honoured", "ignored"])
+def test_a_self_attention_mask_is_judged_on_the_other_tokens(honoured, tmp_path):
+    """`attention_mask` over the port's own tokens: the masked token's own output may change,
+    the other tokens' may not."""
+    replacements = dict(SELF_MASK)
+    if not honoured:
+        replacements["x = x + self.attn1(h, h)"] = "x = x + self.attn1(h, h)  # self_bias dropped"
+    result = run_suite(tmp_path, f"self_mask_{honoured}", replacements, only=["attention_mask"])
+    masks = {m["mask"]: m for m in result["checks"][0]["evidence"]["masks"]}
+    self_mask = masks["attention_mask"]
+    assert self_mask["masks_tokens_of"] == "hidden_states" and self_mask["self_attention_mask"] is True
+    assert masks["encoder_attention_mask"]["status"] == "passed"
+    if honoured:
+        assert self_mask["status"] == "passed" and self_mask["leak_when_masked"]["max_abs_diff"] == 0.0
+        assert result["checks"][0]["status"] == "passed"
+    else:
+        assert self_mask["status"] == "failed" and "attention_mask is not honoured" in self_mask["reason"]
+        assert result["checks"][0]["status"] == "failed"
