@@ -146,7 +146,7 @@ PLANTS = {
 SKIP_COMPILE = {"torch_compile": "measured on the bundled example (tests/test_compliance_example.py); too slow to repeat per plant"}
 
 
-def write_port(folder: Path, name: str, replacements: dict[str, str]) -> tuple[Path, str, Path]:
+def write_port(folder: Path, name: str, replacements: dict[str, str], spec: str = SPEC) -> tuple[Path, str, Path]:
     """The port source in `folder/<name>.py`, its converted weights folder and the spec."""
     source = CLEAN
     for old, new in replacements.items():
@@ -155,7 +155,7 @@ def write_port(folder: Path, name: str, replacements: dict[str, str]) -> tuple[P
     folder.mkdir(parents=True)
     module = f"synth_{name}"
     (folder / f"{module}.py").write_text(textwrap.dedent(source))
-    (folder / "spec.py").write_text(SPEC)
+    (folder / "spec.py").write_text(spec)
     loader = importlib.util.spec_from_file_location(module, folder / f"{module}.py")
     mod = importlib.util.module_from_spec(loader)
     sys.modules[module] = mod  # dataclasses look their module up while the class is built
@@ -168,8 +168,8 @@ def write_port(folder: Path, name: str, replacements: dict[str, str]) -> tuple[P
     return folder / "weights", module, folder / "spec.py"
 
 
-def run_suite(tmp: Path, name: str, replacements: dict[str, str], only: list[str] | None = None) -> dict:
-    weights, module, spec = write_port(tmp / name, name, replacements)
+def run_suite(tmp: Path, name: str, replacements: dict[str, str], only: list[str] | None = None, spec: str = SPEC) -> dict:
+    weights, module, spec = write_port(tmp / name, name, replacements, spec)
     return compliance_job(tmp / name, module, "SynthTransformer", None, weights, spec,
                           workdir=tmp / f"{name}-job", skip=None if only else SKIP_COMPILE, only=only)
 
@@ -276,3 +276,20 @@ def test_a_self_attention_mask_is_judged_on_the_other_tokens(honoured, tmp_path)
     else:
         assert self_mask["status"] == "failed" and "attention_mask is not honoured" in self_mask["reason"]
         assert result["checks"][0]["status"] == "failed"
+
+
+def test_a_mask_the_spec_passes_keeps_its_additive_form(tmp_path):
+    """The spec feeds an additive float mask (0 keeps, -10000 drops) that the port adds to the
+    scores as it is: the check masks with the same form, and the mask is honoured."""
+    spec = SPEC.replace(
+        '"encoder_hidden_states": torch.randn(2, 5, 16, generator=g),',
+        '"encoder_hidden_states": torch.randn(2, 5, 16, generator=g),\n'
+        '        "encoder_attention_mask": torch.where(torch.rand(2, 5, generator=g) < 0.8, 0.0, -10000.0),',
+    )
+    additive = {"bias = (1 - encoder_attention_mask.to(x.dtype)) * -10000.0": "bias = encoder_attention_mask.to(x.dtype)"}
+    result = run_suite(tmp_path, "additive", additive, only=["attention_mask"], spec=spec)
+    row = result["checks"][0]
+    mask = row["evidence"]["masks"][0]
+    assert row["status"] == "passed", row["summary"]
+    assert mask["mask_dtype"] == "float32" and mask["masks_tokens_of"] == "encoder_hidden_states"
+    assert mask["rejected_mask_dtypes"] == []

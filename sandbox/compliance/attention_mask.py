@@ -8,8 +8,8 @@ naming attention, keys, padding or the encoder, or `mask`):
   `hidden_states` when it is a token sequence (batch, tokens, channels), else
   `encoder_hidden_states`;
 - a key-padding mask that keeps every token but the last one, `j`. A mask the spec passes keeps
-  its dtype and layout (bool: True keeps; float with negative entries: additive, 0 keeps; else 1
-  keeps, 0 drops); one the check makes is (batch, tokens), tried as bool, then int64, then float;
+  its dtype and layout (bool: True keeps; float with negative entries: additive, 0 keeps and
+  the spec's most negative value drops; else 1 keeps, 0 drops); one the check makes is (batch, tokens), tried as bool, then int64, then float;
 - the input is run twice with token `j` masked, once as drawn and once with token `j` replaced by
   other values. The outputs must agree within the port's tolerance, except token `j`'s own
   output when the masked tokens are the output's own sequence (a self-attention mask).
@@ -55,7 +55,7 @@ def _mask_values(dtype: torch.dtype, given: torch.Tensor | None) -> tuple[Any, A
     if dtype == torch.bool:
         return True, False
     if dtype.is_floating_point and given is not None and bool((given < 0).any()):
-        return 0.0, torch.finfo(dtype).min
+        return 0.0, float(given.min())  # additive: the spec's own "drop" value
     return 1, 0
 
 
