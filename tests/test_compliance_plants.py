@@ -137,6 +137,11 @@ PLANTS = {
         {"# PLANT: tokens": "x = x * 1e5  # a large constant", "# PLANT: output": "x = x / 1e5"},
         "fp16_finite", ["float16 forward is not finite", "output.sample"],
     ),
+    "buffer_lost_on_load": (
+        {"# PLANT: init": 'self.register_buffer("gain", torch.zeros(dim), persistent=False)\n        nn.init.constant_(self.gain, 1.0)',
+         "# PLANT: tokens": "x = x * self.gain"},
+        "save_load", ["from_pretrained of the converted folder", "non-persistent buffers not rebuilt the same: gain"],
+    ),
     "random_buffer": (
         {"# PLANT: init": 'self.register_buffer("phase", torch.randn(dim), persistent=False)',
          "# PLANT: tokens": "x = x + self.phase"},

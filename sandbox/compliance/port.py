@@ -47,6 +47,23 @@ class Port:
             model = self.cls(**self.config)
         return model.to(self.device, torch.float32).eval()
 
+    def construct(self, seed: int = BUILD_SEED) -> tuple[torch.nn.Module, dict[str, list[str]]]:
+        """The port built by its constructor (with torch's initialisation, which `from_pretrained`
+        skips) and the converted weights loaded with `load_state_dict`: what the class computes
+        with these weights. Also the keys that did not load."""
+        seed_everything(seed)
+        if not self.weights_dir:
+            return self.cls(**self.config).to(self.device, torch.float32).eval(), {"missing": [], "unexpected": []}
+        from safetensors.torch import load_file
+
+        model = self.cls.from_config(self.cls.load_config(self.weights_dir))
+        state: dict[str, torch.Tensor] = {}
+        for path in sorted(Path(self.weights_dir).glob("*.safetensors")):
+            state.update(load_file(str(path)))
+        loaded = model.load_state_dict(state, strict=False)
+        keys = {"missing": sorted(loaded.missing_keys), "unexpected": sorted(loaded.unexpected_keys)}
+        return model.to(self.device, torch.float32).eval(), keys
+
     def model(self) -> torch.nn.Module:
         """A private copy of the port (built once, copied per check so no check sees another's
         changes: dtype casts, checkpointing, attention backends, compilation)."""
