@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.utils.checkpoint
 
-from sandbox.compliance.port import INPUT_SEEDS, Port, max_abs_diff, output_tensors, within, worst_difference
+from sandbox.compliance.port import INPUT_SEEDS, Port, compare_tensors, max_abs_diff, output_tensors, within
 from sandbox.compliance.result import CheckResult, failed, passed, skipped
 
 NAME = "gradient_checkpointing"
@@ -33,7 +33,7 @@ def _loss(out: Any) -> torch.Tensor | None:
     return torch.stack(terms).sum() if terms else None
 
 
-def _run(port: Port, kwargs: dict[str, Any], checkpointing: bool) -> tuple[Any, dict[str, torch.Tensor | None], list[str]]:
+def _run(port: Port, kwargs: dict[str, Any], checkpointing: bool) -> tuple[list[tuple[str, torch.Tensor]], dict[str, torch.Tensor | None], list[str]]:
     model = port.model().train()
     calls: list[str] = []
     if checkpointing:
@@ -50,7 +50,8 @@ def _run(port: Port, kwargs: dict[str, Any], checkpointing: bool) -> tuple[Any, 
     loss.backward()
     grads = {f"parameter {n}": p.grad for n, p in model.named_parameters() if p.requires_grad}
     grads.update({f"input {k}": v.grad for k, v in inputs.items() if isinstance(v, torch.Tensor) and v.requires_grad})
-    return out, grads, calls
+    # detached: the output's graph would keep this copy of the port alive during the other run
+    return [(path, t.detach()) for path, t in output_tensors(out)], grads, calls
 
 
 def check(port: Port) -> CheckResult:
@@ -70,7 +71,7 @@ def check(port: Port) -> CheckResult:
         ((max_abs_diff(g, grads_on[k]), k) for k, g in grads_off.items() if g is not None and grads_on.get(k) is not None),
         key=lambda x: (x[0] != x[0], x[0]), reverse=True,
     )
-    output = worst_difference(out_off, out_on)
+    output = compare_tensors(out_off, out_on)
     evidence = {
         "checkpointed_calls": len(calls), "checkpointed_modules": dict(Counter(calls)),
         "gradients_compared": len(diffs), "tolerance": limit, "gradient_scale": scale,

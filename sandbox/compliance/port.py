@@ -130,7 +130,11 @@ def within(diff: float, tolerance: float) -> bool:
 def worst_difference(first: Any, second: Any) -> dict[str, Any]:
     """Compare two outputs tensor by tensor (in order); the tensor that differs most, with its
     difference, or a structure problem when the outputs do not line up."""
-    a, b = output_tensors(first), output_tensors(second)
+    return compare_tensors(output_tensors(first), output_tensors(second))
+
+
+def compare_tensors(a: list[tuple[str, torch.Tensor]], b: list[tuple[str, torch.Tensor]]) -> dict[str, Any]:
+    """`worst_difference` on outputs already flattened by `output_tensors`."""
     if len(a) != len(b):
         return {"tensor": None, "max_abs_diff": math.inf, "problem": f"{len(a)} output tensors against {len(b)}"}
     if not a:
