@@ -137,6 +137,11 @@ PLANTS = {
         {"# PLANT: tokens": "x = x * 1e5  # a large constant", "# PLANT: output": "x = x / 1e5"},
         "fp16_finite", ["float16 forward is not finite", "output.sample"],
     ),
+    "backend_pinned": (
+        {"import dispatch_attention_fn": "import AttentionBackendName, dispatch_attention_fn",
+         "dispatch_attention_fn(q, k, v, attn_mask=bias)": "dispatch_attention_fn(q, k, v, attn_mask=bias, backend=AttentionBackendName.NATIVE)"},
+        "attention_backends", ["selecting _native_math changed nothing: the attention calls went to native"],
+    ),
     "buffer_lost_on_load": (
         {"# PLANT: init": 'self.register_buffer("gain", torch.zeros(dim), persistent=False)\n        nn.init.constant_(self.gain, 1.0)',
          "# PLANT: tokens": "x = x * self.gain"},

@@ -20,16 +20,12 @@ from typing import Any
 import torch
 
 from sandbox.compliance.port import INPUT_SEEDS, Port, within, worst_difference
-from sandbox.compliance.result import CheckResult, failed, passed, skipped
+from sandbox.compliance.result import CheckResult, error_line, failed, passed, skipped
 
 NAME = "attention_backends"
 TITLE = "attention backends equal"
 BASELINE = "native"
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{exc.__class__.__name__}: {text[0] if text else ''}"[:240]
 
 
 @contextmanager
@@ -61,7 +57,7 @@ def _probe(ad: Any, backend: Any, device: torch.device) -> str | None:
         ad._check_attention_backend_requirements(backend)
         ad.dispatch_attention_fn(q, q, q, backend=backend)
     except Exception as exc:
-        return _first_line(exc)
+        return error_line(exc)
     return None
 
 
@@ -106,8 +102,8 @@ def check(port: Port) -> CheckResult:
                 out = _run_with(port, model, kwargs, backend, ad)
             except Exception as exc:
                 inside = raised.get(name)
-                status = "not applicable" if inside is exc or (inside is not None and _first_line(inside) == _first_line(exc)) else "failed"
-                rows.append({"backend": name, "status": status, "reason": _first_line(exc), "calls": dict(counts)})
+                status = "not applicable" if inside is exc or (inside is not None and error_line(inside) == error_line(exc)) else "failed"
+                rows.append({"backend": name, "status": status, "reason": error_line(exc), "calls": dict(counts)})
                 continue
             calls = dict(counts)
             if not calls:

@@ -11,7 +11,7 @@ import re
 import torch
 
 from sandbox.compliance.port import INPUT_SEEDS, Port, output_tensors, worst_difference
-from sandbox.compliance.result import CheckResult, failed, passed, skipped
+from sandbox.compliance.result import CheckResult, error_line, failed, passed, skipped
 
 _NO_KERNEL = re.compile(r"not implemented for '(Half|BFloat16)'|not supported for (Half|BFloat16)|\"\w+\" not implemented for", re.I)
 
@@ -27,7 +27,7 @@ def finite_forward(port: Port, dtype: torch.dtype) -> CheckResult:
     try:
         out = port.forward(model, port.inputs(INPUT_SEEDS[0], dtype))
     except Exception as exc:
-        message = f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        message = error_line(exc)
         where = port.where(exc)
         evidence = {"dtype": name, "device": port.device.type, "error": message, "where": where}
         if _missing_kernel(exc):

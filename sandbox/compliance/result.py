@@ -42,3 +42,9 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     return str(value)
+
+
+def error_line(exc: BaseException, limit: int = 300) -> str:
+    """`Class: first line of the message`, capped: how an error is quoted as evidence."""
+    lines = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {lines[0] if lines else ''}"[:limit]

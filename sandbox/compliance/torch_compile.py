@@ -9,15 +9,11 @@ import os
 import time
 
 from sandbox.compliance.port import INPUT_SEEDS, Port, within, worst_difference
-from sandbox.compliance.result import CheckResult, failed, passed, skipped
+from sandbox.compliance.result import CheckResult, error_line, failed, passed, skipped
 
 NAME = "torch_compile"
 TITLE = "torch.compile"
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{exc.__class__.__name__}: {text[0] if text else ''}"[:300]
 
 
 def _cpu_seconds() -> float:
@@ -42,7 +38,7 @@ def check(port: Port) -> CheckResult:
     try:
         first = port.forward(compiled, kwargs)
     except Exception as exc:
-        message = _first_line(exc)
+        message = error_line(exc)
         if "InvalidCxxCompiler" in type(exc).__name__ or "InvalidCxxCompiler" in message:
             return skipped(f"no working C++ compiler for inductor on this machine: {message}", error=message)
         return failed(f"torch.compile(fullgraph=False) of the forward fails: {message}", error=message)

@@ -26,7 +26,7 @@ import torch  # noqa: E402
 
 from sandbox.compliance.port import Port  # noqa: E402
 from sandbox.compliance.registry import BY_NAME, CHECKS  # noqa: E402
-from sandbox.compliance.result import jsonable, skipped  # noqa: E402
+from sandbox.compliance.result import error_line, jsonable, skipped  # noqa: E402
 from sandbox.loading import load_class, read_json  # noqa: E402
 from sandbox.parity.runside.spec import load_spec  # noqa: E402
 
@@ -62,10 +62,9 @@ def run_checks(port: Port, result: dict, result_file: str, *, only: list[str] | 
             try:
                 outcome = module.check(port).to_dict()
             except Exception as exc:  # the port is untrusted code: what it raised is the evidence
-                first = (str(exc).strip().splitlines() or [""])[0]
                 where = port.where(exc)
                 outcome = {"status": "failed",
-                           "summary": (f"raised {exc.__class__.__name__}: {first}" + (f" (at {where})" if where else ""))[:500],
+                           "summary": f"raised {error_line(exc)}" + (f" (at {where})" if where else ""),
                            "evidence": {"error": f"{exc.__class__.__name__}: {str(exc)[:1000]}", "where": where,
                                         "trace": traceback.format_exc(limit=-6)[-3000:]}}
         row.update(outcome, wall_s=round(time.monotonic() - start, 3))
