@@ -130,10 +130,9 @@ def read_pointer(work_tree: Path) -> Path:
 class Git:
     """One repository: an explicit git dir and work tree, every command hardened."""
 
-    def __init__(self, git_dir: Path, work_tree: Path | None, identity_from: Path | None = None):
+    def __init__(self, git_dir: Path, work_tree: Path | None):
         self.git_dir = Path(git_dir).resolve()
         self.work_tree = Path(work_tree).resolve() if work_tree else None
-        self._identity_from = identity_from or self.git_dir
 
     @classmethod
     def for_workspace(cls, work_tree: Path, in_tree_ok: bool = False) -> Git:
@@ -195,7 +194,7 @@ class Git:
     def identity(self) -> tuple[str, str]:
         """user.name and user.email as the user configured them (their own config files, read by
         `git config`, which starts nothing), else integrate's own."""
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "GIT_DIR": str(self._identity_from)}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "GIT_DIR": str(self.git_dir)}
         env.update({k: os.environ[k] for k in ("HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL") if k in os.environ})
         values = []
         for key, default in zip(("user.name", "user.email"), DEFAULT_IDENTITY, strict=True):
