@@ -12,6 +12,7 @@ from typing import Any
 import git
 
 from agent import __version__
+from agent.compliance import markdown_table
 from agent.publish.evidence import MANIFEST, build_manifest, evidence_dir, write_manifest
 from agent.redact import redact
 from agent.reference_weights import reference_weight_files
@@ -115,6 +116,8 @@ def publish(run: Run) -> dict[str, Any]:
         findings=verified["findings"],
         generated_test=verified["generated_test"],
         generated_test_path=_rel(verified["test_file"], workspace),
+        compliance=verified["compliance"],
+        compliance_table=markdown_table(verified["compliance"]),
         manifest=_rel(manifest_path, workspace),
         commands=reproduce_commands(run),
     )
