@@ -92,6 +92,7 @@ def build_manifest(run: Run, *, weight_files: list[Path], spec_inputs: dict[str,
         },
         "generated_test": {"path": _rel(verified["test_file"], workspace), "passed": verified["generated_test"]["passed"]},
         "checks": {"findings": len(verified["findings"]), "rules": sorted({f["rule"] for f in verified["findings"]})},
+        "compliance": {c["check"]: c["status"] for c in verified["compliance"]["checks"]},
         "reports": sorted(_rel(p, workspace) for p in Path(verified["reports"]).iterdir() if p.is_file()),
     }
 

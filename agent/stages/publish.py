@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__
+from agent.compliance import markdown_table
 from agent.gitsafe import Git, seal
 from agent.publish.evidence import MANIFEST, build_manifest, evidence_dir, write_manifest
 from agent.redact import redact
@@ -114,6 +115,8 @@ def publish(run: Run) -> dict[str, Any]:
         findings=verified["findings"],
         generated_test=verified["generated_test"],
         generated_test_path=_rel(verified["test_file"], workspace),
+        compliance=verified["compliance"],
+        compliance_table=markdown_table(verified["compliance"]),
         manifest=_rel(manifest_path, workspace),
         commands=reproduce_commands(run),
     )

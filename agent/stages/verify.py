@@ -13,6 +13,7 @@ from typing import Any
 
 import sandbox
 from agent.checks import check_paths
+from agent.compliance import run_compliance
 from agent.errors import IntegrateError, ParityFailed
 from agent.parity_run import parity_paths, render_spec, run_parity_sandboxed, spec_context
 from agent.publish.evidence import evidence_dir
@@ -23,6 +24,7 @@ from sandbox.mapping import WeightMapping
 from sandbox.parity.exchange import load_tensors, read_result
 
 SAMPLE_VALUES = 32
+COMPILE_SKIPPED = "not requested (--compile-check); about 30 s of CPU on the bundled example"
 
 
 def reports_dir(run: Run) -> Path:
@@ -99,6 +101,8 @@ def verify(run: Run) -> dict[str, Any]:
     import_root = workspace / "src" if planned["layout"] == "diffusers-tree" else workspace
     generated_test = run_generated_test(test_file, import_root, run.path("verify", "test"), [workspace, Path(converted["weights_dir"])])
 
+    compliance = run_compliance(run, skip=None if run.inputs.get("compile_check") else {"torch_compile": COMPILE_SKIPPED})
+
     components = [
         {"component": "transformer (converted weights)", **{k: report[k] for k in ("max_abs_diff", "mean_abs_diff", "cosine")}, "passed": report["passed"] and not any("saved folder" in p for p in report["problems"])},
     ]
@@ -112,6 +116,7 @@ def verify(run: Run) -> dict[str, Any]:
         "isolation_notes": report["sandbox"]["notes"],
         "findings": findings,
         "generated_test": generated_test,
+        "compliance": compliance,
         "reports": str(reports),
         "spec": str(spec),
         "spec_context": context,
