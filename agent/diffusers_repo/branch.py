@@ -12,11 +12,11 @@ from typing import Any
 
 from agent.diffusers_repo import docs_page, dummies, toctree
 from agent.diffusers_repo.model_test import (
-    TesterApiMissing,
+    MixinsMissing,
     format_in_checkout,
+    mixin_api,
     render_diffusers_test,
     run_diffusers_test,
-    tester_api,
 )
 from agent.errors import IntegrateError
 from agent.run_state import Run
@@ -103,8 +103,8 @@ def write_and_run_model_test(
     planned, scaffolded = run.result("plan"), run.result("scaffold")
     workspace = Path(scaffolded["workspace"])
     try:
-        api = tester_api(workspace)
-    except TesterApiMissing as exc:
+        api = mixin_api(workspace)
+    except MixinsMissing as exc:
         return {"passed": False, "ran": False, "parity_passed": False, "reason": str(exc), "output": "", "wall_s": 0.0}
     text = render_diffusers_test(
         class_name=planned["class_name"], api=api, config=config, inputs=inputs, reference_outputs=reference_outputs,

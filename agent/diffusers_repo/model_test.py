@@ -36,12 +36,12 @@ DIFFUSERS_RUFF = ("line-length = 119", "lint.isort.lines-after-imports = 2", "li
 _OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\s+(.*)$")
 
 
-class TesterApiMissing(Exception):
+class MixinsMissing(Exception):
     """The checkout has neither form of diffusers' model tester mixins."""
 
 
 @dataclass(frozen=True)
-class TesterApi:
+class MixinApi:
     style: str  # "config" (tests/models/testing_utils) or "unittest" (test_modeling_common)
     mixins: tuple[str, ...]
 
@@ -61,14 +61,14 @@ def _exported_names(path: Path) -> set[str]:
     return names
 
 
-def tester_api(checkout: Path) -> TesterApi:
+def mixin_api(checkout: Path) -> MixinApi:
     """Which tester mixins the checkout's tests package offers."""
     names = _exported_names(checkout / CONFIG_API)
     if {"BaseModelTesterConfig", "ModelTesterMixin"} <= names:
-        return TesterApi("config", tuple(m for m in CONFIG_MIXINS if m in names))
+        return MixinApi("config", tuple(m for m in CONFIG_MIXINS if m in names))
     if "ModelTesterMixin" in _exported_names(checkout / UNITTEST_API):
-        return TesterApi("unittest", UNITTEST_MIXINS)
-    raise TesterApiMissing(
+        return MixinApi("unittest", UNITTEST_MIXINS)
+    raise MixinsMissing(
         f"the checkout has neither {CONFIG_API} nor a ModelTesterMixin in {UNITTEST_API}: "
         "the model test needs diffusers' tester mixins"
     )
@@ -82,7 +82,7 @@ def short_name(class_name: str) -> str:
 def render_diffusers_test(
     *,
     class_name: str,
-    api: TesterApi,
+    api: MixinApi,
     config: dict[str, Any],
     inputs: list[dict[str, Any]],
     reference_outputs: list[dict[str, Any]],
@@ -204,6 +204,7 @@ def run_diffusers_test(test_file: Path, checkout: Path, checkpoint_dir: Path | N
         "ran": ran,
         "parity_passed": parity_passed,
         "counts": report["counts"],
+        "tests": report["tests"],
         "failed": sorted(failed),
         "reasons": {k: v[:300] for k, v in report["reasons"].items()},
         "reason": reason,
