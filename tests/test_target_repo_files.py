@@ -4,10 +4,10 @@ dummy objects, the docs page and its toc entry."""
 import shutil
 from pathlib import Path
 
+import diffusers
 import pytest
 import yaml
 
-import diffusers
 from agent.diffusers_repo import docs_page, dummies, toctree
 from agent.registration import register_model
 

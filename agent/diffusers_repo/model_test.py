@@ -156,7 +156,10 @@ def parse_pytest_report(stdout: str, prefix_of: str = "") -> dict[str, Any]:
     start at `prefix_of` (the test file relative to the checkout) when they contain it."""
     tests: dict[str, str] = {}
     reasons: dict[str, str] = {}
-    for line in stdout.splitlines():
+    lines = stdout.splitlines()
+    # only the short summary: captured logs above it have lines that start with ERROR too
+    start = next((i for i, line in enumerate(lines) if "short test summary info" in line), len(lines))
+    for line in lines[start + 1:]:
         match = _OUTCOME.match(line.strip())
         if not match:
             continue
