@@ -90,7 +90,7 @@ def test_generated_test_passes_under_the_mixins_and_its_parity_test_has_teeth(ch
     assert "\n\n\nenable_full_determinism()" in text  # diffusers' isort: two lines after imports
 
     result = run_diffusers_test(test_file, checkout, checkpoint, tmp_path / "run1")
-    assert result["passed"] and result["parity_passed"], result["output"]
+    assert result["passed"] and result["suite_passed"] and result["parity_passed"], result["output"]
     passed = {name.split("::", 1)[1] for name, outcome in result["tests"].items() if outcome == "passed"}
     assert {"TestTinyTestTransformer2D::test_from_save_pretrained", "TestTinyTestTransformer2D::test_outputs_equivalence",
             "TestTinyTestTransformer2DParity::test_converted_checkpoint_matches_reference"} <= passed, result["tests"]
@@ -100,7 +100,7 @@ def test_generated_test_passes_under_the_mixins_and_its_parity_test_has_teeth(ch
     tampered = [{**reference[0], "values": [reference[0]["values"][0] + 1e-3, *reference[0]["values"][1:]]}]
     test_file.write_text(_render(checkout, tampered))
     result = run_diffusers_test(test_file, checkout, checkpoint, tmp_path / "run2")
-    assert not result["passed"] and not result["parity_passed"]
+    assert not result["passed"] and not result["suite_passed"] and not result["parity_passed"]
     assert result["failed"] == ["tests/models/transformers/test_models_transformer_tiny_test.py::TestTinyTestTransformer2DParity::test_converted_checkpoint_matches_reference"]
 
 

@@ -156,4 +156,4 @@ def test_generated_test_passes_under_the_real_mixins(branch, tmp_path):
     finally:
         test.unlink()
     assert result["failed"] == [] and result["parity_passed"], result["output"]
-    assert result["passed"], {k: v for k, v in result.items() if k not in ("output", "tests", "reasons")}
+    assert result["passed"] and result["suite_passed"], {k: v for k, v in result.items() if k not in ("output", "tests", "reasons")}

@@ -105,7 +105,8 @@ def write_and_run_model_test(
     try:
         api = mixin_api(workspace)
     except MixinsMissing as exc:
-        return {"passed": False, "ran": False, "parity_passed": False, "reason": str(exc), "output": "", "wall_s": 0.0}
+        return {"passed": False, "suite_passed": False, "ran": False, "parity_passed": False, "failed": [],
+                "reason": str(exc), "output": "", "wall_s": 0.0}
     text = render_diffusers_test(
         class_name=planned["class_name"], api=api, config=config, inputs=inputs, reference_outputs=reference_outputs,
         seed=seed, atol=atol, parity_command=parity_command, hub_checkpoint=hub_checkpoint,
