@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import git
-
 import sandbox
+from agent.gitsafe import Git
 from agent.run_state import Run
 
 CHECK_DIRS = ("examples", "scripts", "src", "tests", "utils", "benchmarks")  # diffusers' Makefile
@@ -174,11 +173,11 @@ def _run_check(check: RepoCheck, branch: Branch) -> dict[str, Any]:
 
 def _copy_branch(workspace: Path, dest: Path) -> None:
     """The branch's files as they are now (committed or not, ignored files left out)."""
-    repo = git.Repo(workspace)
+    repo = Git.for_workspace(workspace)
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    for rel in repo.git.ls_files("-co", "--exclude-standard", "-z").split("\0"):
+    for rel in repo.run("ls-files", "-co", "--exclude-standard", "-z").split("\0"):
         src = workspace / rel
         if rel and src.is_file() and not src.is_symlink():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -186,13 +185,12 @@ def _copy_branch(workspace: Path, dest: Path) -> None:
 
 
 def _extract_commit(workspace: Path, commit: str, dest: Path) -> None:
-    repo = git.Repo(workspace)
+    repo = Git.for_workspace(workspace)
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     archive = dest.parent / f"{dest.name}.tar"
-    with open(archive, "wb") as fh:
-        repo.archive(fh, treeish=commit, format="tar")
+    repo.run("archive", "--format=tar", f"--output={archive}", commit)
     with tarfile.open(archive) as tar:
         tar.extractall(dest, filter="data")
     archive.unlink()
@@ -200,13 +198,13 @@ def _extract_commit(workspace: Path, commit: str, dest: Path) -> None:
 
 def changed_files(workspace: Path, base: str) -> dict[str, str]:
     """{path: added | modified | removed} of the working tree against `base`, untracked included."""
-    repo = git.Repo(workspace)
+    repo = Git.for_workspace(workspace)
     kinds = {"A": "added", "D": "removed"}
     changed: dict[str, str] = {}
-    for line in repo.git.diff("--name-status", "--no-renames", base).splitlines():
+    for line in repo.run("diff", "--no-ext-diff", "--no-textconv", "--name-status", "--no-renames", base).splitlines():
         status, _, path = line.partition("\t")
         changed[path] = kinds.get(status[:1], "modified")
-    for path in repo.git.ls_files("--others", "--exclude-standard").splitlines():
+    for path in repo.run("ls-files", "--others", "--exclude-standard").splitlines():
         changed[path] = "added"
     return changed
 
@@ -229,7 +227,7 @@ def run_repo_checks(run: Run) -> dict[str, Any]:
     did; `complete` is true only when every check was present and ran."""
     scaffolded = run.result("scaffold")
     workspace = Path(scaffolded["workspace"])
-    base = git.Repo(workspace).git.rev_parse(f"{scaffolded['commit']}~1")
+    base = Git.for_workspace(workspace).run("rev-parse", f"{scaffolded['commit']}~1").strip()
     root = run.path("repo_checks")
     tree, base_dir = root / "branch", root / "base"
     _copy_branch(workspace, tree)
