@@ -71,6 +71,54 @@ def parity_paths(run: Run, reference_weights: Sequence[str | Path] = (), convert
     return SidePaths(reference=[snapshot, *(r for r in weight_roots if r != snapshot)], candidate=candidate)
 
 
+def spec_context(
+    run: Run,
+    spec_name: str,
+    *,
+    reference_weights: Sequence[str] = (),
+    converted_dir: str | None = None,
+    candidate_kwargs: dict[str, Any] | None = None,
+    renamed_inputs: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Everything the spec template is rendered from: data only (the manifest records it, and
+    `integrate verify` renders the spec again from it instead of trusting a spec in a branch).
+    The candidate is built from `candidate_kwargs` and called with `renamed_inputs` applied to
+    the reference's forward arguments (by default: what the conventions stage recorded, nothing
+    before it ran)."""
+    analysis, planned = run.result("analyze"), run.result("plan")
+    _, module = candidate_location(run)
+    names, _ = weight_names_and_roots(run, [Path(p) for p in reference_weights]) if reference_weights else ([], [])
+    return {
+        "class_name": planned["class_name"],
+        "spec_name": spec_name,
+        "reference_module": analysis["top_class"]["module"],
+        "reference_class": analysis["top_class"]["name"],
+        "reference_weight_files": names,
+        "candidate_module": module,
+        "saved": bool(converted_dir),
+        "config": analysis["config_kwargs"],
+        "tuple_args": analysis.get("tuple_args", []),
+        "config_object": analysis.get("config_object"),
+        "tolerance": planned["tolerance"],
+        "inputs": analysis["inputs"],
+        "candidate_config": candidate_config(run) if candidate_kwargs is None else candidate_kwargs,
+        "forward_renames": forward_renames(run) if renamed_inputs is None else renamed_inputs,
+    }
+
+
+def render_spec(context: dict[str, Any]) -> str:
+    config_object = context.get("config_object")
+    config = reference_config({"config_kwargs": context["config"], "tuple_args": context.get("tuple_args", [])})
+    return render(
+        "parity/spec.py.j2",
+        **{k: v for k, v in context.items() if k not in ("config", "tuple_args", "config_object", "candidate_config", "forward_renames")},
+        config=config,
+        candidate_config=context.get("candidate_config") or config,
+        forward_renames=context.get("forward_renames") or {},
+        reference_kwargs=_reference_kwargs_code({"config_object": config_object}),
+    )
+
+
 def write_spec(
     run: Run,
     path: Path,
@@ -81,29 +129,11 @@ def write_spec(
     renamed_inputs: dict[str, str] | None = None,
 ) -> Path:
     """A spec that names no folder (it finds everything under the paths each side is given), so
-    the same file runs in this run, in a PR branch and in a maintainer's clone. The candidate is
-    built from `candidate_kwargs` and called with `renamed_inputs` applied to the reference's
-    forward arguments (by default: what the conventions stage recorded, nothing before it ran)."""
-    analysis, planned = run.result("analyze"), run.result("plan")
-    _, module = candidate_location(run)
-    names, _ = weight_names_and_roots(run, [Path(p) for p in reference_weights]) if reference_weights else ([], [])
+    the same file runs in this run, in a PR branch and in a maintainer's clone."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    safe_files.write_text(path.parent, path.name, render(
-        "parity/spec.py.j2",
-        class_name=planned["class_name"],
-        spec_name=path.name,
-        reference_module=analysis["top_class"]["module"],
-        reference_class=analysis["top_class"]["name"],
-        reference_weight_files=names,
-        candidate_module=module,
-        saved=bool(converted_dir),
-        config=reference_config(analysis),
-        candidate_config=candidate_config(run) if candidate_kwargs is None else candidate_kwargs,
-        forward_renames=forward_renames(run) if renamed_inputs is None else renamed_inputs,
-        reference_kwargs=_reference_kwargs_code(analysis),
-        tolerance=planned["tolerance"],
-        inputs=analysis["inputs"],
-    ))
+    context = spec_context(run, path.name, reference_weights=reference_weights, converted_dir=converted_dir,
+                           candidate_kwargs=candidate_kwargs, renamed_inputs=renamed_inputs)
+    safe_files.write_text(path.parent, path.name, render_spec(context))
     return path
 
 

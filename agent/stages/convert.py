@@ -11,6 +11,7 @@ from typing import Any
 
 from agent.errors import IntegrateError
 from agent.parity_run import candidate_config, candidate_location, parity_paths, side_env, write_spec
+from agent.publish.evidence import evidence_dir
 from agent.reference_weights import reference_weight_files
 from agent.run_state import Run
 from agent.sandboxed import run_job
@@ -57,12 +58,11 @@ def convert(run: Run) -> dict[str, Any]:
         extra = f" (unmatched: {', '.join(unmatched[:3])})" if unmatched else ""
         raise IntegrateError(f"weight conversion failed: {result['error']}{extra}")
 
-    if planned["layout"] == "standalone":
-        weights = Path(scaffolded["workspace"]) / "weights"
-        mapping_file = Path(scaffolded["workspace"]) / "_weight_mapping.py"
-    else:
-        weights = run.path("weights")
-        mapping_file = run.path("_weight_mapping.py")
+    # The mapping travels with the branch (evidence); the converted weights do not (large, and
+    # reproducible from the reference with that mapping).
+    weights = Path(scaffolded["workspace"]) / "weights" if planned["layout"] == "standalone" else run.path("weights")
+    mapping_file = evidence_dir(run) / "_weight_mapping.py"
+    mapping_file.parent.mkdir(parents=True, exist_ok=True)
     if weights.exists():
         shutil.rmtree(weights)
     try:  # the job's folder is sandbox-writable: copy regular files only, never through a link

@@ -13,8 +13,18 @@ from typing import Any
 
 import sandbox
 from agent.checks import check_paths
+from agent.compliance import run_compliance
+from agent.diffusers_repo.branch import write_and_run_model_test
 from agent.errors import IntegrateError, ParityFailed
-from agent.parity_run import candidate_config, forward_renames, parity_paths, run_parity_sandboxed, write_spec
+from agent.parity_run import (
+    candidate_config,
+    forward_renames,
+    parity_paths,
+    render_spec,
+    run_parity_sandboxed,
+    spec_context,
+)
+from agent.publish.evidence import evidence_dir
 from agent.render import render
 from agent.run_state import Run
 from sandbox import safe_files
@@ -22,20 +32,15 @@ from sandbox.mapping import WeightMapping
 from sandbox.parity.exchange import load_tensors, read_result
 
 SAMPLE_VALUES = 32
+COMPILE_SKIPPED = "not requested (--compile-check); about 30 s of CPU on the bundled example"
 
 
 def reports_dir(run: Run) -> Path:
-    planned, scaffolded = run.result("plan"), run.result("scaffold")
-    if planned["layout"] == "standalone":
-        return Path(scaffolded["workspace"]) / "reports"
-    return run.path("reports")
+    return evidence_dir(run) / "reports"
 
 
 def spec_path(run: Run) -> Path:
-    planned, scaffolded = run.result("plan"), run.result("scaffold")
-    if planned["layout"] == "standalone":
-        return Path(scaffolded["workspace"]) / "parity_spec.py"
-    return run.path("reports", "parity_spec.py")
+    return evidence_dir(run) / "parity_spec.py"
 
 
 def reference_samples(sides: Path, n: int = SAMPLE_VALUES) -> list[dict[str, Any]]:
@@ -67,7 +72,9 @@ def verify(run: Run) -> dict[str, Any]:
     if reports.exists():
         shutil.rmtree(reports)
     reports.mkdir(parents=True)
-    spec = write_spec(run, spec_path(run), reference_weights=converted["reference_files"], converted_dir=converted["weights_dir"])
+    spec = spec_path(run)
+    context = spec_context(run, spec.name, reference_weights=converted["reference_files"], converted_dir=converted["weights_dir"])
+    safe_files.write_text(spec.parent, spec.name, render_spec(context))
     try:
         mapping = WeightMapping.from_json(safe_files.read_json(run.dir, Path(converted["mapping_json"]).relative_to(run.dir)))
     except (OSError, ValueError) as exc:
@@ -85,22 +92,35 @@ def verify(run: Run) -> dict[str, Any]:
 
     test_file = workspace / planned["test_path"]
     test_file.parent.mkdir(parents=True, exist_ok=True)
-    safe_files.write_text(test_file.parent, test_file.name, render(
-        "tests/test_model.py.j2",
-        class_name=planned["class_name"],
-        module_name=planned["module_name"],
-        layout=planned["layout"],
-        test_name=test_file.name,
-        config_kwargs=repr(candidate_config(run)),
-        reference_outputs=repr(reference_samples(work / "sides")),
-        sample_size=SAMPLE_VALUES,
-        atol=planned["tolerance"]["max_abs"],
-        inputs=[{**i, "name": forward_renames(run).get(i["name"], i["name"])} for i in analysis["inputs"]],
-        seed=report["seed"],
-        parity_command=f"integrate parity {spec.name}",
-    ))
-    import_root = workspace / "src" if planned["layout"] == "diffusers-tree" else workspace
-    generated_test = run_generated_test(test_file, import_root, run.path("verify", "test"), [workspace, Path(converted["weights_dir"])])
+    # the data both forms of the generated test are rendered from
+    # (under the port's argument names when the conventions stage renamed them)
+    renamed = forward_renames(run)
+    test_config, samples = candidate_config(run), reference_samples(work / "sides")
+    test_inputs = [{**i, "name": renamed.get(i["name"], i["name"])} for i in analysis["inputs"]]
+    if planned["layout"] == "diffusers-tree":  # diffusers' own form: tester mixins + the parity test
+        generated_test = write_and_run_model_test(
+            run, test_file, config=test_config, inputs=test_inputs, reference_outputs=samples, seed=report["seed"],
+            atol=planned["tolerance"]["max_abs"], parity_command=f"integrate parity {spec.name}",
+            checkpoint_dir=Path(converted["weights_dir"]),
+        )
+    else:
+        safe_files.write_text(test_file.parent, test_file.name, render(
+            "tests/test_model.py.j2",
+            class_name=planned["class_name"],
+            module_name=planned["module_name"],
+            layout=planned["layout"],
+            test_name=test_file.name,
+            config_kwargs=repr(test_config),
+            reference_outputs=repr(samples),
+            sample_size=SAMPLE_VALUES,
+            atol=planned["tolerance"]["max_abs"],
+            inputs=test_inputs,
+            seed=report["seed"],
+            parity_command=f"integrate parity {spec.name}",
+        ))
+        generated_test = run_generated_test(test_file, workspace, run.path("verify", "test"), [workspace, Path(converted["weights_dir"])])
+
+    compliance = run_compliance(run, skip=None if run.inputs.get("compile_check") else {"torch_compile": COMPILE_SKIPPED})
 
     components = [
         {"component": "transformer (converted weights)", **{k: report[k] for k in ("max_abs_diff", "mean_abs_diff", "cosine")}, "passed": report["passed"] and not any("saved folder" in p for p in report["problems"])},
@@ -115,8 +135,10 @@ def verify(run: Run) -> dict[str, Any]:
         "isolation_notes": report["sandbox"]["notes"],
         "findings": findings,
         "generated_test": generated_test,
+        "compliance": compliance,
         "reports": str(reports),
         "spec": str(spec),
+        "spec_context": context,
         "test_file": str(test_file),
     }
     run.write_json("verify/summary.json", result)
