@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 
-import git
 import libcst as cst
 import pytest
 from conftest import EXAMPLE
@@ -17,6 +16,7 @@ from conventions_sources import run_until
 
 import agent.porting.conventions as conventions_package
 import agent.stages.conventions as stage_module
+from agent.gitsafe import Git
 from agent.stages.conventions import conventions
 from agent.stages.convert import convert
 
@@ -64,7 +64,7 @@ def test_broken_group_and_unequal_gradients_are_left_out(ported, monkeypatch):
     assert result["parity"]["passed"] and result["forward_renames"] == {}
     model = (ported[0] / "out" / "transformer_tiny_dit.py").read_text()
     assert "gradient_checkpointing" not in model and "return_dict" not in model and "_no_split_modules" in model
-    messages = [c.message for c in git.Repo(ported[0] / "out").iter_commits()]
+    messages = Git.for_workspace(ported[0] / "out").run("log", "--format=%s").splitlines()
     assert messages[0].startswith("Conventions: model class") and "structural" in messages[1]
 
 
@@ -93,7 +93,7 @@ def test_example_ends_in_diffusers_form(ported):
         assert f"        {name} (`int`, defaults to `" in source, name
     assert "class TinyDiTAttention(nn.Module)" in source and "class Attention(" not in source
     assert "_no_split_modules = [\"DiTBlock\"]" in source
-    assert result["commit"] == git.Repo(out).head.commit.hexsha
+    assert result["commit"] == Git.for_workspace(out).head()
 
     run.start_stage("convert")
     converted = convert(run)
@@ -125,14 +125,13 @@ def test_example_ends_in_diffusers_form(ported):
 
 def test_a_resumed_attempt_starts_from_the_previous_commit(tmp_path):
     from agent.errors import IntegrateError
+    from agent.gitsafe import init_separate
     from agent.stages.conventions import _restart_from
     from agent.workspace import commit_all
 
-    repo = git.Repo.init(tmp_path)
-    with repo.config_writer() as cw:
-        cw.set_value("user", "name", "t")
-        cw.set_value("user", "email", "t@example.com")
-    model = tmp_path / "model.py"
+    (tmp_path / "tree").mkdir()
+    repo = init_separate(tmp_path / "tree", tmp_path / "git")
+    model = tmp_path / "tree" / "model.py"
     model.write_text("ported\n")
     base = commit_all(repo, "Port X (structural, numerics untouched)")
     model.write_text("half-edited\n")
@@ -142,7 +141,7 @@ def test_a_resumed_attempt_starts_from_the_previous_commit(tmp_path):
     model.write_text("conventions\n")
     commit_all(repo, "Conventions: config (parity max abs 0.00e+00)")
     _restart_from(repo, base, model)  # an attempt killed after a commit of its own
-    assert repo.head.commit.hexsha == base and model.read_text() == "ported\n"
+    assert repo.head() == base and model.read_text() == "ported\n"
 
     model.write_text("someone else's\n")
     commit_all(repo, "A commit this stage did not make")

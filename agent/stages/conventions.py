@@ -12,10 +12,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import git
-
 from agent.checks import check_paths
 from agent.errors import IntegrateError
+from agent.gitsafe import Git
 from agent.parity_run import (
     parity_paths,
     reference_config,
@@ -43,17 +42,17 @@ def _previous(run: Run) -> dict[str, Any]:
     raise IntegrateError("conventions: no committed port to start from (the port stage did not commit)")
 
 
-def _restart_from(repo: git.Repo, base: str, model_file: Path) -> None:
+def _restart_from(repo: Git, base: str, model_file: Path) -> None:
     """An interrupted attempt may have left an edited model file or commits of its own on top of
     `base`: back to `base`."""
-    head = repo.head.commit.hexsha
+    head = repo.head()
     if head == base:
-        repo.git.checkout(base, "--", str(model_file))
+        repo.run("checkout", base, "--", str(model_file))
         return
-    ours = [c for c in repo.iter_commits(f"{base}..{head}")]
-    if not repo.is_ancestor(base, head) or any(not c.message.startswith(COMMIT_PREFIX) for c in ours):
+    subjects = repo.run("log", "--format=%s", f"{base}..{head}").splitlines() if head else []
+    if not head or repo.run("merge-base", base, head).strip() != base or any(not m.startswith(COMMIT_PREFIX) for m in subjects):
         raise IntegrateError(f"conventions: the workspace moved past {base[:10]} with commits this stage did not make")
-    repo.git.reset("--hard", base)
+    repo.run("reset", "-q", "--hard", base)
 
 
 def _output_paths(run: Run) -> list[str]:
@@ -169,7 +168,7 @@ def _why(report: dict[str, Any]) -> str:
 def conventions(run: Run) -> dict[str, Any]:
     analysis, planned, scaffolded = run.result("analyze"), run.result("plan"), run.result("scaffold")
     previous = _previous(run)
-    repo = git.Repo(scaffolded["workspace"])
+    repo = Git.for_workspace(Path(scaffolded["workspace"]))
     base = previous["commit"]
     model_path = Path(scaffolded["model_file"])
     _restart_from(repo, base, model_path)
@@ -239,7 +238,7 @@ def conventions(run: Run) -> dict[str, Any]:
         if not last.parity["passed"]:
             last = None
     if last is None:
-        repo.git.reset("--hard", base)
+        repo.run("reset", "-q", "--hard", base)
         model_path.write_text(source)
         status, commits = "reverted", []
     else:
