@@ -106,3 +106,78 @@ def module_level_names(tree: ast.Module) -> set[str]:
 
 def calls_in(node: ast.AST) -> list[ast.Call]:
     return [n for n in ast.walk(node) if isinstance(n, ast.Call)]
+
+
+def functions(tree: ast.AST) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    return [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def enclosing(tree: ast.Module) -> dict[int, tuple[ast.ClassDef | None, ast.FunctionDef | None]]:
+    """id(node) -> (innermost class, innermost function) around it."""
+    out: dict[int, tuple] = {}
+
+    def visit(node, cls, fn):
+        for child in ast.iter_child_nodes(node):
+            c, f = cls, fn
+            if isinstance(child, ast.ClassDef):
+                c, f = child, None
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                f = child
+            out[id(child)] = (cls, fn)
+            visit(child, c, f)
+
+    visit(tree, None, None)
+    return out
+
+
+def own_nodes(fn: ast.AST):
+    """Nodes of a function body, not descending into nested functions or classes."""
+    stack = list(ast.iter_child_nodes(fn))
+    while stack:
+        n = stack.pop()
+        yield n
+        if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            stack.extend(ast.iter_child_nodes(n))
+
+
+def assignments(fn: ast.AST) -> list[tuple[list[str], ast.expr]]:
+    """(target names, value) of the plain assignments in a function body, in source order."""
+    out = []
+    for n in own_nodes(fn):
+        if isinstance(n, ast.Assign):
+            names = [t.id for target in n.targets for t in ast.walk(target) if isinstance(t, ast.Name)]
+            out.append((names, n.value))
+        elif isinstance(n, (ast.AnnAssign, ast.AugAssign)) and n.value is not None and isinstance(n.target, ast.Name):
+            out.append(([n.target.id], n.value))
+        elif isinstance(n, ast.NamedExpr):
+            out.append(([n.target.id], n.value))
+    return sorted(out, key=lambda a: (a[1].lineno, a[1].col_offset))
+
+
+def derived(fn: ast.AST, seeds: set[str], start: ast.AST | None = None) -> set[str]:
+    """Names whose value is computed (through assignments in `fn`) from `seeds` or from `start`."""
+    names = set(seeds)
+    for _ in range(3):
+        before = len(names)
+        for targets, value in assignments(fn):
+            if any(n is start for n in ast.walk(value)) or names_used(value) & names:
+                names |= set(targets)
+        if len(names) == before:
+            break
+    return names
+
+
+def constant_int(node: ast.AST) -> int | None:
+    """The value of an integer literal or a constant arithmetic expression (`2 ** 3`)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return node.value
+    if isinstance(node, ast.BinOp):
+        left, right = constant_int(node.left), constant_int(node.right)
+        if left is None or right is None:
+            return None
+        ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+               ast.Pow: lambda a, b: a ** b if b < 64 else None, ast.FloorDiv: lambda a, b: a // b if b else None,
+               ast.LShift: lambda a, b: a << b if b < 64 else None}
+        op = ops.get(type(node.op))
+        return op(left, right) if op else None
+    return None

@@ -1,17 +1,24 @@
 """One module per rule; importing this package registers them all."""
 
 from agent.checks.rules import (  # noqa: F401
+    attention_backend,
     attention_dispatch,
     attention_processor,
     copied_from,
+    dummy_objects,
     flag_names,
     gradient_checkpointing,
     hardcoded_dtype,
+    init_halves,
     init_registration,
     no_einops,
     optional_import,
+    pipeline_batch_expansion,
+    pipeline_check_inputs,
     pipeline_free_hooks,
     pipeline_hardcoded_config,
+    pipeline_latents_cast,
+    pipeline_mask_dropped,
     pipeline_no_grad,
     pipeline_output_type,
     pipeline_progress_bar,
@@ -20,5 +27,17 @@ from agent.checks.rules import (  # noqa: F401
     pipeline_unused_args,
     register_to_config,
     runtime_loading,
+    tamper_dynamic_code,
+    tamper_file_env,
+    tamper_import_side_effects,
+    tamper_introspection,
+    tamper_monkeypatch,
+    tamper_native_code,
+    tamper_process_network,
+    tamper_tool_import,
+    unannotated_copy,
     unused_mask,
 )
+
+# Hooks that build shared indexes in the parent process before workers start (rule id -> fn(files)).
+PREPARE: dict = {}

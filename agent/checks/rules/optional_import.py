@@ -32,18 +32,14 @@ def _guarded(tree: ast.Module) -> set[int]:
     return lines
 
 
-def _package_guarded(path) -> bool:
+def _package_guarded(ctx) -> bool:
     """The whole package is imported only behind an availability check in its __init__."""
-    init = path.parent / "__init__.py"
-    try:
-        text = init.read_text()
-    except OSError:
-        return False
-    return re.search(r"if\s+(?:not\s+)?\(?\s*is_\w+_available\(\)", text) is not None
+    text = ctx.read_other(ctx.path.parent / "__init__.py")
+    return text is not None and re.search(r"if\s+(?:not\s+)?\(?\s*is_\w+_available\(\)", text) is not None
 
 
 def check(ctx):
-    if _package_guarded(ctx.path):
+    if _package_guarded(ctx):
         return
     guarded = _guarded(ctx.tree)
     for node in ctx.tree.body:

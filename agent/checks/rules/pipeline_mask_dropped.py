@@ -1,0 +1,38 @@
+import ast
+
+from agent.checks.flow import Scope, local_uses, params
+from agent.checks.registry import Rule, register
+
+
+def check(ctx):
+    for cls, call in ctx.classes.pipeline_calls():
+        own = {a.arg for a in params(call)}
+        first: dict[str, ast.Name] = {}
+        for node in ctx.inside(call, ast.Assign):
+            if not isinstance(node.value, ast.Call):
+                continue
+            for target in node.targets:
+                for n in ast.walk(target):
+                    if isinstance(n, ast.Name) and "mask" in n.id and n.id not in own:
+                        first.setdefault(n.id, n)
+        if not first:
+            continue
+        verdicts = local_uses(call, sorted(first), Scope.of(ctx, cls))
+        for name, n in sorted(first.items(), key=lambda kv: kv[1].lineno):
+            if not verdicts[name].used:
+                yield n, f"{cls.name}.__call__ computes {name} but it is {verdicts[name].why}: padded tokens are attended to"
+
+
+RULE = register(Rule(
+    id="P012",
+    name="pipeline-mask-dropped",
+    scope="pipelines",
+    summary="Masks a pipeline computes reach the model.",
+    what="A mask a pipeline's __call__ gets from a call (encode_prompt, a tokenizer, a helper) whose value never reaches the transformer, another call that uses it, or the output.",
+    why="The text encoder pads prompts; without the mask the transformer attends to padding and results change with prompt length and batch composition.",
+    bad="prompt_embeds, prompt_attention_mask = self.encode_prompt(prompt)\nnoise_pred = self.transformer(latents, encoder_hidden_states=prompt_embeds)",
+    good="noise_pred = self.transformer(\n    latents, encoder_hidden_states=prompt_embeds, encoder_attention_mask=prompt_attention_mask\n)",
+    anchor="models.md#masks",
+    check=check,
+    triggers=("mask",),
+))
