@@ -66,6 +66,12 @@ def module_file(root: Path, dotted: str) -> tuple[Path, list[str]] | None:
 
 def source_code(root: Path, dotted: str) -> tuple[str, Path] | None:
     """The code of `diffusers.<dotted>` after its header line, and the file it is in."""
+    found = source_block(root, dotted)
+    return None if found is None else (found[1], found[2])
+
+
+def source_block(root: Path, dotted: str) -> tuple[str, str, Path] | None:
+    """(header line, code after it, file) of `diffusers.<dotted>`."""
     found = module_file(root, dotted)
     if found is None:
         return None
@@ -85,7 +91,7 @@ def source_code(root: Path, dotted: str) -> tuple[str, Path] | None:
         i += 1
     while i > start and len(lines[i - 1]) <= 1:
         i -= 1
-    return "".join(lines[start:i]), path
+    return lines[start - 1], "".join(lines[start:i]), path
 
 
 @dataclass
@@ -189,14 +195,17 @@ _HEADER = re.compile(r"^([ \t]*)(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)")
 MIN_LINES = 6  # shorter blocks (properties, one-line helpers) coincide by chance
 
 
-def code_lines(body: str) -> int:
-    """Statements' lines of a block body (after its header): no docstring, comments or blank lines."""
+def code_lines(header: str, body: str) -> int:
+    """Statements' lines of a def or class (header line and the code after it): no docstring,
+    comments or blank lines."""
     import ast
     import textwrap
 
     try:
-        tree = ast.parse("def _block():\n" + textwrap.indent(textwrap.dedent(body), "    "))
+        tree = ast.parse(textwrap.dedent(header + body))
     except SyntaxError:
+        return 0
+    if not tree.body or not isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return 0
     fn = tree.body[0]
     stmts = fn.body
@@ -245,13 +254,14 @@ def copy_index(root: Path) -> dict[str, tuple[str, str]]:
                     wanted.add((m.group(2), m.group(3).strip()))
         index: dict[str, tuple[str, str]] = {}
         for target, renames in sorted(wanted):
-            found = source_code(root, target)
+            found = source_block(root, target)
             if found is None:
                 continue
-            code = "\n".join(line for line in found[0].split("\n") if ANNOTATION.search(line) is None)
+            header = found[0]
+            code = "\n".join(line for line in found[1].split("\n") if ANNOTATION.search(line) is None)
             if renames:
                 code = apply_renames(code, renames)
-            if code_lines(code) >= MIN_LINES:
+            if code_lines(header, code) >= MIN_LINES:
                 index.setdefault(dedented(code), (target, renames))
         return index
 

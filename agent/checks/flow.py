@@ -29,6 +29,8 @@ PURE_BUILTINS = {
 }
 # Tensor math: computes a value from its arguments; only the value's own use counts.
 MATH_MODULES = ("torch.", "numpy.", "math.", "einops.")
+# Attributes that describe a tensor without carrying its values.
+METADATA = {"dtype", "device", "is_cuda", "layout", "requires_grad", "ndim"}
 _EXCEPTION = re.compile(r"^[A-Z]\w*(?:Error|Exception|Warning)$")
 _VALIDATOR = re.compile(r"^_?(?:check|validate)")
 
@@ -47,6 +49,17 @@ def _root_name(node: ast.expr) -> str | None:
     while isinstance(node, (ast.Attribute, ast.Subscript, ast.Starred)):
         node = node.value
     return node.id if isinstance(node, ast.Name) else None
+
+
+def _inner_dimension(node: ast.AST) -> bool:
+    """`x.shape[k]` or `x.size(k)` with a constant k > 0."""
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "shape":
+        k = node.slice
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "size" and len(node.args) == 1:
+        k = node.args[0]
+    else:
+        return False
+    return isinstance(k, ast.Constant) and isinstance(k.value, int) and k.value > 0
 
 
 def is_dead_end(call: ast.Call) -> bool:
@@ -129,22 +142,41 @@ class Scope:
         return q.startswith(MATH_MODULES)
 
     def self_loads_outside(self, fn: FunctionNode) -> set[str]:
-        """`self.<attr>` reads in the class's other methods (and same-file ancestors')."""
+        """`self.<attr>` reads in the class's other methods (and same-file ancestors'), and by
+        bases in other files. A read inside a property counts only when the property is read."""
         if self.classes is None or self.cls is None:
-            return set()
+            return set(self.inherited_loads)
         key = ("loads", id(self.cls))
         if key not in self.memo:
-            per_method: dict[int, set[str]] = {}
+            methods: list[tuple[FunctionNode, set[str], bool]] = []
             for c in self.classes.lineage(self.cls):
                 for m in c.body:
                     if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                        per_method[id(m)] = {
+                        loads = {
                             n.attr for n in ast.walk(m)
                             if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load)
                             and isinstance(n.value, ast.Name) and n.value.id == "self"
                         }
-            self.memo[key] = per_method
-        return set(self.inherited_loads).union(*(v for k, v in self.memo[key].items() if k != id(fn)))
+                        is_property = any(getattr(d, "id", getattr(d, "attr", "")) in ("property", "cached_property") for d in m.decorator_list)
+                        methods.append((m, loads, is_property))
+            self.memo[key] = methods
+        methods = self.memo[key]
+        out = set(self.inherited_loads)
+        own: set[str] = set()
+        for m, loads, is_property in methods:
+            if m is fn:
+                own = loads
+            elif not is_property:
+                out |= loads
+        # properties read somewhere (this method included, or a base in another file) pass their reads on
+        changed = True
+        while changed:
+            changed = False
+            for m, loads, is_property in methods:
+                if is_property and m is not fn and m.name in (out | own) and not loads <= out:
+                    out |= loads
+                    changed = True
+        return out
 
     def used_params(self, fn: FunctionNode) -> set[str]:
         """Which parameters of a helper do anything (memoized; a recursive call assumes all)."""
@@ -446,11 +478,15 @@ class Flow:
         if isinstance(node, ast.Attribute):
             if isinstance(node.value, ast.Name) and node.value.id == "self":
                 return st.get(f"self.{node.attr}", 0)
-            return self.ev(node.value, st)
+            inner = self.ev(node.value, st)
+            return 0 if node.attr in METADATA else inner
         if isinstance(node, ast.Call):
             return self.call(node, st)
         if isinstance(node, ast.Constant):
             return 0
+        if _inner_dimension(node):
+            self.ev(node.value, st)
+            return 0  # x.shape[1], x.size(2): a length inside each item, not the items
         if isinstance(node, ast.Lambda):
             mask = self.captured(node.body, st)
             self.use(mask)
@@ -532,8 +568,9 @@ class Flow:
             return callee
         helper = self.scope.helper(node)
         if helper is not None:
-            self.use(self._through_helper(helper, node, args, kwargs))
-            return any_arg | callee
+            through = self._through_helper(helper, node, args, kwargs)
+            self.use(through)
+            return through | callee  # what the helper ignores does not reach its result either
         self.use(any_arg)
         return any_arg | callee
 

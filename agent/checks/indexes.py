@@ -1,5 +1,4 @@
-"""Package-wide facts some rules need (every class name, every submodule attribute name of a
-diffusers tree), built once per run from the text of the tree and registered as derived cache
+"""Package-wide facts some rules need (every class name of a diffusers tree), built once per run from the text of the tree and registered as derived cache
 dependencies digested by the tree's file signature."""
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from pathlib import Path
 from agent.checks import cache
 
 _CLASS = re.compile(r"^[ \t]*class[ \t]+(\w+)", re.M)
-_SELF_ATTR = re.compile(r"self\.(\w+)[ \t]*(?::[^=\n]+)?=(?!=)")
 
 # Memo for one run: the engine calls `new_run()` before each check, so a long-lived process
 # (the refinement loop checks after every edit) never reads a stale index.
@@ -69,12 +67,6 @@ def _texts(root: Path) -> list[tuple[Path, str]]:
 def class_names(ctx, root: Path) -> frozenset[str]:
     ctx.depend(f"tree:{root}")
     return _memo(("classes", str(root)), lambda: frozenset(n for _, t in _texts(root) for n in _CLASS.findall(t)))
-
-
-def attribute_names(ctx, root: Path) -> frozenset[str]:
-    """Every `self.<name> = ...` of the tree: the submodule names layerwise patterns match."""
-    ctx.depend(f"tree:{root}")
-    return _memo(("attrs", str(root)), lambda: frozenset(n for _, t in _texts(root) for n in _SELF_ATTR.findall(t)))
 
 
 cache.PROVIDERS["tree"] = lambda arg: signature(Path(arg))

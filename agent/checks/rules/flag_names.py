@@ -1,29 +1,74 @@
 import ast
 import re
+from pathlib import Path
 
 from agent.checks.astutil import string_items
-from agent.checks.indexes import attribute_names, class_names
+from agent.checks.indexes import class_names
 from agent.checks.registry import Rule, register
 from agent.checks.tree import installed_root
 
 CLASS_FLAGS = ("_no_split_modules", "_repeated_blocks")
 NAME_FLAGS = ("_skip_layerwise_casting_patterns", "_keep_in_fp32_modules")
+_SELF_ATTR = re.compile(r"self\.(\w+)\s*(?::[^=\n]+)?=(?!=)")
 
 
-def _own_attrs(tree: ast.AST) -> set[str]:
-    return {
-        t.attr for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.AnnAssign))
+def _own_attrs(cls: ast.ClassDef) -> set[str]:
+    out = {
+        t.attr for n in ast.walk(cls) if isinstance(n, (ast.Assign, ast.AnnAssign))
         for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
         if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
     }
+    # setattr(self, f"{prefix}_time_embeddings", ...): the constant parts of the name
+    for n in ast.walk(cls):
+        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "setattr" and len(n.args) >= 2:
+            out |= {c.value for c in ast.walk(n.args[1]) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+    return out
+
+
+def _class_source(ctx, root: Path, qualified: str) -> str:
+    """Text of an imported diffusers class (its block in its module), read as a dependency."""
+    parts = qualified.split(".")
+    if parts[0] != "diffusers" or len(parts) < 3:
+        return ""
+    module = root.joinpath(*parts[1:-1])
+    for candidate in (module.with_suffix(".py"), module / "__init__.py"):
+        if candidate.is_file():
+            text = ctx.read_other(candidate) or ""
+            m = re.search(rf"^class {re.escape(parts[-1])}\b.*?(?=^\S)", text + "\n_", re.M | re.S)
+            return m.group(0) if m else ""
+    return ""
+
+
+def module_names(ctx, cls: ast.ClassDef, root: Path | None) -> set[str] | None:
+    """Submodule attribute names of the model: its own, those of the classes it builds in this
+    file (transitively), and those of the imported diffusers classes it builds; None when it
+    builds blocks through an imported factory (`get_down_block`), whose names cannot be listed."""
+    names, seen, stack = set(), set(), [cls]
+    while stack:
+        c = stack.pop()
+        if c.name in seen:
+            continue
+        seen.add(c.name)
+        for x in ctx.classes.lineage(c):
+            names |= _own_attrs(x)
+        for call in ctx.inside(c, ast.Call):
+            f = call.func
+            built = f.id if isinstance(f, ast.Name) else ""
+            if built in ctx.classes.by_name:
+                stack.append(ctx.classes.by_name[built])
+            elif re.match(r"get_\w*block", built) and built in ctx.names.table:
+                return None
+            elif built and root is not None and built in ctx.names.table:
+                names |= set(_SELF_ATTR.findall(_class_source(ctx, root, ctx.names.qualify(f))))
+    return names
 
 
 def check(ctx):
     root = ctx.root or installed_root()
-    local_attrs = None
     for cls in ctx.classes.all:
         if ctx.classes.inherits(cls, "PreTrainedModel"):
             continue  # transformers-style models name classes of another package
+        attrs = None
         for node in cls.body:
             if not isinstance(node, (ast.Assign, ast.AnnAssign)):
                 continue
@@ -45,13 +90,10 @@ def check(ctx):
                 except re.error:
                     yield item, f"{flag} entry {name!r} is not a valid regular expression"
                     continue
-                if local_attrs is None:
-                    local_attrs = _own_attrs(ctx.tree)
-                if any(pattern.search(a) for a in local_attrs):
-                    continue
-                if root is not None and any(pattern.search(a) for a in attribute_names(ctx, root)):
-                    continue
-                yield item, f"{flag} entry {name!r} matches no module name of this model or of any diffusers block"
+                if attrs is None:
+                    attrs = module_names(ctx, cls, root) or {""}
+                if attrs != {""} and not any(pattern.search(a) for a in attrs):
+                    yield item, f"{flag} entry {name!r} matches no submodule name of {cls.name}"
 
 
 RULE = register(Rule(
@@ -59,7 +101,7 @@ RULE = register(Rule(
     name="flag-names-exist",
     scope="models",
     summary="Names in _no_split_modules / _repeated_blocks / _skip_layerwise_casting_patterns / _keep_in_fp32_modules must exist.",
-    what="A string in _no_split_modules or _repeated_blocks that names no class of the file, its imports or diffusers; a _skip_layerwise_casting_patterns or _keep_in_fp32_modules entry that matches no submodule name.",
+    what="A string in _no_split_modules or _repeated_blocks that names no class of the file, its imports or diffusers; a _skip_layerwise_casting_patterns or _keep_in_fp32_modules entry that matches no submodule name of the model (its own, the blocks it builds in the file, the diffusers blocks it imports).",
     why="device_map placement, regional compilation and layerwise casting look these names up; a stale name silently disables the feature or splits a block across devices.",
     bad='_no_split_modules = ["TransformerBlock"]  # the class is called MyTransformerBlock',
     good='_no_split_modules = ["MyTransformerBlock"]',

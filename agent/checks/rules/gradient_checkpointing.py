@@ -9,7 +9,7 @@ _CONTAINER = re.compile(r"(?:Down|Up|Mid)\w*Block|Encoder|Decoder|^get_(?:down|u
 
 def _reads_flag(ctx, cls: ast.ClassDef) -> bool:
     for node in ast.walk(cls):
-        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load) and node.attr in ("gradient_checkpointing", "_gradient_checkpointing_func"):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load) and node.attr == "gradient_checkpointing":
             return True
         if isinstance(node, ast.Call) and ctx.names.qualify(node.func) in ("torch.utils.checkpoint.checkpoint", "torch.utils.checkpoint.checkpoint_sequential"):
             return True
@@ -62,7 +62,7 @@ RULE = register(Rule(
     name="gradient-checkpointing-flag",
     scope="models",
     summary="_supports_gradient_checkpointing needs the checkpointing branch in forward.",
-    what="A class that sets _supports_gradient_checkpointing = True while neither it nor any module it builds in the same file reads self.gradient_checkpointing (or calls self._gradient_checkpointing_func), and it builds no imported block container that could.",
+    what="A class that sets _supports_gradient_checkpointing = True while neither it nor any module it builds in the same file reads self.gradient_checkpointing (the flag enable_gradient_checkpointing() sets), and it builds no imported block container that could.",
     why="enable_gradient_checkpointing() then succeeds and silently does nothing: training runs out of memory with no hint why.",
     bad="_supports_gradient_checkpointing = True\n...\nfor block in self.blocks:\n    x = block(x)",
     good="for block in self.blocks:\n    if torch.is_grad_enabled() and self.gradient_checkpointing:\n        x = self._gradient_checkpointing_func(block, x)\n    else:\n        x = block(x)",

@@ -57,7 +57,7 @@ def _casts(d: _Dtypes, node: ast.AST):
     if not isinstance(node, ast.Call):
         return
     for kw in node.keywords:
-        if kw.arg == "dtype" and d.name(kw.value):
+        if kw.arg and kw.arg.endswith("dtype") and d.name(kw.value):
             yield d.name(kw.value), kw.value
     if isinstance(node.func, ast.Attribute):
         if node.func.attr in ("to", "type", "astype") and node.args and d.name(node.args[0]):

@@ -34,7 +34,7 @@ def check(ctx):
             if not (isinstance(n, ast.BinOp) and isinstance(n.op, ast.Mod) and isinstance(n.left, ast.Name) and n.left.id in SIZES):
                 continue
             size, checked = n.left.id, _text(n.right)
-            used = {d for d in divisors.get(size, set()) if "vae_scale_factor" in d or "patch" in d}
+            used = {d for d in divisors.get(size, set()) if "vae" in d}  # pixel -> latent sizes go through the VAE
             if not used or checked in used:
                 continue
             if isinstance(n.right, ast.Constant):

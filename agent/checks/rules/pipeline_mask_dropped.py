@@ -1,19 +1,18 @@
 import ast
 
-from agent.checks.flow import Scope, local_uses, params
+from agent.checks.flow import Scope, local_uses
 from agent.checks.registry import Rule, register
 
 
 def check(ctx):
     for cls, call in ctx.classes.pipeline_calls():
-        own = {a.arg for a in params(call)}
         first: dict[str, ast.Name] = {}
         for node in ctx.inside(call, ast.Assign):
             if not isinstance(node.value, ast.Call):
                 continue
             for target in node.targets:
                 for n in ast.walk(target):
-                    if isinstance(n, ast.Name) and "mask" in n.id and n.id not in own:
+                    if isinstance(n, ast.Name) and "mask" in n.id:
                         first.setdefault(n.id, n)
         if not first:
             continue

@@ -27,12 +27,22 @@ def _always_returns(stmts: list[ast.stmt]) -> bool:
     return bool(stmts) and isinstance(stmts[-1], (ast.Return, ast.Raise))
 
 
-def _unguarded_decodes(stmts: list[ast.stmt], names: set[str], guarded: bool):
+def _decoders(ctx, cls: ast.ClassDef) -> set[str]:
+    """Methods of the pipeline that run the VAE decode (so calling one is a decode)."""
+    out = set()
+    for c in ctx.classes.lineage(cls):
+        for name, fn in ctx.classes.methods(c).items():
+            if name != "__call__" and any(_DECODE.match(dotted(n.func)) for n in ctx.inside(fn, ast.Call)):
+                out.add(name)
+    return out
+
+
+def _unguarded_decodes(stmts: list[ast.stmt], names: set[str], guarded: bool, decoders: frozenset = frozenset()):
     for stmt in stmts:
         if isinstance(stmt, ast.If):
             g = guarded or _mentions(stmt.test, names)
-            yield from _unguarded_decodes(stmt.body, names, g)
-            yield from _unguarded_decodes(stmt.orelse, names, g)
+            yield from _unguarded_decodes(stmt.body, names, g, decoders)
+            yield from _unguarded_decodes(stmt.orelse, names, g, decoders)
             if _latent_test(stmt.test, names) and _always_returns(stmt.body):
                 guarded = True  # what follows runs only for other output types
             continue
@@ -42,14 +52,14 @@ def _unguarded_decodes(stmts: list[ast.stmt], names: set[str], guarded: bool):
         if any(nested) and not isinstance(stmt, ast.Expr):
             header = [getattr(stmt, f) for f in ("test", "iter", "items", "value") if getattr(stmt, f, None) is not None]
             for h in header:
-                yield from _calls_unguarded(h, names, guarded)
+                yield from _calls_unguarded(h, names, guarded, decoders)
             for block in nested:
-                yield from _unguarded_decodes(block, names, guarded)
+                yield from _unguarded_decodes(block, names, guarded, decoders)
             continue
-        yield from _calls_unguarded(stmt, names, guarded)
+        yield from _calls_unguarded(stmt, names, guarded, decoders)
 
 
-def _calls_unguarded(node, names, guarded):
+def _calls_unguarded(node, names, guarded, decoders=frozenset()):
     if guarded:
         return
     stack = [node] if not isinstance(node, list) else list(node)
@@ -57,7 +67,7 @@ def _calls_unguarded(node, names, guarded):
         n = stack.pop()
         if isinstance(n, ast.IfExp) and _mentions(n.test, names):
             continue
-        if isinstance(n, ast.Call) and _DECODE.match(dotted(n.func)):
+        if isinstance(n, ast.Call) and (_DECODE.match(dotted(n.func)) or dotted(n.func).removeprefix("self.") in decoders):
             yield n
         stack.extend(ast.iter_child_nodes(n))
 
@@ -75,7 +85,12 @@ def check(ctx):
         if is_foreign(ctx, cls) or not has_vae(ctx, cls):
             continue  # only pipelines with a VAE have a decode that output_type="latent" skips
         ps = {a.arg: a for a in params(call)}
-        forwards = any(isinstance(n, ast.keyword) and n.arg == "output_type" for n in ast.walk(call))
+        # output_type handed to a sub-pipeline (combined pipelines delegate the decode); handing it to
+        # the image/video processor's postprocess is not delegation
+        forwards = any(
+            isinstance(n, ast.Call) and any(k.arg == "output_type" for k in n.keywords)
+            and "process" not in dotted(n.func) for n in ctx.inside(call, ast.Call)
+        )
         if "output_type" not in ps:
             if "return_dict" in ps and not forwards:
                 yield call, f"{cls.name}.__call__ has no output_type argument: callers cannot ask for latents"
@@ -84,7 +99,7 @@ def check(ctx):
             if not _latent_test(call, names):
                 yield ps["output_type"], f"{cls.name}.__call__ takes output_type but never handles output_type='latent'"
             else:
-                for node in _unguarded_decodes(call.body, names, False):
+                for node in _unguarded_decodes(call.body, names, False, frozenset(_decoders(ctx, cls))):
                     yield node, f"{cls.name}.__call__ decodes with the VAE even when output_type='latent'"
         if "return_dict" in ps:
             for node in ast.walk(call):
