@@ -423,6 +423,9 @@ class Flow:
         if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)):
             self.use(self.captured(s, st))  # a closure carries what it reads
             return False
+        if isinstance(s, (ast.Break, ast.Continue)):
+            self.use(self.control)  # the value decides how much of the loop runs
+            return False
         if isinstance(s, ast.Assert):
             self.ev(s.test, st)
         return False

@@ -142,6 +142,11 @@ class FileContext:
     def read_other(self, path: Path) -> str | None:
         """Text of another file this rule's verdict depends on (recorded for the cache)."""
         self.deps.add(str(Path(path).resolve()))
+        from agent.checks.tree import overlaid
+
+        text = overlaid(path)
+        if text is not None:
+            return text
         try:
             return Path(path).read_text(encoding="utf-8", errors="replace")
         except OSError:

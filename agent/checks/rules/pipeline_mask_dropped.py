@@ -1,7 +1,11 @@
 import ast
+import re
 
 from agent.checks.flow import Scope, local_uses
 from agent.checks.registry import Rule, register
+
+# Masks over tokens (padding), not inpainting masks or masked-image latents.
+_ATTENTION_MASK = re.compile(r"(?:attention|attn|embeds|padding|text|prompt|token)_mask$")
 
 
 def check(ctx):
@@ -12,7 +16,7 @@ def check(ctx):
                 continue
             for target in node.targets:
                 for n in ast.walk(target):
-                    if isinstance(n, ast.Name) and "mask" in n.id:
+                    if isinstance(n, ast.Name) and _ATTENTION_MASK.search(n.id):
                         first.setdefault(n.id, n)
         if not first:
             continue
@@ -27,7 +31,7 @@ RULE = register(Rule(
     name="pipeline-mask-dropped",
     scope="pipelines",
     summary="Masks a pipeline computes reach the model.",
-    what="A mask a pipeline's __call__ gets from a call (encode_prompt, a tokenizer, a helper) whose value never reaches the transformer, another call that uses it, or the output.",
+    what="An attention (padding) mask a pipeline's __call__ gets from a call (encode_prompt, a tokenizer, a helper) whose value never reaches the transformer, another call that uses it, or the output.",
     why="The text encoder pads prompts; without the mask the transformer attends to padding and results change with prompt length and batch composition.",
     bad="prompt_embeds, prompt_attention_mask = self.encode_prompt(prompt)\nnoise_pred = self.transformer(latents, encoder_hidden_states=prompt_embeds)",
     good="noise_pred = self.transformer(\n    latents, encoder_hidden_states=prompt_embeds, encoder_attention_mask=prompt_attention_mask\n)",

@@ -91,6 +91,8 @@ def check(ctx):
             isinstance(n, ast.Call) and any(k.arg == "output_type" for k in n.keywords)
             and "process" not in dotted(n.func) for n in ctx.inside(call, ast.Call)
         )
+        if any(name in ps for name in ("output_latent", "return_latents", "output_latents")):
+            continue  # latents are offered through their own argument
         if "output_type" not in ps:
             if "return_dict" in ps and not forwards:
                 yield call, f"{cls.name}.__call__ has no output_type argument: callers cannot ask for latents"
