@@ -194,14 +194,12 @@ def _registration_candidate(path: Path, findings: list[Finding]) -> Candidate | 
         except RegistrationError:
             return None
         changes = {init: (copy_root / init.relative_to(root)).read_text() for init in inits}
+    from agent.checks.tree import dummy_file
+
     top = parse_init(root / "__init__.py", changes[root / "__init__.py"])
     for name in names:
-        for backend, _m, _l in top.typed.get(name, []):
-            dummy = top.dummies.get(backend)
-            if dummy is None:
-                continue
-            from agent.checks.tree import dummy_file
-
+        for dummy in sorted(top.dummy_of.get(name, ())):
+            backend = top.typed[name][0][0]
             dpath = dummy_file(root, root, dummy)
             text = changes.get(dpath, dpath.read_text() if dpath.is_file() else "")
             changes[dpath] = _with_dummy(text, name, backend.split("_and_"))

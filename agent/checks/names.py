@@ -46,7 +46,7 @@ class Names:
 
         def store(target: ast.AST) -> None:
             for n in ast.walk(target):
-                if isinstance(n, ast.Name):
+                if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
                     self.bound.add(n.id)
 
         for node in nodes:

@@ -82,8 +82,10 @@ class InitHalves:
     typed: dict[str, list[tuple[str, str, int]]] = field(default_factory=dict)
     # plain imports of a non-lazy init (name -> relative module)
     plain: dict[str, str] = field(default_factory=dict)
-    # backend -> dummy module star-imported for it in the TYPE_CHECKING half
+    # backend -> dummy module star-imported for it in the TYPE_CHECKING half (the last block's)
     dummies: dict[str, str] = field(default_factory=dict)
+    # name -> the dummy modules of the try blocks that import it under TYPE_CHECKING
+    dummy_of: dict[str, set[str]] = field(default_factory=dict)
     type_checking_line: int = 0
     # names imported at module level outside both halves (available however the init is loaded)
     always: set[str] = field(default_factory=set)
@@ -145,36 +147,45 @@ def _is_type_checking(test: ast.AST) -> bool:
     return any(isinstance(n, ast.Name) and n.id == "TYPE_CHECKING" for n in ast.walk(test))
 
 
-def _walk_half(stmts: list[ast.stmt], backend: str, visit) -> None:
-    """Visit statements with the backend of the `try` block they sit in (its `else`)."""
+def _star_module(stmts: list[ast.stmt]) -> str:
+    for s in stmts:
+        if isinstance(s, ast.ImportFrom) and any(a.name == "*" for a in s.names):
+            return "." * s.level + (s.module or "")
+    return ""
+
+
+def _walk_half(stmts: list[ast.stmt], backend: str, visit, dummy: str = "") -> None:
+    """Visit statements with the backend of the `try` block they sit in (its `else`), and the
+    dummy module that block's `except` star-imports."""
     for stmt in stmts:
         if isinstance(stmt, ast.Try):
             b = try_backend(stmt) or backend
+            d = next((m for h in stmt.handlers if (m := _star_module(h.body))), dummy)
             for handler in stmt.handlers:
-                _walk_half(handler.body, backend, lambda s, _b, b=b: visit(s, "dummy:" + b))
-            _walk_half(stmt.orelse, b, visit)
-            _walk_half(stmt.body, backend, visit)
+                _walk_half(handler.body, backend, lambda s, _b, _d, b=b: visit(s, "dummy:" + b, _d), dummy)
+            _walk_half(stmt.orelse, b, visit, d)
+            _walk_half(stmt.body, backend, visit, dummy)
         elif isinstance(stmt, ast.If) and not _is_type_checking(stmt.test):
             names = _is_available_names(stmt.test)
             b = "_and_".join(names) if names and backend == "none" else backend
-            _walk_half(stmt.body, b, visit)
-            _walk_half(stmt.orelse, backend, visit)
+            _walk_half(stmt.body, b, visit, dummy)
+            _walk_half(stmt.orelse, backend, visit, dummy)
         else:
-            visit(stmt, backend)
+            visit(stmt, backend, dummy)
 
 
 def parse_init(path: Path, text: str) -> InitHalves:
     tree = ast.parse(text, filename=str(path))
     halves = InitHalves(path=path, lazy="_import_structure" in text)
 
-    def lazy_visit(stmt, backend):
+    def lazy_visit(stmt, backend, _dummy=""):
         if backend.startswith("dummy:"):
             return
         for key, names in _structure_entries(stmt):
             for name, line in names:
                 halves.structure.setdefault(name, []).append((backend, key, line))
 
-    def typed_visit(stmt, backend):
+    def typed_visit(stmt, backend, dummy=""):
         if not isinstance(stmt, ast.ImportFrom) or (stmt.level != 1 and not backend.startswith("dummy:")):
             return  # exports come from the package's own modules; `from ..utils import x` is a helper
         module = "." * stmt.level + (stmt.module or "")
@@ -184,6 +195,8 @@ def parse_init(path: Path, text: str) -> InitHalves:
             return
         for a in stmt.names:
             halves.typed.setdefault(a.asname or a.name, []).append((backend, module, stmt.lineno))
+            if dummy:
+                halves.dummy_of.setdefault(a.asname or a.name, set()).add(dummy)
 
     top_level: list[ast.stmt] = []
     for stmt in tree.body:

@@ -13,26 +13,23 @@ def check(ctx):
         return
     if _top_level(ctx):
         init = parse_init(ctx.path, ctx.source)
-        by_backend = init.backends(init.typed)
-        for backend, module in sorted(init.dummies.items()):
-            names = dummy_names(ctx, dummy_file(ctx.root, ctx.root, module))
-            for name in sorted(set(by_backend.get(backend, []))):
+        for name, modules in sorted(init.dummy_of.items()):
+            for module in sorted(modules):
+                names = dummy_names(ctx, dummy_file(ctx.root, ctx.root, module))
                 if names is not None and name not in names:
-                    line = next(line for bk, _m, line in init.typed[name] if bk == backend)
+                    backend, _m, line = init.typed[name][0]
                     yield line, f"{name} ({backend}) has no dummy object in {module.lstrip('.')}: users without {backend.replace('_and_', ' and ')} get an ImportError instead of a helpful message"
         return
     if ctx.path.parent.name == "utils" and ctx.path.name.startswith("dummy_") and ctx.path.name.endswith("_objects.py"):
         top = read_init(ctx, ctx.root / "__init__.py")
         if top is None:
             return
-        module = next((m for m in top.dummies.values() if m.lstrip(".").split(".")[-1] == ctx.path.stem), None)
-        if module is None:
+        exported = {n for n, ms in top.dummy_of.items() if any(m.lstrip(".").split(".")[-1] == ctx.path.stem for m in ms)}
+        if not exported:
             return
-        backend = next(b for b, m in top.dummies.items() if m == module)
-        exported = set(top.backends(top.typed).get(backend, []))
         for node in ctx.tree.body:
             if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name not in exported:
-                yield node, f"dummy {node.name} is not exported for {backend} by diffusers/__init__.py: a stale dummy (make fix-copies regenerates this file)"
+                yield node, f"dummy {node.name} is not exported behind this backend by diffusers/__init__.py: a stale dummy (make fix-copies regenerates this file)"
 
 
 RULE = register(Rule(

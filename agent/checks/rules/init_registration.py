@@ -71,10 +71,7 @@ def check(ctx):
         ]
         top = read_init(ctx, ctx.root / "__init__.py")
         if top is not None and anywhere:
-            for backend, _m, _l in top.typed.get(cls.name, []):
-                dummy = top.dummies.get(backend)
-                if dummy is None:
-                    continue
+            for dummy in sorted(top.dummy_of.get(cls.name, ())):
                 names = dummy_names(ctx, dummy_file(ctx.root, ctx.root, dummy))
                 if names is not None and cls.name not in names:
                     missing.append(f"the dummy objects of {dummy.lstrip('.')}")
