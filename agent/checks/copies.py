@@ -272,11 +272,20 @@ def targets_of(index: dict[str, tuple[str, str]]) -> set[str]:
     return {t for t, _ in index.values()}
 
 
-def unannotated_copies(lines: list[str], root: Path, module: str):
+def _names_pattern(root: Path, index: dict) -> re.Pattern:
+    from agent.checks.indexes import _memo
+
+    names = sorted({t.split(".")[-1] for t, _ in index.values()})
+    return _memo(("copy-names", str(root)), lambda: re.compile(rf"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+(?:{'|'.join(map(re.escape, names))})\b", re.M))
+
+
+def unannotated_copies(lines: list[str], root: Path, module: str, source: str | None = None):
     """(header line, target, renames) of blocks equal to an annotated source but not annotated."""
     index = copy_index(root)
     if not index:
         return
+    if source is not None and not _names_pattern(root, index).search(source):
+        return  # no def or class of the file carries a copied source's name
     names = {t.split(".")[-1] for t, _ in index.values()}
     sources = targets_of(index)
     stack: list[tuple[int, str]] = []  # enclosing (indent, name) for dotted paths

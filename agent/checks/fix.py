@@ -282,69 +282,76 @@ def _module_name(path: Path) -> tuple[str, Path | None]:
     return module_name(path, root), root
 
 
-def _original_of(c: Candidate, name: str) -> Path | None:
-    """For a standalone file (no diffusers tree), the unfixed file to import under `name`."""
-    if not name.startswith("integrate_fix_candidate_"):
-        return None
-    found = next((p for p in c.changes if _module_name(p)[1] is None), None)
-    return found.resolve() if found is not None else None
-
-
-def _import_gate(cands: list[Candidate], timeout: float) -> list[str]:
-    """Import each candidate's changed modules in one sandboxed process; '' for those that import.
-    The unfixed modules are imported too: a module that did not import before cannot be verified."""
-    import sandbox
-
-    if not cands:
-        return []
-    path_entries, ro = set(), set()
-    entries = []
-    with tempfile.TemporaryDirectory(prefix="integrate-fix-") as tmp:
-        work = Path(tmp)
-        for i, c in enumerate(cands):
-            files, search, modules = {}, {}, list(c.modules)
-            for j, (path, text) in enumerate(c.changes.items()):
-                name, root = _module_name(path)
-                if root is None:
-                    name = f"integrate_fix_candidate_{i}"
+def _probe_entries(cands: list[Candidate], work: Path, fixed: bool) -> tuple[list[dict], set[Path]]:
+    """Probe entries: each candidate's changed modules (its files overlaid when `fixed`)."""
+    entries, ro = [], set()
+    for i, c in enumerate(cands):
+        files, search, modules = {}, {}, list(c.modules)
+        for j, (path, text) in enumerate(c.changes.items()):
+            name, root = _module_name(path)
+            if root is None:
+                name = f"integrate_fix_candidate_{i}"
+                modules.append(name)
+                ro.add(path.resolve().parent)
+                files[name] = [str(path.resolve()), str(path.resolve())]  # unfixed: by path
+            else:
+                ro.add(root.parent)
+                if name not in modules and path.name != "__init__.py":
                     modules.append(name)
-                else:
-                    path_entries.add(str(root.parent))
-                    ro.add(root.parent)
-                    if name not in modules and not path.name == "__init__.py":
-                        modules.append(name)
+            if fixed:
                 target = work / "candidates" / str(i) / f"{j}_{path.name}"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text)
                 files[name] = [str(target), str(path.resolve())]
                 if path.name == "__init__.py":
                     search[name] = [str(path.resolve().parent)]
-            attrs = [list(a) for a in c.attrs]
-            # the same imports without the fix: whatever failed already is not the fix's doing
-            before = {n: [str(p), str(p)] for n, p in ((n, _original_of(c, n)) for n in files) if p is not None}
-            entries.append({"files": before, "search": {}, "modules": modules, "attrs": []})
-            entries.append({"files": files, "search": search, "modules": modules, "attrs": attrs})
-        manifest = work / "manifest.json"
-        manifest.write_text(json.dumps({"path": sorted(path_entries), "candidates": entries}))
-        probe = work / "probe.py"
-        probe.write_text((Path(__file__).parent / "import_probe.py").read_text())
-        standalone = {str(p.resolve().parent) for c in cands for p in c.changes if _module_name(p)[1] is None}
-        res = sandbox.run(
-            [sys.executable, str(probe), str(manifest), str(work / "result.json")], work,
-            ro_paths=sorted(ro | {Path(s) for s in standalone}), limits=sandbox.Limits(wall_s=timeout),
-        )
-        try:
-            results = json.loads((work / "result.json").read_text())
-        except (OSError, ValueError):
-            reason = f"the sandboxed import did not finish ({res.reason}): {res.stderr.strip()[-300:]}"
-            return [reason] * len(cands)
+        entries.append({"files": files, "search": search, "modules": modules, "attrs": [list(a) for a in c.attrs] if fixed else []})
+    return entries, ro
+
+
+def _run_probe(entries: list[dict], ro: set[Path], work: Path, timeout: float, tag: str) -> list[str] | str:
+    import sandbox
+
+    paths = sorted({str(p) for p in ro})
+    preload = ["diffusers"] if any(Path(p, "diffusers", "__init__.py").is_file() for p in paths) else []
+    manifest = work / f"manifest-{tag}.json"
+    manifest.write_text(json.dumps({"path": paths, "preload": preload, "candidates": entries}))
+    probe = work / "probe.py"
+    probe.write_text((Path(__file__).parent / "import_probe.py").read_text())
+    result = work / f"result-{tag}.json"
+    res = sandbox.run([sys.executable, str(probe), str(manifest), str(result)], work, ro_paths=sorted(ro),
+                      limits=sandbox.Limits(wall_s=timeout))
+    try:
+        return json.loads(result.read_text())
+    except (OSError, ValueError):
+        return f"the sandboxed import did not finish ({res.reason}): {res.stderr.strip()[-300:]}"
+
+
+def _import_gate(cands: list[Candidate], timeout: float | None = None) -> list[str]:
+    """Import each candidate's changed modules with the fix overlaid, in one sandboxed process
+    (a forked child per candidate); '' for those that import. Where the fixed module does not
+    import, the unfixed one is tried too: a module that did not import before cannot be verified."""
+    if not cands:
+        return []
+    timeout = timeout or 120.0 + 30.0 * len(cands)
+    with tempfile.TemporaryDirectory(prefix="integrate-fix-") as tmp:
+        work = Path(tmp)
+        entries, ro = _probe_entries(cands, work, fixed=True)
+        after = _run_probe(entries, ro, work, timeout, "fixed")
+        if isinstance(after, str):
+            return [after] * len(cands)
+        failing = [i for i, e in enumerate(after) if e]
+        before: dict[int, str] = {}
+        if failing:
+            entries, ro = _probe_entries([cands[i] for i in failing], work, fixed=False)
+            got = _run_probe(entries, ro, work, timeout, "unfixed")
+            before = dict(zip(failing, got if isinstance(got, list) else [got] * len(failing), strict=True))
     out = []
-    for i in range(len(cands)):
-        before, after = results[2 * i], results[2 * i + 1]
-        if after and before:
-            out.append(f"cannot be verified: the unfixed module does not import either ({before})")
-        elif after:
-            out.append(f"the fixed module does not import: {after}")
+    for i, error in enumerate(after):
+        if error and before.get(i):
+            out.append(f"cannot be verified: the unfixed module does not import either ({before[i]})")
+        elif error:
+            out.append(f"the fixed module does not import: {error}")
         else:
             out.append("")
     return out
@@ -366,7 +373,7 @@ def _write(path: Path, text: str) -> None:
         raise
 
 
-def fix_findings(findings: list[Finding], recheck=None, import_timeout: float = 600.0, rounds: int = 5) -> list[FixResult]:
+def fix_findings(findings: list[Finding], recheck=None, import_timeout: float | None = None, rounds: int = 5) -> list[FixResult]:
     """Prove and apply the fixes for `findings`; one result per candidate (applied, or why not).
 
     Candidates that change the same file go in separate rounds, each built from the files as the

@@ -5,7 +5,8 @@
 The manifest lists candidates, each a set of modules whose source is replaced by a file of the
 candidate (`files`: module name -> [candidate file, original file]) and what to import (`modules`) and look up
 (`attrs`: [module, name]). torch and transformers are imported once; each candidate runs in a
-forked child, so one candidate's modules never leak into the next. Nothing from the tool is
+forked child, so one candidate's modules never leak into the next; what the parent preloaded
+(torch, transformers, the package under test) is dropped in a child whose candidate replaces it. Nothing from the tool is
 imported here: this file runs with the code under test.
 """
 
@@ -49,7 +50,12 @@ def _overlay(files: dict, search: dict):
 
 
 def _probe(candidate: dict) -> str:
-    sys.meta_path.insert(0, _overlay(candidate.get("files", {}), candidate.get("search", {})))
+    files = candidate.get("files", {})
+    # modules the parent preloaded that this candidate replaces: drop them and everything below
+    for name in list(sys.modules):
+        if any(name == f or name.startswith(f + ".") for f in files):
+            del sys.modules[name]
+    sys.meta_path.insert(0, _overlay(files, candidate.get("search", {})))
     try:
         for module in candidate.get("modules", []):
             importlib.import_module(module)
@@ -64,7 +70,7 @@ def main() -> int:
     manifest = json.load(open(sys.argv[1]))
     for entry in reversed(manifest.get("path", [])):
         sys.path.insert(0, entry)
-    for preload in ("torch", "transformers"):
+    for preload in ("torch", "transformers", *manifest.get("preload", [])):
         try:
             importlib.import_module(preload)
         except BaseException:  # noqa: BLE001

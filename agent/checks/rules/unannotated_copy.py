@@ -8,7 +8,7 @@ def check(ctx):
     if root is None:
         return
     ctx.depend(f"tree:{root}")
-    for line, target, renames in unannotated_copies(file_lines(ctx.source), root, ctx.module):
+    for line, target, renames in unannotated_copies(file_lines(ctx.source), root, ctx.module, ctx.source):
         spec = f" {renames}" if renames else ""
         yield line + 1, f"identical to diffusers.{target}{spec} but carries no '# Copied from diffusers.{target}{spec}' annotation: fixes to the source will not reach it"
 
