@@ -4,8 +4,9 @@ findings to judge by hand, stratified by rule.
     python benchmarks/checks_diffusers.py [--sample 40] [--seed 0] [--port]
 
 Cold: an empty cache folder; warm: the same folder again. Each run is a fresh process (the
-`integrate check` command), so interpreter start-up and imports are included. Prints the time
-of each, the number of findings per rule, and the sample: findings are drawn round-robin over the
+`integrate check` command), so interpreter start-up and imports are included. Prints the wall time
+and the CPU time (the command and its worker processes) of each, since a shared machine's load
+inflates wall time, the number of findings per rule, and the sample: findings are drawn round-robin over the
 rules (each rule's findings shuffled with the seed) until the sample size is reached, so every rule
 that fires is represented and none dominates. `--port` adds the port-only (tamper) rules.
 """
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -24,15 +26,19 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 
-def run_check(target: str, cache: str, port: bool) -> tuple[float, list[dict]]:
+def run_check(target: str, cache: str, port: bool) -> tuple[float, float, list[dict]]:
+    """(wall seconds, CPU seconds of the command and its workers, findings)."""
     env = dict(os.environ, INTEGRATE_CACHE_DIR=cache)
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     cmd = [sys.executable, "-m", "agent.cli", "check", target, "--format", "json", *(["--port"] if port else [])]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"check failed: {proc.stderr.strip()}")
-    return elapsed, json.loads(proc.stdout)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    return elapsed, cpu, json.loads(proc.stdout)
 
 
 def stratified(findings: list[dict], size: int, seed: int) -> list[dict]:
@@ -61,12 +67,14 @@ def main() -> int:
 
     target = str(Path(diffusers.__file__).parent)
     files = sum(1 for _ in Path(target).rglob("*.py"))
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as cache:
-        cold, findings = run_check(target, cache, args.port)
-        warm, again = run_check(target, cache, args.port)
+        cold, cold_cpu, findings = run_check(target, cache, args.port)
+        warm, warm_cpu, again = run_check(target, cache, args.port)
     assert findings == again, "the cache changed the findings"
-    print(f"diffusers {diffusers.__version__}: {files} files, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
-    print(f"cold: {cold:.2f} s   warm: {warm:.2f} s   findings: {len(findings)}")
+    print(f"diffusers {diffusers.__version__}: {files} files, {os.cpu_count()} cores, load average before {load:.1f}, after {os.getloadavg()[0]:.1f}")
+    print(f"cold: {cold:.2f} s wall, {cold_cpu:.2f} s CPU   warm: {warm:.2f} s wall, {warm_cpu:.2f} s CPU   findings: {len(findings)}")
+    print(f"  (CPU seconds / cores = the wall time on otherwise idle cores: cold {cold_cpu / (os.cpu_count() or 1):.2f} s, warm {warm_cpu / (os.cpu_count() or 1):.2f} s)")
     for rule, n in sorted(Counter(f["rule"] for f in findings).items()):
         print(f"  {rule}: {n}")
     sample = stratified(findings, args.sample, args.seed)

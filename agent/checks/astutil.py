@@ -6,6 +6,8 @@ import ast
 import re
 from collections.abc import Iterator
 
+from agent.checks.registry import walk
+
 
 def dotted(node: ast.AST) -> str:
     """`torch.nn.functional.gelu` for an Attribute chain, '' when it is not one."""
@@ -20,7 +22,7 @@ def dotted(node: ast.AST) -> str:
 
 
 def classes(tree: ast.Module) -> Iterator[ast.ClassDef]:
-    yield from (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef))
+    yield from (n for n in walk(tree) if isinstance(n, ast.ClassDef))
 
 
 def base_names(cls: ast.ClassDef) -> set[str]:
@@ -40,7 +42,7 @@ def decorator_names(fn: ast.FunctionDef) -> set[str]:
 
 
 def names_used(node: ast.AST) -> set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    return {n.id for n in walk(node) if isinstance(n, ast.Name)}
 
 
 # Relative imports of building blocks, recognised by the names imported.
@@ -81,7 +83,7 @@ def string_items(node: ast.expr | None) -> list[ast.Constant]:
 def self_attributes_assigned(tree: ast.AST) -> set[str]:
     return {
         t.attr
-        for node in ast.walk(tree)
+        for node in walk(tree)
         if isinstance(node, (ast.Assign, ast.AnnAssign))
         for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
         if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
@@ -98,18 +100,18 @@ def module_level_names(tree: ast.Module) -> set[str]:
         elif isinstance(node, ast.Assign):
             names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
     # names imported inside `if TYPE_CHECKING:` / try blocks count too
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             names |= {(a.asname or a.name).split(".")[0] for a in node.names}
     return names
 
 
 def calls_in(node: ast.AST) -> list[ast.Call]:
-    return [n for n in ast.walk(node) if isinstance(n, ast.Call)]
+    return [n for n in walk(node) if isinstance(n, ast.Call)]
 
 
 def functions(tree: ast.AST) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
-    return [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    return [n for n in walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
 
 
 def enclosing(tree: ast.Module) -> dict[int, tuple[ast.ClassDef | None, ast.FunctionDef | None]]:
@@ -145,7 +147,7 @@ def assignments(fn: ast.AST) -> list[tuple[list[str], ast.expr]]:
     out = []
     for n in own_nodes(fn):
         if isinstance(n, ast.Assign):
-            names = [t.id for target in n.targets for t in ast.walk(target) if isinstance(t, ast.Name)]
+            names = [t.id for target in n.targets for t in walk(target) if isinstance(t, ast.Name)]
             out.append((names, n.value))
         elif isinstance(n, (ast.AnnAssign, ast.AugAssign)) and n.value is not None and isinstance(n.target, ast.Name):
             out.append(([n.target.id], n.value))
@@ -157,10 +159,15 @@ def assignments(fn: ast.AST) -> list[tuple[list[str], ast.expr]]:
 def derived(fn: ast.AST, seeds: set[str], start: ast.AST | None = None) -> set[str]:
     """Names whose value is computed (through assignments in `fn`) from `seeds` or from `start`."""
     names = set(seeds)
+    assigned = []
+    for targets, value in assignments(fn):
+        nodes = list(walk(value))
+        used = {n.id for n in nodes if isinstance(n, ast.Name)}
+        assigned.append((targets, used, start is not None and any(n is start for n in nodes)))
     for _ in range(3):
         before = len(names)
-        for targets, value in assignments(fn):
-            if any(n is start for n in ast.walk(value)) or names_used(value) & names:
+        for targets, used, has_start in assigned:
+            if has_start or used & names:
                 names |= set(targets)
         if len(names) == before:
             break

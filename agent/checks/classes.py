@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 from functools import cached_property
 
+from agent.checks.registry import walk
+
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 
 # Bases a pipeline is not a concrete pipeline through.
@@ -20,7 +22,7 @@ class ClassIndex:
     def __init__(self, tree: ast.Module, names, classes: list[ast.ClassDef] | None = None) -> None:
         self.tree = tree
         self.names = names
-        self.all: list[ast.ClassDef] = classes if classes is not None else [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
+        self.all: list[ast.ClassDef] = classes if classes is not None else [n for n in walk(tree) if isinstance(n, ast.ClassDef)]
         self.all.sort(key=lambda c: c.lineno)
         self.by_name: dict[str, ast.ClassDef] = {}
         for cls in self.all:

@@ -16,12 +16,14 @@ reads them, so `integrate check` and `make fix-copies` agree on what is a drifte
 
 from __future__ import annotations
 
+import bisect
 import re
 import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from agent.checks.registry import walk
 from agent.checks.tree import stamp
 
 ANNOTATION = re.compile(r"^(\s*)#\s*Copied from\s+diffusers\.(\S+\.\S+)\s*($|\S.*$)")
@@ -73,6 +75,14 @@ def source_code(root: Path, dotted: str) -> tuple[str, Path] | None:
 def source_block(root: Path, dotted: str) -> tuple[str, str, Path] | None:
     """(header line, code after it, file) of `diffusers.<dotted>`."""
     found = module_file(root, dotted)
+    if found is None:
+        return None
+    return _source_block(str(root), dotted, str(found[0]), stamp(found[0]))
+
+
+@lru_cache(maxsize=4096)
+def _source_block(root: str, dotted: str, path: str, st: tuple) -> tuple[str, str, Path] | None:
+    found = module_file(Path(root), dotted)
     if found is None:
         return None
     path, names = found
@@ -192,6 +202,7 @@ def file_lines(text: str) -> list[str]:
 
 
 _HEADER = re.compile(r"^([ \t]*)(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)")
+_HEADER_ANYWHERE = re.compile(r"^([ \t]*)(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)", re.M)
 MIN_LINES = 6  # shorter blocks (properties, one-line helpers) coincide by chance
 
 
@@ -213,7 +224,7 @@ def code_lines(header: str, body: str) -> int:
         stmts = stmts[1:]
     lines = set()
     for s in stmts:
-        for n in ast.walk(s):
+        for n in walk(s):
             if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str):
                 continue
             if hasattr(n, "lineno"):
@@ -272,11 +283,28 @@ def targets_of(index: dict[str, tuple[str, str]]) -> set[str]:
     return {t for t, _ in index.values()}
 
 
-def _names_pattern(root: Path, index: dict) -> re.Pattern:
+_DEF_NAMES = re.compile(r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)", re.M)
+
+
+def _source_names(root: Path, index: dict) -> frozenset[str]:
     from agent.checks.indexes import _memo
 
-    names = sorted({t.split(".")[-1] for t, _ in index.values()})
-    return _memo(("copy-names", str(root)), lambda: re.compile(rf"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+(?:{'|'.join(map(re.escape, names))})\b", re.M))
+    return _memo(("copy-names", str(root)), lambda: frozenset(t.split(".")[-1] for t, _ in index.values()))
+
+
+def might_hold_copies(source: str, root: Path) -> bool:
+    """Some def or class of the file carries the name of a source that diffusers' copies annotate."""
+    index = copy_index(root)
+    return bool(index) and not _source_names(root, index).isdisjoint(_DEF_NAMES.findall(source))
+
+
+def _shapes(root: Path, index: dict) -> frozenset[tuple[str, int]]:
+    """(name, number of lines) of every indexed source: a candidate of another length cannot match."""
+    from agent.checks.indexes import _memo
+
+    return _memo(("copy-shapes", str(root)), lambda: frozenset(
+        (target.split(".")[-1], code.count("\n") + (0 if code.endswith("\n") else 1)) for code, (target, _r) in index.items()
+    ))
 
 
 def unannotated_copies(lines: list[str], root: Path, module: str, source: str | None = None):
@@ -284,15 +312,16 @@ def unannotated_copies(lines: list[str], root: Path, module: str, source: str | 
     index = copy_index(root)
     if not index:
         return
-    if source is not None and not _names_pattern(root, index).search(source):
-        return  # no def or class of the file carries a copied source's name
-    names = {t.split(".")[-1] for t, _ in index.values()}
+    names = _source_names(root, index)
+    shapes = _shapes(root, index)
     sources = targets_of(index)
+    text = source if source is not None else "".join(lines)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
     stack: list[tuple[int, str]] = []  # enclosing (indent, name) for dotted paths
-    for i, line in enumerate(lines):
-        m = _HEADER.match(line)
-        if m is None:
-            continue
+    for m in _HEADER_ANYWHERE.finditer(text):
+        i = bisect.bisect_right(starts, m.start()) - 1
         indent, name = len(m.group(1)), m.group(2)
         while stack and stack[-1][0] >= indent:
             stack.pop()
@@ -309,6 +338,8 @@ def unannotated_copies(lines: list[str], root: Path, module: str, source: str | 
         if dotted in sources:
             continue  # a source others copy from
         start, end = block_after_header(lines, i)
+        if (name, end - start) not in shapes:
+            continue
         found = index.get(dedented("".join(lines[start:end])))
         if found is not None and found[0] != dotted:
             yield i, found[0], found[1]

@@ -19,6 +19,8 @@ import ast
 import re
 from dataclasses import dataclass, field
 
+from agent.checks.registry import walk
+
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 
 # Calls whose result carries their arguments' values but which do no work with them.
@@ -124,7 +126,9 @@ class Scope:
             value = ctx.classes.attr(owner, "_callback_tensor_inputs")
             if value is not None:
                 names = frozenset(c.value for c in string_items(value))
-        return cls(classes=ctx.classes, cls=owner, functions=functions, callback_names=names,
+        # one memo per file, shared by every rule's flows (helpers and class reads are computed once)
+        memo = ctx.__dict__.setdefault("_flow_memo", {})
+        return cls(classes=ctx.classes, cls=owner, functions=functions, memo=memo, callback_names=names,
                    imported=frozenset(ctx.names.imports), names=ctx.names, inherited_loads=_external_loads(ctx, owner))
 
     def helper(self, call: ast.Call) -> FunctionNode | None:
@@ -153,7 +157,7 @@ class Scope:
                 for m in c.body:
                     if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)):
                         loads = {
-                            n.attr for n in ast.walk(m)
+                            n.attr for n in walk(m)
                             if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load)
                             and isinstance(n.value, ast.Name) and n.value.id == "self"
                         }
@@ -180,7 +184,7 @@ class Scope:
 
     def used_params(self, fn: FunctionNode) -> set[str]:
         """Which parameters of a helper do anything (memoized; a recursive call assumes all)."""
-        key = ("params", id(fn))
+        key = ("params", id(fn), id(self.cls))
         if key not in self.memo:
             self.memo[key] = {p.arg for p in params(fn)}  # while computing: assume used
             names = [p.arg for p in params(fn) if p.arg not in ("self", "cls")]
@@ -335,7 +339,7 @@ class Flow:
     def peek(self, node: ast.expr, st: State) -> int:
         """Seeds in an expression that the caller has evaluated already."""
         out = 0
-        for n in ast.walk(node):
+        for n in walk(node):
             if isinstance(n, ast.Name):
                 out |= st.get(n.id, 0)
             elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self":
@@ -348,7 +352,7 @@ class Flow:
             for target in s.targets:
                 self.bind(target, mask, st, s.value)
                 if self.seed_assign and isinstance(s.value, ast.Call):
-                    for n in ast.walk(target):
+                    for n in walk(target):
                         if isinstance(n, ast.Name) and n.id in self.seed_assign:
                             st[n.id] = st.get(n.id, 0) | self.seed_assign[n.id]
             return False
@@ -432,7 +436,7 @@ class Flow:
 
     def captured(self, node: ast.AST, st: State) -> int:
         out = 0
-        for n in ast.walk(node):
+        for n in walk(node):
             if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
                 out |= st.get(n.id, 0)
         return out
@@ -615,9 +619,39 @@ class Flow:
                 self.ignored_by.setdefault(bit, helper)
 
 
+def _direct_uses(fn: FunctionNode, scope: Scope) -> set[str]:
+    """Names never rebound in `fn` that go straight into a call that uses its arguments (a
+    component, an unknown function) or straight into a return: used, with no flow to follow."""
+    stored, direct = set(), set()
+    for node in walk(fn):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            stored.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and node is not fn:
+            stored |= {a.arg for a in walk(node.args) if isinstance(a, ast.arg)}
+        elif isinstance(node, ast.Return) and isinstance(node.value, ast.Name):
+            direct.add(node.value.id)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if is_dead_end(node) or scope.is_math(func) or scope.helper(node) is not None:
+                continue
+            if isinstance(func, ast.Name) and func.id in (*PURE_BUILTINS, "locals", "vars"):
+                continue
+            root = _root_name(func.value) if isinstance(func, ast.Attribute) else None
+            if isinstance(func, ast.Attribute) and not (root == "self" or root in scope.imported):
+                continue  # a method of a local value: its result carries the argument, follow it
+            direct |= {a.id for a in [*node.args, *(k.value for k in node.keywords)] if isinstance(a, ast.Name)}
+    return direct - stored
+
+
 def uses(fn: FunctionNode, names: list[str], scope: Scope | None = None) -> dict[str, Verdict]:
     """Does the value of each of `fn`'s parameters `names` do anything?"""
-    return Flow(fn, scope).verdicts(names)
+    scope = scope or Scope()
+    direct = _direct_uses(fn, scope)
+    out = {n: Verdict(True) for n in names if n in direct}
+    rest = [n for n in names if n not in out]
+    if rest:
+        out.update(Flow(fn, scope).verdicts(rest))
+    return out
 
 
 def local_uses(fn: FunctionNode, names: list[str], scope: Scope | None = None) -> dict[str, Verdict]:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
 
+from agent.checks.registry import walk
+
 # Text that stands in for files on disk while `--fix` re-checks a candidate (resolved path -> text):
 # the candidate is judged before anything is written.
 OVERLAY: dict[str, str] = {}
@@ -54,7 +56,7 @@ def installed_root() -> Path | None:
 def _is_available_names(test: ast.AST) -> list[str]:
     return sorted(
         n.func.id[3:-10] if isinstance(n.func, ast.Name) else n.func.attr[3:-10]
-        for n in ast.walk(test)
+        for n in walk(test)
         if isinstance(n, ast.Call)
         and (getattr(n.func, "id", None) or getattr(n.func, "attr", "")).startswith("is_")
         and (getattr(n.func, "id", None) or getattr(n.func, "attr", "")).endswith("_available")
@@ -144,7 +146,7 @@ def _structure_entries(stmt: ast.stmt):
 
 
 def _is_type_checking(test: ast.AST) -> bool:
-    return any(isinstance(n, ast.Name) and n.id == "TYPE_CHECKING" for n in ast.walk(test))
+    return any(isinstance(n, ast.Name) and n.id == "TYPE_CHECKING" for n in walk(test))
 
 
 def _star_module(stmts: list[ast.stmt]) -> str:
@@ -210,7 +212,7 @@ def parse_init(path: Path, text: str) -> InitHalves:
     if halves.lazy:
         _walk_half(top_level, "none", lazy_visit)
     else:
-        for node in ast.walk(tree):
+        for node in walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level:
                 for a in node.names:
                     halves.plain[a.asname or a.name] = "." * node.level + (node.module or "")

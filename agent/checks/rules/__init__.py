@@ -39,5 +39,31 @@ from agent.checks.rules import (  # noqa: F401
     unused_mask,
 )
 
-# Hooks that build shared indexes in the parent process before workers start (rule id -> fn(files)).
-PREPARE: dict = {}
+
+def _prepare_tree(files) -> None:
+    """Indexes every worker would otherwise build for itself: the copy index, the class names and
+    the top-level `__init__` with its dummy files, of the diffusers tree being checked."""
+    from agent.checks import indexes
+    from agent.checks.copies import copy_index
+    from agent.checks.tree import dummy_file, dummy_names, installed_root, package_root, read_init
+
+    class _Sink:  # dependencies are recorded by each worker when it runs the rule
+        deps: set = set()
+
+        def depend(self, key: str) -> None:
+            pass
+
+    root = package_root(files[0]) if files else None
+    for r in {root, installed_root()} - {None}:
+        copy_index(r)
+        indexes.class_names(_Sink(), r)
+    if root is not None:
+        top = read_init(_Sink(), root / "__init__.py")
+        for modules in (top.dummy_of.values() if top else []):
+            for module in modules:
+                dummy_names(_Sink(), dummy_file(root, root, module))
+
+
+# Hooks that build shared indexes in the parent process before workers fork (rule id -> fn(files));
+# the engine calls each once per cold run.
+PREPARE: dict = {"R003": _prepare_tree, "M008": _prepare_tree, "R001": _prepare_tree, "R005": _prepare_tree}

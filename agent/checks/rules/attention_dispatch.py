@@ -1,7 +1,7 @@
 import ast
 
 from agent.checks.astutil import derived, own_nodes
-from agent.checks.registry import Rule, register
+from agent.checks.registry import Rule, register, walk
 
 SDPA = {"torch.nn.functional.scaled_dot_product_attention", "torch._C._nn.scaled_dot_product_attention"}
 SOFTMAX = {"torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax"}
@@ -38,13 +38,13 @@ def _is_matmul(ctx, node: ast.AST) -> bool:
 
 
 def _contains_matmul(ctx, expr: ast.AST, fn: ast.AST) -> bool:
-    if any(_is_matmul(ctx, n) for n in ast.walk(expr)):
+    if any(_is_matmul(ctx, n) for n in walk(expr)):
         return True
     # one step back through the variables the expression reads (`scores = q @ k.T; scores.softmax(-1)`)
-    read = {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)}
+    read = {n.id for n in walk(expr) if isinstance(n, ast.Name)}
     for node in own_nodes(fn):
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in read for t in node.targets):
-            if any(_is_matmul(ctx, n) for n in ast.walk(node.value)):
+            if any(_is_matmul(ctx, n) for n in walk(node.value)):
                 return True
     return False
 
@@ -63,7 +63,7 @@ def manual_attention(ctx, fn: ast.AST):
         for other in own_nodes(fn):
             if other is node or not _is_matmul(ctx, other):
                 continue
-            operands = list(ast.walk(other))
+            operands = list(walk(other))
             if any(o is node for o in operands) or any(isinstance(o, ast.Name) and o.id in weights for o in operands):
                 yield node
                 break

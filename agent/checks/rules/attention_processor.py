@@ -1,10 +1,10 @@
 import ast
 
-from agent.checks.registry import Rule, register
+from agent.checks.registry import Rule, register, walk
 
 
 def _sets_processor(cls: ast.ClassDef) -> ast.Call | None:
-    for node in ast.walk(cls):
+    for node in walk(cls):
         if (
             isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "set_processor"
             and isinstance(node.func.value, ast.Name) and node.func.value.id == "self"

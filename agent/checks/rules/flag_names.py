@@ -12,15 +12,15 @@ NAME_FLAGS = ("_skip_layerwise_casting_patterns", "_keep_in_fp32_modules")
 _SELF_ATTR = re.compile(r"self\.(\w+)\s*(?::[^=\n]+)?=(?!=)")
 
 
-def _own_attrs(cls: ast.ClassDef) -> set[str]:
+def _own_attrs(ctx, cls: ast.ClassDef) -> set[str]:
     out = {
-        t.attr for n in ast.walk(cls) if isinstance(n, (ast.Assign, ast.AnnAssign))
+        t.attr for n in ctx.inside(cls, ast.Assign, ast.AnnAssign)
         for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
         if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
     }
     # setattr(self, f"{prefix}_time_embeddings", ...): the constant parts of the name
-    for n in ast.walk(cls):
-        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "setattr" and len(n.args) >= 2:
+    for n in ctx.inside(cls, ast.Call):
+        if getattr(n.func, "id", "") == "setattr" and len(n.args) >= 2:
             out |= {c.value for c in ast.walk(n.args[1]) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
     return out
 
@@ -50,7 +50,7 @@ def module_names(ctx, cls: ast.ClassDef, root: Path | None) -> set[str] | None:
             continue
         seen.add(c.name)
         for x in ctx.classes.lineage(c):
-            names |= _own_attrs(x)
+            names |= _own_attrs(ctx, x)
         for call in ctx.inside(c, ast.Call):
             f = call.func
             built = f.id if isinstance(f, ast.Name) else ""

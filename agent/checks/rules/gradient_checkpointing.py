@@ -1,14 +1,14 @@
 import ast
 import re
 
-from agent.checks.registry import Rule, register
+from agent.checks.registry import Rule, register, walk
 
 # Imported blocks that carry their own checkpointing branch (UNet down/up/mid blocks, VAE encoders).
 _CONTAINER = re.compile(r"(?:Down|Up|Mid)\w*Block|Encoder|Decoder|^get_(?:down|up|mid)_block")
 
 
 def _reads_flag(ctx, cls: ast.ClassDef) -> bool:
-    for node in ast.walk(cls):
+    for node in walk(cls):
         if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load) and node.attr == "gradient_checkpointing":
             return True
         if isinstance(node, ast.Call) and ctx.names.qualify(node.func) in ("torch.utils.checkpoint.checkpoint", "torch.utils.checkpoint.checkpoint_sequential"):
@@ -18,7 +18,7 @@ def _reads_flag(ctx, cls: ast.ClassDef) -> bool:
 
 def _instantiated(ctx, cls: ast.ClassDef) -> set[str]:
     out = set()
-    for node in ast.walk(cls):
+    for node in walk(cls):
         if isinstance(node, ast.Call):
             f = node.func
             name = f.id if isinstance(f, ast.Name) else (f.attr if isinstance(f, ast.Attribute) else "")

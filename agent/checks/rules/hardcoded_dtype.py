@@ -97,7 +97,7 @@ def check(ctx):
             else:
                 yield where, f"{cls.name}.forward hard-codes {name}: follow the input's or the module's dtype"
         if helpers is None:
-            helpers = _float64_helpers(ctx)
+            helpers = _float64_helpers(ctx) if ("float64" in ctx.source or "double" in ctx.source) else {}
         if not helpers:
             continue
         for stmt in _unconditional(forward.body):

@@ -2,7 +2,7 @@ import ast
 import re
 import sys
 
-from agent.checks.registry import Rule, register
+from agent.checks.registry import Rule, register, walk
 
 # diffusers' hard requirements and the packages its models and pipelines may import directly.
 ALLOWED = {
@@ -24,9 +24,9 @@ def might_fire(source: str) -> bool:
 def _guarded(tree: ast.Module) -> set[int]:
     """Line numbers of imports under an if (availability check) or inside try/except."""
     lines = set()
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, (ast.If, ast.Try)):
-            for inner in ast.walk(node):
+            for inner in walk(node):
                 if isinstance(inner, (ast.Import, ast.ImportFrom)):
                     lines.add(inner.lineno)
     return lines

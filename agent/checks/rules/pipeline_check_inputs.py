@@ -1,7 +1,7 @@
 import ast
 import re
 
-from agent.checks.registry import Rule, register
+from agent.checks.registry import Rule, register, walk
 
 SIZES = ("height", "width", "num_frames")
 
@@ -11,7 +11,7 @@ def _text(node: ast.AST) -> str:
 
 
 def _reads_size(node: ast.AST) -> str:
-    for n in ast.walk(node):
+    for n in walk(node):
         if isinstance(n, ast.Name) and n.id in SIZES:
             return n.id
     return ""

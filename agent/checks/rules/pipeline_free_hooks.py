@@ -2,11 +2,11 @@ import ast
 
 from agent.checks.astutil import dotted
 from agent.checks.pipelines import is_combined, torch_pipeline_calls
-from agent.checks.registry import Rule, register
+from agent.checks.registry import Rule, register, walk
 
 
 def _frees(node: ast.AST) -> bool:
-    return any(isinstance(n, ast.Call) and dotted(n.func) == "self.maybe_free_model_hooks" for n in ast.walk(node))
+    return any(isinstance(n, ast.Call) and dotted(n.func) == "self.maybe_free_model_hooks" for n in walk(node))
 
 
 def _unfreed_returns(block: list[ast.stmt], freed: bool):

@@ -2,13 +2,13 @@ import ast
 
 from agent.checks.astutil import derived
 from agent.checks.flow import params
-from agent.checks.registry import Rule, register
+from agent.checks.registry import Rule, register, walk
 
 DEVICE_NAMES = {"device", "self.device", "self._execution_device", "execution_device"}
 
 
 def _mentions(node: ast.AST, wanted: set[str]) -> bool:
-    for n in ast.walk(node):
+    for n in walk(node):
         if isinstance(n, ast.Name) and n.id in wanted:
             return True
         if isinstance(n, ast.Attribute) and f"{getattr(n.value, 'id', '')}.{n.attr}" in wanted:
@@ -28,10 +28,10 @@ def check(ctx):
                 continue
             flowing = derived(fn, {"latents"})
             moved = cast = False
-            for node in ast.walk(fn):
+            for node in walk(fn):
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "to":
                     recv = node.func.value
-                    if not any(isinstance(n, ast.Name) and n.id in flowing for n in ast.walk(recv)):
+                    if not any(isinstance(n, ast.Name) and n.id in flowing for n in walk(recv)):
                         continue
                     args = [*node.args, *(k.value for k in node.keywords)]
                     moved |= any(_mentions(a, DEVICE_NAMES) for a in args)

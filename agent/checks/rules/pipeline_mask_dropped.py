@@ -2,7 +2,7 @@ import ast
 import re
 
 from agent.checks.flow import Scope, local_uses
-from agent.checks.registry import Rule, register
+from agent.checks.registry import Rule, register, walk
 
 # Masks over tokens (padding), not inpainting masks or masked-image latents.
 _ATTENTION_MASK = re.compile(r"(?:attention|attn|embeds|padding|text|prompt|token)_mask$")
@@ -15,7 +15,7 @@ def check(ctx):
             if not isinstance(node.value, ast.Call):
                 continue
             for target in node.targets:
-                for n in ast.walk(target):
+                for n in walk(target):
                     if isinstance(n, ast.Name) and _ATTENTION_MASK.search(n.id):
                         first.setdefault(n.id, n)
         if not first:

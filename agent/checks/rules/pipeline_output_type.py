@@ -4,20 +4,20 @@ import re
 from agent.checks.astutil import derived, dotted
 from agent.checks.flow import params
 from agent.checks.pipelines import has_vae, is_foreign
-from agent.checks.registry import Rule, register
+from agent.checks.registry import Rule, register, walk
 
 _DECODE = re.compile(r"^self\.(?:vae\w*\.(?:tiled_)?decode|_?decode_latents?|vae_decode|_decode)$")
 
 
 def _mentions(node: ast.AST, names: set[str]) -> bool:
-    return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
+    return any(isinstance(n, ast.Name) and n.id in names for n in walk(node))
 
 
 def _latent_test(node: ast.AST, names: set[str]) -> bool:
     """A comparison of output_type (or a variable derived from it) with the string "latent"."""
-    for n in ast.walk(node):
+    for n in walk(node):
         if isinstance(n, ast.Compare) and _mentions(n, names):
-            for c in ast.walk(n):
+            for c in walk(n):
                 if isinstance(c, ast.Constant) and c.value == "latent":
                     return True
     return False
@@ -74,7 +74,7 @@ def _calls_unguarded(node, names, guarded, decoders=frozenset()):
 
 def _returns_tuple(stmts: list[ast.stmt]) -> ast.Return | None:
     for s in stmts:
-        for n in ast.walk(s):
+        for n in walk(s):
             if isinstance(n, ast.Return) and isinstance(n.value, ast.Tuple):
                 return n
     return None
@@ -104,7 +104,7 @@ def check(ctx):
                 for node in _unguarded_decodes(call.body, names, False, frozenset(_decoders(ctx, cls))):
                     yield node, f"{cls.name}.__call__ decodes with the VAE even when output_type='latent'"
         if "return_dict" in ps:
-            for node in ast.walk(call):
+            for node in walk(call):
                 if not isinstance(node, ast.If) or not _mentions(node.test, {"return_dict"}):
                     continue
                 negated = isinstance(node.test, ast.UnaryOp) and isinstance(node.test.op, ast.Not)

@@ -2,23 +2,23 @@ import ast
 
 from agent.checks.astutil import dotted
 from agent.checks.pipelines import torch_pipeline_calls
-from agent.checks.registry import Rule, register
+from agent.checks.registry import Rule, register, walk
 
 
 def _mentions_timesteps(node: ast.AST) -> bool:
     return any(
         (isinstance(n, ast.Name) and "timesteps" in n.id) or (isinstance(n, ast.Attribute) and "timesteps" in n.attr)
-        for n in ast.walk(node)
+        for n in walk(node)
     )
 
 
 def _steps_a_scheduler(loop: ast.For) -> bool:
     """A denoising loop: its body calls a scheduler's step (other loops over timesteps just count)."""
-    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "step" for n in ast.walk(loop))
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "step" for n in walk(loop))
 
 
 def _uses_progress_bar(node: ast.AST) -> bool:
-    return any(isinstance(n, ast.Call) and dotted(n.func) == "self.progress_bar" for n in ast.walk(node))
+    return any(isinstance(n, ast.Call) and dotted(n.func) == "self.progress_bar" for n in walk(node))
 
 
 def _loops(block: list[ast.stmt], under_bar: bool):

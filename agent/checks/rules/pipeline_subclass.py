@@ -1,7 +1,7 @@
 import ast
 
 from agent.checks.classes import ABSTRACT_PIPELINES
-from agent.checks.registry import Rule, register
+from agent.checks.registry import Rule, register, walk
 
 
 def _deprecated_alias(cls: ast.ClassDef) -> bool:
@@ -9,7 +9,7 @@ def _deprecated_alias(cls: ast.ClassDef) -> bool:
     methods = [n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     return bool(methods) and all(m.name == "__init__" for m in methods) and any(
         isinstance(n, ast.Call) and (getattr(n.func, "id", None) or getattr(n.func, "attr", "")) in ("deprecate", "warn")
-        for m in methods for n in ast.walk(m)
+        for m in methods for n in walk(m)
     )
 
 

@@ -1,5 +1,4 @@
 import ast
-import re
 
 from agent.checks.registry import Rule, register
 
@@ -8,7 +7,9 @@ LOADERS = {
     "huggingface_hub.hf_hub_download", "huggingface_hub.snapshot_download", "torch.hub.load_state_dict_from_url",
     "torch.hub.load", "numpy.load",
 }
-_PREFILTER = re.compile(r"\bload\b|load_file|hf_hub_download|snapshot_download|sys\.path|safe_open|load_state_dict_from_url")
+# literal text only (a regular expression over every file costs seconds on diffusers)
+_HINTS = ("torch.load", "load_file", "hf_hub_download", "snapshot_download", "sys.path", "safe_open",
+          "load_state_dict_from_url", "import load", "load as", ", load", "np.load", "numpy.load")
 PATH_EDITS = {"sys.path.insert", "sys.path.append", "sys.path.extend"}
 
 
@@ -42,5 +43,5 @@ RULE = register(Rule(
     good="# weights arrive via Model.from_pretrained(path)",
     anchor="models.md#no-runtime-loading",
     check=check,
-    prefilter=lambda s: _PREFILTER.search(s) is not None,
+    prefilter=lambda s: any(h in s for h in _HINTS),
 ))

@@ -1,6 +1,6 @@
 import ast
 
-from agent.checks.registry import Rule, register
+from agent.checks.registry import Rule, register, walk
 from agent.checks.tamper import SCOPE_ANCHOR
 
 GLOBAL_HOOKS = (
@@ -34,7 +34,7 @@ def _outside(ctx, node: ast.AST) -> str:
 def _targets(stmt: ast.stmt):
     if isinstance(stmt, ast.Assign):
         for t in stmt.targets:
-            yield from (n for n in ast.walk(t) if isinstance(n, (ast.Attribute, ast.Subscript)) and isinstance(n.ctx, ast.Store))
+            yield from (n for n in walk(t) if isinstance(n, (ast.Attribute, ast.Subscript)) and isinstance(n.ctx, ast.Store))
     elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign)):
         if isinstance(stmt.target, (ast.Attribute, ast.Subscript)):
             yield stmt.target
