@@ -129,7 +129,7 @@ def check_source(
             continue
         entry.store(rule_id, got, ctx.deps)
         findings += got
-    file_ids, by_line = _suppressions(source.splitlines())
+    file_ids, by_line = _suppressions(ctx.lines if ctx is not None else source.splitlines())
     kept = [f for f in (Finding(**d) for d in findings) if _keep(f, file_ids, by_line)]
     return merge_same_place(kept) + crashed
 

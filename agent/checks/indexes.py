@@ -18,7 +18,10 @@ _MEMO: dict[tuple, object] = {}
 
 
 def new_run() -> None:
+    from agent.checks.tree import _package_root_of
+
     _MEMO.clear()
+    _package_root_of.cache_clear()
 
 
 def _memo(key: tuple, build):

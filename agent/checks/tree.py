@@ -29,7 +29,12 @@ def overlaid(path: Path) -> str | None:
 
 def package_root(path: Path) -> Path | None:
     """The `diffusers` package folder that holds `path`."""
-    for parent in Path(path).resolve().parents:
+    return _package_root_of(str(Path(path).absolute().parent))
+
+
+@lru_cache(maxsize=4096)
+def _package_root_of(folder: str) -> Path | None:
+    for parent in (Path(folder).resolve(), *Path(folder).resolve().parents):
         if parent.name == "diffusers" and (parent / "__init__.py").is_file():
             return parent
     return None
