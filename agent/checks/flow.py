@@ -242,6 +242,7 @@ class Flow:
         self.returns: list[tuple[ast.Return, list[int]]] = []
         self.effect: ast.AST | None = None  # the call of the current expression statement
         self.seed_assign: dict[str, int] = {}  # locals that become seeds when a call assigns them
+        self.metadata_is_use = False  # reading `.dtype`/`.device` of the value counts as using it
 
     # entry points ------------------------------------------------------------------------------
     def verdicts(self, seeds: list[str]) -> dict[str, Verdict]:
@@ -486,7 +487,11 @@ class Flow:
             if isinstance(node.value, ast.Name) and node.value.id == "self":
                 return st.get(f"self.{node.attr}", 0)
             inner = self.ev(node.value, st)
-            return 0 if node.attr in METADATA else inner
+            if node.attr in METADATA:
+                if self.metadata_is_use and node.attr in ("dtype", "device"):
+                    self.use(inner)
+                return 0
+            return inner
         if isinstance(node, ast.Call):
             return self.call(node, st)
         if isinstance(node, ast.Constant):
@@ -643,14 +648,16 @@ def _direct_uses(fn: FunctionNode, scope: Scope) -> set[str]:
     return direct - stored
 
 
-def uses(fn: FunctionNode, names: list[str], scope: Scope | None = None) -> dict[str, Verdict]:
+def uses(fn: FunctionNode, names: list[str], scope: Scope | None = None, metadata_is_use: bool = False) -> dict[str, Verdict]:
     """Does the value of each of `fn`'s parameters `names` do anything?"""
     scope = scope or Scope()
     direct = _direct_uses(fn, scope)
     out = {n: Verdict(True) for n in names if n in direct}
     rest = [n for n in names if n not in out]
     if rest:
-        out.update(Flow(fn, scope).verdicts(rest))
+        flow = Flow(fn, scope)
+        flow.metadata_is_use = metadata_is_use
+        out.update(flow.verdicts(rest))
     return out
 
 

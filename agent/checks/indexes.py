@@ -67,6 +67,32 @@ def _texts(root: Path) -> list[tuple[Path, str]]:
     return _memo(("texts", str(root)), build)
 
 
+_BASES = re.compile(r"^[ \t]*class[ \t]+\w+[ \t]*\(([^)]*)\)", re.M)
+
+
+def base_names(ctx, root: Path) -> frozenset[str]:
+    """Every name used as a base class anywhere in the tree (last dotted segment)."""
+    ctx.depend(f"tree:{root}")
+    return _memo(("bases", str(root)), lambda: frozenset(
+        b.strip().split(".")[-1] for _, t in _texts(root) for group in _BASES.findall(t) for b in group.split(",")
+        if b.strip() and "=" not in b
+    ))
+
+
+def class_files(ctx, root: Path) -> dict[str, Path]:
+    """Class name -> the file defining it (the first one) in the tree."""
+    ctx.depend(f"tree:{root}")
+
+    def build():
+        out: dict[str, Path] = {}
+        for path, text in _texts(root):
+            for name in _CLASS.findall(text):
+                out.setdefault(name, path)
+        return out
+
+    return _memo(("class-files", str(root)), build)
+
+
 def class_names(ctx, root: Path) -> frozenset[str]:
     ctx.depend(f"tree:{root}")
     return _memo(("classes", str(root)), lambda: frozenset(n for _, t in _texts(root) for n in _CLASS.findall(t)))

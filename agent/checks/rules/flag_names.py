@@ -53,7 +53,9 @@ def module_names(ctx, cls: ast.ClassDef, root: Path | None) -> set[str] | None:
             names |= _own_attrs(ctx, x)
         for call in ctx.inside(c, ast.Call):
             f = call.func
-            built = f.id if isinstance(f, ast.Name) else ""
+            built = f.id if isinstance(f, ast.Name) else (f.attr if isinstance(f, ast.Attribute) and f.attr in ("ModuleDict", "add_module", "register_module") else "")
+            if built in ("ModuleDict", "add_module", "register_module") or getattr(f, "attr", "") in ("add_module", "register_module"):
+                return None  # modules registered under names computed at run time
             if built in ctx.classes.by_name:
                 stack.append(ctx.classes.by_name[built])
             elif re.match(r"get_\w*block", built) and built in ctx.names.table:

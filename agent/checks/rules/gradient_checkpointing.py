@@ -16,14 +16,23 @@ def _reads_flag(ctx, cls: ast.ClassDef) -> bool:
     return False
 
 
-def _instantiated(ctx, cls: ast.ClassDef) -> set[str]:
+def _called(ctx, owner: ast.AST) -> set[str]:
     out = set()
-    for node in walk(cls):
-        if isinstance(node, ast.Call):
-            f = node.func
-            name = f.id if isinstance(f, ast.Name) else (f.attr if isinstance(f, ast.Attribute) else "")
-            if name:
-                out.add(name)
+    for node in ctx.inside(owner, ast.Call):
+        f = node.func
+        name = f.id if isinstance(f, ast.Name) else (f.attr if isinstance(f, ast.Attribute) else "")
+        if name:
+            out.add(name)
+    return out
+
+
+def _instantiated(ctx, cls: ast.ClassDef) -> set[str]:
+    """Names the class calls, and those called by the same-file functions it calls (block factories)."""
+    out = _called(ctx, cls)
+    functions = {n.name: n for n in ctx.tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    for name in list(out):
+        if name in functions:
+            out |= _called(ctx, functions[name])
     return out
 
 
@@ -38,6 +47,8 @@ def _covered(ctx, cls: ast.ClassDef) -> bool:
         seen.add(c.name)
         if any(_reads_flag(ctx, x) for x in ctx.classes.lineage(c)):
             return True
+        if c is cls and any(_reads_flag(ctx, sub) for sub in ctx.classes.all if sub is not cls and cls in ctx.classes.lineage(sub)):
+            return True  # a base class: the subclasses that inherit the flag carry the branch
         for name in _instantiated(ctx, c):
             if name in ctx.classes.by_name:
                 stack.append(ctx.classes.by_name[name])

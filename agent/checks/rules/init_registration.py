@@ -52,8 +52,10 @@ def check(ctx):
     rel = ctx.path.resolve().relative_to(ctx.root).parts
     if rel[0] not in ("models", "pipelines") or len(rel) < 2:
         return
-    folders = layers(ctx.path, ctx.root)
+    all_folders = layers(ctx.path, ctx.root)
     for cls in public_classes(ctx):
+        # a model that is a component of the pipelines in its folder is exported by that folder
+        folders = all_folders[:1] if rel[0] == "pipelines" and not ctx.classes.is_pipeline(cls) else all_folders
         status = {}
         problems: list[str] = []
         for folder in folders:
@@ -70,7 +72,7 @@ def check(ctx):
             for folder, found in status.items() for half, ok in found.items() if not ok
         ]
         top = read_init(ctx, ctx.root / "__init__.py")
-        if top is not None and anywhere:
+        if top is not None and anywhere and folders is all_folders:
             for dummy in sorted(top.dummy_of.get(cls.name, ())):
                 names = dummy_names(ctx, dummy_file(ctx.root, ctx.root, dummy))
                 if names is not None and cls.name not in names:

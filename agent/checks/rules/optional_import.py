@@ -38,8 +38,30 @@ def _package_guarded(ctx) -> bool:
     return text is not None and re.search(r"if\s+(?:not\s+)?\(?\s*is_\w+_available\(\)", text) is not None
 
 
+_AVAILABLE = re.compile(r"is_\w+_available\(")
+
+
+def _importers_guard(ctx) -> bool:
+    """Every module of the same package that imports this one does so behind an availability check."""
+    stem = ctx.path.stem
+    pattern = re.compile(rf"^([ \t]*)from \.{re.escape(stem)} import", re.M)
+    seen = False
+    for sibling in sorted(ctx.path.parent.glob("*.py")):
+        if sibling == ctx.path:
+            continue
+        text = ctx.read_other(sibling) or ""
+        for m in pattern.finditer(text):
+            seen = True
+            indent = len(m.group(1))
+            before = text[: m.start()].split("\n")
+            guard = next((line for line in reversed(before) if line.strip() and len(line) - len(line.lstrip()) < indent), "")
+            if not (indent and guard.lstrip().startswith("if ") and _AVAILABLE.search(guard)):
+                return False
+    return seen
+
+
 def check(ctx):
-    if _package_guarded(ctx):
+    if _package_guarded(ctx) or _importers_guard(ctx):
         return
     guarded = _guarded(ctx.tree)
     for node in ctx.tree.body:

@@ -8,6 +8,39 @@ from agent.checks.registry import Rule, register, walk
 _ATTENTION_MASK = re.compile(r"(?:attention|attn|embeds|padding|text|prompt|token)_mask$")
 
 
+_FORWARD = re.compile(r"def forward\((.*?)\)\s*(?:->[^:]*)?:", re.S)
+
+
+def _models_take_masks(ctx, cls: ast.ClassDef) -> bool:
+    """False when every model component the pipeline is built with (by its __init__'s annotations)
+    has a forward without a mask argument: there is nowhere to pass a mask."""
+    from agent.checks.indexes import class_files
+    from agent.checks.tree import installed_root
+
+    init = ctx.classes.method(cls, "__init__")
+    root = ctx.root or installed_root()
+    if init is None or root is None:
+        return True
+    files = class_files(ctx, root)
+    seen = False
+    for arg in init.args.args[1:]:
+        names = [n.id for n in walk(arg.annotation) if isinstance(n, ast.Name)] if arg.annotation is not None else []
+        for name in (n for n in names if n in files and n.endswith("Model")):
+            text = ctx.read_other(files[name]) or ""
+            start = text.find(f"class {name}(")
+            if start < 0:
+                continue
+            nxt = re.search(r"^class ", text[start + 1:], re.M)
+            block = text[start: start + 1 + nxt.start()] if nxt else text[start:]
+            m = _FORWARD.search(block)
+            if m is None:
+                return True
+            seen = True
+            if "mask" in m.group(1):
+                return True
+    return not seen
+
+
 def check(ctx):
     for cls, call in ctx.classes.pipeline_calls():
         first: dict[str, ast.Name] = {}
@@ -18,7 +51,7 @@ def check(ctx):
                 for n in walk(target):
                     if isinstance(n, ast.Name) and _ATTENTION_MASK.search(n.id):
                         first.setdefault(n.id, n)
-        if not first:
+        if not first or not _models_take_masks(ctx, cls):
             continue
         verdicts = local_uses(call, sorted(first), Scope.of(ctx, cls))
         for name, n in sorted(first.items(), key=lambda kv: kv[1].lineno):

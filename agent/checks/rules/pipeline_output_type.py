@@ -46,8 +46,8 @@ def _unguarded_decodes(stmts: list[ast.stmt], names: set[str], guarded: bool, de
             if _latent_test(stmt.test, names) and _always_returns(stmt.body):
                 guarded = True  # what follows runs only for other output types
             continue
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            continue
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.For, ast.AsyncFor, ast.While)):
+            continue  # a decode inside a loop feeds the next step or segment, it is not the output
         nested = [getattr(stmt, f, None) or [] for f in ("body", "orelse", "finalbody")] + [h.body for h in getattr(stmt, "handlers", [])]
         if any(nested) and not isinstance(stmt, ast.Expr):
             header = [getattr(stmt, f) for f in ("test", "iter", "items", "value") if getattr(stmt, f, None) is not None]

@@ -18,7 +18,15 @@ def _steps_a_scheduler(loop: ast.For) -> bool:
 
 
 def _uses_progress_bar(node: ast.AST) -> bool:
-    return any(isinstance(n, ast.Call) and dotted(n.func) == "self.progress_bar" for n in walk(node))
+    """`self.progress_bar(...)`, or a bar built from the pipeline's own progress-bar configuration."""
+    for n in walk(node):
+        if isinstance(n, ast.Call) and dotted(n.func) == "self.progress_bar":
+            return True
+        if isinstance(n, (ast.Name, ast.Attribute, ast.Constant)):
+            text = n.id if isinstance(n, ast.Name) else n.attr if isinstance(n, ast.Attribute) else str(n.value)
+            if "progress_bar_config" in text:
+                return True
+    return False
 
 
 def _loops(block: list[ast.stmt], under_bar: bool):

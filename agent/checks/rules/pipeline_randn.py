@@ -35,9 +35,10 @@ def check(ctx):
     called = {n.func.id for c in tops for n in ctx.inside(c, ast.Call) if isinstance(n.func, ast.Name)}
     helpers = [n for n in ctx.tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name in called]
     calls = [n for owner in [*tops, *helpers] for n in ctx.inside(owner, ast.Call)]
+    no_generator_branches = _branches_without_generator(ctx, [*tops, *helpers])
     for node in calls:
         name = _without_generator(ctx, node)
-        if not name:
+        if not name or any(lo <= node.lineno <= hi for lo, hi in no_generator_branches):
             continue
         owner = _owner(ctx, node)
         if owner in pipelines:
@@ -46,6 +47,22 @@ def check(ctx):
             helper = next((h for h in helpers if h.lineno <= node.lineno <= h.end_lineno), None)
             if helper is not None:
                 yield node, f"{helper.name}(), which a pipeline calls, draws noise with {name} without the user's generator: use randn_tensor(shape, generator=generator, ...)"
+
+
+def _branches_without_generator(ctx, owners) -> list[tuple[int, int]]:
+    """Line ranges of branches taken when the user gave no generator (`if generator is None:` body,
+    `if generator is not None:` else): drawing without one there is the documented behaviour."""
+    out = []
+    for owner in owners:
+        for node in ctx.inside(owner, ast.If):
+            t = node.test
+            if not (isinstance(t, ast.Compare) and isinstance(t.left, ast.Name) and t.left.id == "generator"
+                    and len(t.ops) == 1 and isinstance(t.comparators[0], ast.Constant) and t.comparators[0].value is None):
+                continue
+            branch = node.body if isinstance(t.ops[0], ast.Is) else node.orelse
+            if branch:
+                out.append((branch[0].lineno, branch[-1].end_lineno))
+    return out
 
 
 def _owner(ctx, node):

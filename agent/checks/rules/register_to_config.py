@@ -1,6 +1,6 @@
 import ast
 
-from agent.checks.registry import Rule, register
+from agent.checks.registry import Rule, register, walk
 
 
 def _decorated(ctx, fn) -> bool:
@@ -29,12 +29,34 @@ def _registered_by_subclass(ctx, cls) -> bool:
     return False
 
 
+def _subclassed_in_package(ctx, cls) -> bool:
+    """A base class other files of the package derive from: its subclasses register the arguments."""
+    from agent.checks.indexes import base_names
+    from agent.checks.tree import installed_root
+
+    root = ctx.root or installed_root()
+    return root is not None and cls.name in base_names(ctx, root)
+
+
+def _container(ctx, init) -> bool:
+    """Every argument becomes a submodule (`nn.ModuleList(controlnets)`): nothing a config could hold."""
+    args = [a.arg for a in init.args.args[1:] + init.args.kwonlyargs]
+    wrapped = {
+        a.id for call in ctx.inside(init, ast.Call)
+        if (call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")) in ("ModuleList", "ModuleDict", "Sequential")
+        for a in walk(call) if isinstance(a, ast.Name)
+    }
+    return bool(args) and all(a in wrapped for a in args)
+
+
 def check(ctx):
     for cls in ctx.classes.all:
         if not ctx.classes.inherits(cls, "ConfigMixin") or ctx.classes.is_pipeline(cls):
             continue  # pipelines register their components, not a config
         init = ctx.classes.methods(cls).get("__init__")
-        if init is None or _factory(init) or _registered_by_subclass(ctx, cls):
+        if init is None or _factory(init) or _registered_by_subclass(ctx, cls) or _container(ctx, init):
+            continue
+        if not _decorated(ctx, init) and _subclassed_in_package(ctx, cls):
             continue
         has_args = len(init.args.args) > 1 or init.args.kwonlyargs or init.args.vararg or init.args.kwarg
         if has_args and not _decorated(ctx, init):

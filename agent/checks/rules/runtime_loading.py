@@ -24,6 +24,8 @@ def check(ctx):
         if not ctx.classes.is_model(cls) or ctx.classes.is_pipeline(cls):
             continue
         for fn in ctx.classes.methods(cls).values():
+            if fn.name.lstrip("_").startswith(("from_pretrained", "from_single_file", "load", "save")):
+                continue  # loading weights is what these methods are for
             for node in ctx.inside(fn, ast.Call):
                 q = ctx.names.qualify(node.func)
                 if _loader(q):

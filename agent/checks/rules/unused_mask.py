@@ -52,7 +52,8 @@ def check(ctx):
         if id(owner) not in scopes:
             scopes[id(owner)] = Scope.of(ctx, owner)
         scope = scopes[id(owner)]
-        verdicts = uses(fn, masks, scope)
+        # a function that reads a mask's dtype or device to build its own mask is handling it
+        verdicts = uses(fn, masks, scope, metadata_is_use=True)
         for name in masks:
             if not verdicts[name].used:
                 if callbacks is None:
