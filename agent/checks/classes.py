@@ -106,6 +106,12 @@ class ClassIndex:
         """id(method node) -> the class whose body defines it."""
         return {id(fn): cls for cls in self.all for fn in cls.body if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
+    def defines_legacy_attention(self) -> bool:
+        """The file defines the legacy `Attention` class (with `set_processor`): the processors beside it
+        implement its fixed calling convention, one backend each."""
+        cls = self.by_name.get("Attention")
+        return cls is not None and "set_processor" in self.methods(cls)
+
     @staticmethod
     def contains(cls: ast.ClassDef, node: ast.AST) -> bool:
         return cls.lineno <= getattr(node, "lineno", 0) <= cls.end_lineno

@@ -13,13 +13,6 @@ def _is_dispatcher(ctx) -> bool:
     return any(isinstance(n, ast.FunctionDef) and n.name == "dispatch_attention_fn" for n in ctx.tree.body)
 
 
-def _legacy_attention_module(ctx) -> bool:
-    """The module that defines the legacy `Attention` class (it has `set_processor`): the processors
-    beside it are that class's attention implementations, one per backend, by design."""
-    cls = ctx.classes.by_name.get("Attention")
-    return cls is not None and "set_processor" in ctx.classes.methods(cls)
-
-
 def _transformers_style(ctx) -> bool:
     """Text encoders vendored from transformers follow transformers' attention conventions."""
     return any(ctx.classes.inherits(c, "PreTrainedModel") for c in ctx.classes.all)
@@ -88,7 +81,7 @@ def _sdpa_uses(ctx):
 
 
 def check(ctx):
-    if _is_dispatcher(ctx) or _transformers_style(ctx) or _legacy_attention_module(ctx):
+    if _is_dispatcher(ctx) or _transformers_style(ctx) or ctx.classes.defines_legacy_attention():
         return
     for node in _sdpa_uses(ctx) if "scaled_dot_product_attention" in ctx.source else ():
         cls = ctx.class_at(node)

@@ -27,6 +27,22 @@ def _always_returns(stmts: list[ast.stmt]) -> bool:
     return bool(stmts) and isinstance(stmts[-1], (ast.Return, ast.Raise))
 
 
+def _validated_without_latent(ctx, cls: ast.ClassDef) -> bool:
+    """The pipeline checks output_type against its own list of choices, and "latent" is not one:
+    a deliberate, documented limit (a protein or depth pipeline whose latents mean nothing)."""
+    for fn in (ctx.classes.method(cls, "__call__"), ctx.classes.method(cls, "check_inputs")):
+        if fn is None:
+            continue
+        for node in ctx.inside(fn, ast.Compare):
+            if not (isinstance(node.left, ast.Name) and node.left.id == "output_type" and len(node.ops) == 1):
+                continue
+            if isinstance(node.ops[0], (ast.In, ast.NotIn)) and isinstance(node.comparators[0], (ast.Set, ast.List, ast.Tuple)):
+                choices = {e.value for e in node.comparators[0].elts if isinstance(e, ast.Constant)}
+                if choices and "latent" not in choices:
+                    return True
+    return False
+
+
 def _decoders(ctx, cls: ast.ClassDef) -> set[str]:
     """Methods of the pipeline that run the VAE decode (so calling one is a decode)."""
     out = set()
@@ -82,7 +98,7 @@ def _returns_tuple(stmts: list[ast.stmt]) -> ast.Return | None:
 
 def check(ctx):
     for cls, call in ctx.classes.pipeline_calls():
-        if is_foreign(ctx, cls) or not has_vae(ctx, cls):
+        if is_foreign(ctx, cls) or not has_vae(ctx, cls) or _validated_without_latent(ctx, cls):
             continue  # only pipelines with a VAE have a decode that output_type="latent" skips
         ps = {a.arg: a for a in params(call)}
         # output_type handed to a sub-pipeline (combined pipelines delegate the decode); handing it to

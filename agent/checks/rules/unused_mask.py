@@ -41,6 +41,7 @@ def _registered(fn) -> bool:
 def check(ctx):
     callbacks = None
     owners = ctx.classes.owners
+    legacy = ctx.classes.defines_legacy_attention()
     scopes: dict = {}
     for fn in ctx.of_type(ast.FunctionDef, ast.AsyncFunctionDef):
         masks = [a.arg for a in params(fn) if _is_mask(a.arg)]
@@ -58,7 +59,7 @@ def check(ctx):
             if not verdicts[name].used:
                 if callbacks is None:
                     callbacks = _callbacks(ctx)
-                if fn.name in callbacks:
+                if fn.name in callbacks or (legacy and fn.name == "__call__"):
                     break
                 arg = next(a for a in params(fn) if a.arg == name)
                 yield arg, f"{fn.name}() accepts {name!r} but it is {verdicts[name].why}: callers' masks are silently dropped"
