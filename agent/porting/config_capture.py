@@ -82,8 +82,12 @@ def _flatten_config_object(fn: cst.FunctionDef, obj: dict, defaults: dict) -> cs
 
 
 class _CaptureConfig(cst.CSTTransformer):
-    def __init__(self, old: str, new: str, tuple_args: set[str], config_object: dict | None = None, defaults: dict | None = None):
+    def __init__(
+        self, old: str, new: str, tuple_args: set[str], config_object: dict | None = None, defaults: dict | None = None,
+        module_bases: set[str] | None = None,
+    ):
         self.old, self.new = old, new
+        self.module_bases = module_bases or set()
         self.tuple_args = tuple_args
         self.config_object = config_object
         self.defaults = defaults or {}
@@ -95,7 +99,13 @@ class _CaptureConfig(cst.CSTTransformer):
             return updated
         self.found = True
         bases = [b for b in updated.bases if not m.matches(b.value, TORCH_MODULE)]
-        bases = [cst.Arg(cst.Name("ModelMixin")), cst.Arg(cst.Name("ConfigMixin")), *bases]
+        mixins = [cst.Arg(cst.Name("ModelMixin")), cst.Arg(cst.Name("ConfigMixin"))]
+        if any(_base_name(b.value) in self.module_bases for b in bases):
+            # A reference module as base: it comes first, so the class's super().__init__(...)
+            # still reaches it, and its own super().__init__() reaches ModelMixin, then nn.Module.
+            bases = [*bases, *mixins]
+        else:
+            bases = [*mixins, *bases]
         bases = [b.with_changes(comma=cst.MaybeSentinel.DEFAULT) for b in bases]
         body = []
         for stmt in updated.body.body:
@@ -119,13 +129,20 @@ class _CaptureConfig(cst.CSTTransformer):
         return updated.with_changes(value=self.new) if updated.value == self.old else updated
 
 
+def _base_name(node: cst.BaseExpression) -> str:
+    return (cst.helpers.get_full_name_for_node(node) or "").split(".")[-1]
+
+
 def insert_after_imports(module: cst.Module, code: str) -> cst.Module:
     body = list(module.body)
     last_import = -1
     for i, stmt in enumerate(body):
         if isinstance(stmt, cst.SimpleStatementLine) and all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body):
             last_import = i
-    new = list(cst.parse_module(code).body)
+    parsed = cst.parse_module(code)
+    new = list(parsed.body)
+    if new and parsed.header:  # a leading comment belongs to the first inserted statement
+        new[0] = new[0].with_changes(leading_lines=[*parsed.header, *new[0].leading_lines])
     return module.with_changes(body=[*body[: last_import + 1], *new, *body[last_import + 1:]])
 
 
