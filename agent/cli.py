@@ -114,11 +114,12 @@ def _validate_device(device: str) -> None:
 @click.option("--llm-timeout", type=float, help=f"Seconds to wait for one model response before retrying (default {DEFAULT_TIMEOUT_S:g}).")
 @click.option("--prices", type=click.Path(), help="JSON price table ($ per million tokens: input, output, cache_write, cache_read per model).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where parity runs.")
+@click.option("--inputs", "inputs_file", type=click.Path(), help="Python file defining inputs(seed) for the model's forward, as parity specs do (docs/inputs.md); wins over integrate_inputs.py in SOURCE and over inputs worked out from the model.")
 @click.option("--revision", help="Hub revision (branch, tag or commit) for a Hub SOURCE.")
 @click.option("--runs-dir", type=click.Path(), default="runs", show_default=True, help="Where run folders are created.")
 @click.option("--run-id", help="Name of the run folder (default: <model>-<timestamp>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
-def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, max_dollars, max_wall, llm_timeout, prices, device, revision, runs_dir, run_id, as_json) -> None:
+def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, max_dollars, max_wall, llm_timeout, prices, device, inputs_file, revision, runs_dir, run_id, as_json) -> None:
     """Port SOURCE into diffusers: resolve, analyze, plan, scaffold, port, refine, convert, verify, publish.
 
     Exits 0 only when parity passed; 1 when the port ran but parity (or the refinement) failed;
@@ -137,6 +138,8 @@ def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, m
         raise IntegrateError(f"source not found: {source} (not a folder, and not a Hub id like org/name)")
     if reference and not Path(reference).exists():
         raise IntegrateError(f"--reference not found: {reference}")
+    if inputs_file and not Path(inputs_file).is_file():
+        raise IntegrateError(f"--inputs file not found: {inputs_file}")
     if target and out:
         raise IntegrateError("use either --target (a diffusers checkout) or --out (a standalone folder), not both")
     if target:
@@ -155,6 +158,7 @@ def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, m
         "refine": refine,
         "device": device,
         "revision": revision,
+        "inputs_file": str(Path(inputs_file).resolve()) if inputs_file else None,
     }
     run = Run.create(Path(runs_dir), inputs, run_id)
     _execute(run, as_json)
@@ -214,7 +218,11 @@ def _report(run, as_json: bool) -> None:
         where = pub.get("out") or f"branch {pub['branch']} in {pub['target']}"
         console.print(f"port: {where}\nPR description: {pub['pr_body']}")
     if s["status"] != "passed" and s.get("error"):
-        console.print(f"run {run.id} stopped at {s['stage_reached']}; after fixing, continue with: integrate resume {shlex.quote(str(run.dir))}")
+        if s["stage_reached"] in ("resolve", "analyze"):
+            # the run holds a copy of the source taken when it started: resume would not see a fix
+            console.print(f"run {run.id} stopped at {s['stage_reached']}; after fixing the source, run the same command again")
+        else:
+            console.print(f"run {run.id} stopped at {s['stage_reached']}; after fixing, continue with: integrate resume {shlex.quote(str(run.dir))}")
 
 
 @cli.command("parity")

@@ -30,6 +30,27 @@ class LeftUndone:
 
 
 @dataclass
+class CallEvidence:
+    """What the probe's forward on the parity inputs executed in one reference file: its lines,
+    and per line the ranks of the tensors `scaled_dot_product_attention` received there."""
+
+    executed: set[int]
+    attention_ranks: dict[int, list[int]]
+
+    @classmethod
+    def for_file(cls, call_sites: dict, rel: str) -> CallEvidence:
+        ranks = {}
+        for site, values in call_sites.get("attention_ranks", {}).items():
+            path, _, line = site.rpartition(":")
+            if path == rel:
+                ranks[int(line)] = list(values)
+        return cls(set(call_sites.get("executed", {}).get(rel, [])), ranks)
+
+
+NOT_EXECUTED = "not executed by the parity inputs, so parity could not check a rewrite: left as it is"
+
+
+@dataclass
 class CodemodResult:
     code: str
     converted: list[dict]
@@ -77,9 +98,10 @@ class _EinopsImports(cst.CSTVisitor):
 class _Rewrite(cst.CSTTransformer):
     METADATA_DEPENDENCIES = (PositionProvider,)
 
-    def __init__(self, imports: _EinopsImports, sdpa: bool):
+    def __init__(self, imports: _EinopsImports, sdpa: bool, evidence: CallEvidence | None = None):
         self.imports = imports
         self.sdpa = sdpa
+        self.evidence = evidence
         self.converted: list[dict] = []
         self.left: list[LeftUndone] = []
         self.used_dispatch = False
@@ -95,8 +117,19 @@ class _Rewrite(cst.CSTTransformer):
             return func.attr.value if func.attr.value in EINOPS_FUNCS else None
         return None
 
+    def _unverified(self, original: cst.Call, what: str) -> bool:
+        """A call the parity run never executes keeps its reference form (and is listed)."""
+        if self.evidence is None or self._line(original) in self.evidence.executed:
+            return False
+        self.left.append(LeftUndone(self._line(original), what, NOT_EXECUTED))
+        return True
+
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         kind = self._einops_function(original.func)
+        if kind and self._unverified(original, f"einops.{kind}"):
+            return updated
+        if isinstance(original.func, cst.Name) and original.func.value in self.imports.layers and self._unverified(original, f"einops layer {original.func.value}(...)"):
+            return updated
         if kind:
             return self._einops(original, updated, kind)
         if isinstance(original.func, cst.Name) and original.func.value in self.imports.layers:
@@ -106,6 +139,8 @@ class _Rewrite(cst.CSTTransformer):
             self.left.append(LeftUndone(self._line(original), f"einops.{other}", "no exact torch codemod for this einops function"))
             return updated
         if self.sdpa and m.matches(original.func, m.Name("scaled_dot_product_attention") | m.Attribute(attr=m.Name("scaled_dot_product_attention"))):
+            if self._unverified(original, "scaled_dot_product_attention"):
+                return updated
             return self._sdpa(original, updated)
         return updated
 
@@ -184,8 +219,16 @@ class _Rewrite(cst.CSTTransformer):
         return cst.parse_expression(code)
 
     def _sdpa(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        """SDPA takes (batch, heads, seq, dim); dispatch_attention_fn takes (batch, seq, heads, dim)."""
+        """SDPA takes (batch, heads, seq, dim); dispatch_attention_fn takes (batch, seq, heads, dim).
+        The transposes are right only for 4-D tensors: with evidence, every call seen at this line
+        must have had 4-D query, key and value (a windowed 6-D call stays as it is)."""
         line = self._line(original)
+        if self.evidence is not None:
+            ranks = self.evidence.attention_ranks.get(line, [])
+            if ranks != [4]:
+                seen = ", ".join(f"{r}-D" for r in ranks) or "no call recorded at this line"
+                self.left.append(LeftUndone(line, "scaled_dot_product_attention", f"query/key/value were {seen}, not 4-D (batch, heads, tokens, dim): left as it is"))
+                return updated
         if any(a.star for a in updated.args):
             self.left.append(LeftUndone(line, "scaled_dot_product_attention", "star-arguments"))
             return updated
@@ -287,12 +330,14 @@ def drop_unused_imports(module: cst.Module) -> tuple[cst.Module, list[str]]:
     return (module.visit(_DropImports(unused)) if unused else module), sorted(unused)
 
 
-def port_codemods(source: str, dispatch_import: str) -> CodemodResult:
-    """Apply the einops and attention codemods to `source` (a module's code)."""
+def port_codemods(source: str, dispatch_import: str, evidence: CallEvidence | None = None) -> CodemodResult:
+    """Apply the einops and attention codemods to `source` (a module's code). With `evidence`
+    (what the parity inputs execute in this file), only executed calls are rewritten, and
+    attention only where it was called with 4-D tensors."""
     module = cst.parse_module(source)
     imports = _EinopsImports()
     module.visit(imports)
-    rewrite = _Rewrite(imports, sdpa=True)
+    rewrite = _Rewrite(imports, sdpa=True, evidence=evidence)
     module = MetadataWrapper(module).visit(rewrite)
     if rewrite.layer_classes:
         module = insert_after_imports(module, "\n\n".join(code for _, code in rewrite.layer_classes.values()))
