@@ -146,6 +146,7 @@ class Trial:
     first_op: dict[str, str] = field(default_factory=dict)
     blamed: list[str] = field(default_factory=list)  # args whose tensors reached the failing module
     failing_module: str = ""
+    modules: int = 0  # distinct modules the forward entered
 
 
 CASTS = {"to", "float", "double", "half", "bfloat16", "type", "type_as", "contiguous", "clone", "detach", "long", "int", "bool"}
@@ -187,6 +188,7 @@ class Prober:
         tags, direct = WeakIdKeyDictionary(), WeakIdKeyDictionary()
         trial = Trial(ok=False, progress=0)
         stack: list[tuple[str, set[str]]] = []
+        entered: set[int] = set()
 
         def tensors(obj):
             return [t for t in tree_leaves(obj) if isinstance(t, torch.Tensor)]
@@ -226,6 +228,7 @@ class Prober:
                     t = next(t for t in tensors((args, kw)) if arg in direct.get(t, set()))
                     trial.consumers.setdefault(arg, {**where, "shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", "")})
             stack.append((self.names.get(module, "?"), seen))
+            entered.add(id(module))
 
         def post(module, args, kw, out):
             stack.pop()
@@ -250,6 +253,7 @@ class Prober:
         finally:
             for h in handles:
                 h.remove()
+            trial.modules = len(entered)
         return trial
 
 
@@ -465,6 +469,7 @@ class InputSearch:
             blamed = [n for n in trial.blamed if n in state] or [n for n in state]
             tried = ", ".join(f"{n}={_describe(state[n])}" for n in blamed)
             raise UndecidedInputs(f"forward argument{'s' if len(blamed) > 1 else ''} {', '.join(map(repr, blamed))}: last tried {tried}; {trial.error}")
+        state, trial = self._widen(state, trial)
         for p in self.params:
             if p.name in state and not p.required and p.name not in trial.touched:
                 state.pop(p.name)
@@ -495,6 +500,21 @@ class InputSearch:
             recipe.append({"name": p.name, **entry, "why": why})
             self.decisions[p.name] = {"name": p.name, "decision": "provided", "reason": why, "consumer": consumer}
         return recipe, [self.decisions[p.name] for p in self.params if p.name in self.decisions]
+
+    def _widen(self, state: dict[str, dict], trial: Trial) -> tuple[dict[str, dict], Trial]:
+        """A model that runs on images may be a video model that also takes images (frames
+        folded into the batch): when frames run too and reach more of the model, they win, so
+        parity exercises the temporal layers as well."""
+        entry = state.get(self.primary or "")
+        if not entry or entry["kind"] != "randn" or len(entry["shape"]) != 4:
+            return state, trial
+        b, c, h, w = entry["shape"]
+        wider = {**state, self.primary: {"kind": "randn", "shape": [b, c, self.sizes.frames, h, w]}}
+        t2, s2 = self.settle(wider, 6)
+        if t2.ok and t2.modules > trial.modules:
+            self.widened = True
+            return s2, t2
+        return state, trial
 
     def _drop_failing_optionals(self, state, trial):
         for p in self.params:

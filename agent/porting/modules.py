@@ -229,7 +229,11 @@ class ReferenceModules:
         return ImportBinding(assignment, self.resolve(ref, node, alias), alias, node, top, module_level)
 
     def resolve(self, ref: RefModule, node: cst.Import | cst.ImportFrom, alias: cst.ImportAlias) -> Imported:
-        statement = code_of(node.with_changes(names=[alias.with_changes(comma=cst.MaybeSentinel.DEFAULT)]))
+        as_part = f" as {alias.evaluated_alias}" if alias.asname is not None else ""
+        if isinstance(node, cst.Import):
+            statement = f"import {full_name(alias.name)}{as_part}"
+        else:
+            statement = f"from {'.' * len(node.relative)}{full_name(node.module) if node.module else ''} import {full_name(alias.name)}{as_part}"
         if isinstance(node, cst.Import):
             dotted = full_name(alias.name)
             if dotted in self.files:

@@ -107,9 +107,12 @@ def snake_case(name: str) -> str:
     """TinyDiT -> tiny_dit, UNet -> unet, PixArtAlpha -> pix_art_alpha, SD3 -> sd3."""
     tokens = re.findall(r"[A-Z]+(?![a-z])|[A-Z][a-z]*|[a-z]+|\d+", name)
     words: list[str] = []
-    for tok in tokens:
-        if words and (len(tok) == 1 and tok.isupper() or tok.isdigit()):
-            words[-1] += tok  # a lone capital or a number belongs to the word before it
+    for i, tok in enumerate(tokens):
+        following = tokens[i + 1] if i + 1 < len(tokens) else ""
+        starts_word = following[:1].isupper() and following[1:2].islower()  # U + Net, U + Vit
+        ends_word = bool(words) and (words[-1] + tok).lower() in diffusers_words()  # Di + T
+        if words and (tok.isdigit() or (len(tok) == 1 and tok.isupper() and (ends_word or not starts_word))):
+            words[-1] += tok  # a number or a lone capital (DiT, 2D) belongs to the word before it
         elif words and len(words[-1]) == 1 and words[-1].isupper():
             words[-1] += tok
         else:
