@@ -496,7 +496,7 @@ class InputSearch:
                 continue
             entry = state[p.name]
             consumer = trial.consumers.get(p.name) or trial.readers.get(p.name)
-            why = ("required" if p.required else "optional, read by the model") + "; " + _evidence(p, consumer, entry)
+            why = ("required" if p.required else "optional, read by the model") + "; " + _evidence(p, consumer, entry, trial.first_op.get(p.name))
             recipe.append({"name": p.name, **entry, "why": why})
             self.decisions[p.name] = {"name": p.name, "decision": "provided", "reason": why, "consumer": consumer}
         return recipe, [self.decisions[p.name] for p in self.params if p.name in self.decisions]
@@ -540,15 +540,15 @@ def _describe(entry: dict) -> str:
     return f"{entry['kind']}{entry.get('shape')}"
 
 
-def _evidence(p: Param, consumer: dict | None, entry: dict) -> str:
+def _evidence(p: Param, consumer: dict | None, entry: dict, first_op: str | None = None) -> str:
+    if entry["kind"] == "mask":
+        return f"{entry['mode']} mask" + (f", first used by {first_op}" if first_op else "")
     if consumer:
         attrs = ", ".join(f"{k}={v}" for k, v in consumer.items() if k in ("in_channels", "in_features", "num_embeddings", "normalized_shape", "num_channels"))
         first = "first read by" if "shape" in consumer else "reaches"
         return f"{first} {consumer['type']}({attrs}) at {consumer['module']}"
     if entry["kind"] == "uniform":
         return f"{p.role if p.role == 'time' else 'values'} in [{entry['low']}, {entry['high']})"
-    if entry["kind"] == "mask":
-        return f"{entry['mode']} mask"
     if entry["kind"] == "value":
         return f"size from the config ({entry['value']})"
     return "shape from the config and the forward running"

@@ -321,12 +321,17 @@ class _ImportedNames(cst.CSTVisitor):
         self.names.add(_bound_name(node) if node.asname or "." in (cst.helpers.get_full_name_for_node(node.name) or "") else node.evaluated_alias or node.name.value)
 
 
-def drop_unused_imports(module: cst.Module) -> tuple[cst.Module, list[str]]:
-    """Remove imports nothing in the module uses any more (after the codemods removed their uses)."""
+def _unused_imports(module: cst.Module) -> set[str]:
     imported, uses = _ImportedNames(), _NameUses()
     module.visit(imported)
     module.visit(uses)
-    unused = {n for n in imported.names if n not in uses.names}
+    return {n for n in imported.names if n not in uses.names}
+
+
+def drop_unused_imports(module: cst.Module, keep: set[str] = frozenset()) -> tuple[cst.Module, list[str]]:
+    """Remove imports nothing in the module uses any more (after the codemods removed their
+    uses), except the names in `keep`."""
+    unused = _unused_imports(module) - set(keep)
     return (module.visit(_DropImports(unused)) if unused else module), sorted(unused)
 
 
@@ -335,13 +340,14 @@ def port_codemods(source: str, dispatch_import: str, evidence: CallEvidence | No
     (what the parity inputs execute in this file), only executed calls are rewritten, and
     attention only where it was called with 4-D tensors."""
     module = cst.parse_module(source)
+    unused_before = _unused_imports(module)  # re-exports of a package __init__ stay: others import them
     imports = _EinopsImports()
     module.visit(imports)
     rewrite = _Rewrite(imports, sdpa=True, evidence=evidence)
     module = MetadataWrapper(module).visit(rewrite)
     if rewrite.layer_classes:
         module = insert_after_imports(module, "\n\n".join(code for _, code in rewrite.layer_classes.values()))
-    module, dropped = drop_unused_imports(module)
+    module, dropped = drop_unused_imports(module, keep=unused_before)
     if rewrite.layer_classes and "torch" not in _ImportedNames.of(module):
         module = insert_after_imports(module, "import torch\n")
     if rewrite.used_dispatch:
