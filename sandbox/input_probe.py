@@ -149,9 +149,6 @@ class Trial:
     modules: int = 0  # distinct modules the forward entered
 
 
-CASTS = {"to", "float", "double", "half", "bfloat16", "type", "type_as", "contiguous", "clone", "detach", "long", "int", "bool"}
-
-
 def _consumer(module) -> dict | None:
     import torch.nn as nn
 
@@ -198,9 +195,12 @@ class Prober:
                 kw = kw or {}
                 trial.progress += 1
                 found, straight = set(), set()
+                shaped: list[tuple[tuple, set[str]]] = []
                 for t in tensors((args, kw)):
                     found |= tags.get(t, set())
-                    straight |= direct.get(t, set())
+                    if t in direct:
+                        straight |= direct[t]
+                        shaped.append((tuple(t.shape), direct[t]))
                 name = getattr(func, "__name__", str(func))
                 for arg in straight:
                     trial.first_op.setdefault(arg, name)
@@ -209,8 +209,11 @@ class Prober:
                 if found:
                     for t in tensors(out):
                         tags[t] = tags.get(t, set()) | found
-                        if straight and name in CASTS:
-                            direct[t] = straight
+                        # an op that keeps an input's shape (a cast, an activation, a scale, adding
+                        # a broadcast bias) keeps what the next module reads sized like the input
+                        same = set().union(*(d for shape, d in shaped if shape == tuple(t.shape))) if shaped else set()
+                        if same:
+                            direct[t] = direct.get(t, set()) | same
                 return out
 
         def pre(module, args, kw):

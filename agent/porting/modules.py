@@ -142,7 +142,6 @@ class RefModule:
     globals: GlobalScope | None = None
     parents: dict = field(default_factory=dict)
     positions: dict = field(default_factory=dict)
-    stmt_lines: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def stmts(self) -> list[cst.CSTNode]:
@@ -152,8 +151,10 @@ class RefModule:
         return next((b for b in self.imports if b.module_level and b.assignment.name == name), None)
 
     def top_index(self, node: cst.CSTNode) -> int:
-        line = self.positions[node].start.line
-        return next(i for i, (a, b) in enumerate(self.stmt_lines) if a <= line <= b)
+        """The top-level statement holding `node` (decorators included)."""
+        while self.parents.get(node) is not None and self.parents[node] is not self.tree:
+            node = self.parents[node]
+        return next(i for i, stmt in enumerate(self.tree.body) if stmt is node)
 
     def line_of_name(self, name: str, *, bare_only: bool = False) -> int:
         """First line of the reference text that uses `name` (for error messages)."""
@@ -207,7 +208,6 @@ class ReferenceModules:
             name=module, rel=rel, original=original, tree=wrapper.module, is_package=rel.endswith("__init__.py"),
             parents=wrapper.resolve(ParentNodeProvider), positions=wrapper.resolve(PositionProvider),
         )
-        ref.stmt_lines = [(ref.positions[s].start.line, ref.positions[s].end.line) for s in ref.tree.body]
         for i, stmt in enumerate(ref.tree.body):
             if is_import(stmt) or is_main_guard(stmt):
                 continue

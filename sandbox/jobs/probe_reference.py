@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import os
 import sys
 import traceback
 
@@ -29,6 +30,9 @@ class JobError(Exception):
 
 
 def main() -> int:
+    # torch.compile'd reference functions run eagerly here: shapes and executed lines are the
+    # same, and a compiled function would hide its lines from the record (and take minutes)
+    os.environ["TORCHDYNAMO_DISABLE"] = "1"
     job_file, out = sys.argv[1:3]
     with open(job_file) as fh:
         job = json.load(fh)
