@@ -226,7 +226,9 @@ class Prober:
             if info:
                 where = {**info, "module": self.names.get(module, "?")}
                 for arg in seen:
-                    trial.readers.setdefault(arg, where)
+                    if arg not in trial.readers:
+                        t = next(t for t in tensors((args, kw)) if arg in tags.get(t, set()))
+                        trial.readers[arg] = {**where, "received": list(t.shape)}
                 for arg in own:
                     t = next(t for t in tensors((args, kw)) if arg in direct.get(t, set()))
                     trial.consumers.setdefault(arg, {**where, "shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", "")})
@@ -305,6 +307,17 @@ def corrected(entry: dict, consumer: dict, sizes: Sizes) -> dict | None:
     new = {k: v for k, v in new.items() if k != "why"}
     old = {k: v for k, v in entry.items() if k != "why"}
     return new if new != old else None
+
+
+def corrected_from_reader(entry: dict, reader: dict) -> dict | None:
+    """A Linear that reads something made from the argument (reshaped, not only cast) and got
+    the argument's own last dim: the argument's features are what the Linear takes."""
+    shape = entry.get("shape") or []
+    f = reader.get("in_features")
+    received = reader.get("received") or []
+    if f is None or len(shape) < 2 or not received or received[-1] != shape[-1] or shape[-1] == f:
+        return None
+    return {**{k: v for k, v in entry.items() if k != "why"}, "shape": [*shape[:-1], f]}
 
 
 class InputSearch:
@@ -409,9 +422,11 @@ class InputSearch:
         spent = 1
         while spent < budget:
             changes = {}
-            for name, consumer in trial.consumers.items():
+            readers = {} if trial.ok else {n: ("reader", r) for n, r in trial.readers.items()}  # weaker: only to fix a failure
+            evidence = {**readers, **{n: ("own", c) for n, c in trial.consumers.items()}}
+            for name, (how, consumer) in evidence.items():
                 if name in state:
-                    new = corrected(state[name], consumer, self.sizes)
+                    new = corrected(state[name], consumer, self.sizes) if how == "own" else corrected_from_reader(state[name], consumer)
                     if new is not None and (name, repr(new)) not in applied:
                         changes[name] = new
                         applied.add((name, repr(new)))

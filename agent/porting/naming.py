@@ -91,14 +91,12 @@ def data_dims(analysis: dict) -> int | None:
         return 3
     if len(shape) == 4:
         return 2
-    if len(shape) == 3 and decisions.get(name, {}).get("read_by") not in ("Linear", None):
-        return 1
-    return None
+    return None  # (b, n, d) token sequences, or channels-first sequences no Conv1d reads
 
 
 def split_suffix(name: str) -> str:
     """The base of a reference class name: without a trailing Model/Network and 1D/2D/3D."""
-    base = re.sub(r"(Model|Network)$", "", name) or name
+    base = re.sub(r"(Model|Network)(?=(V\d+)?$)", "", name) or name  # ...ModelV1 -> ...V1
     base = re.sub(r"_?[123][dD]$", "", base) or base
     return base
 
