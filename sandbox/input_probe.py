@@ -297,7 +297,10 @@ def corrected(entry: dict, consumer: dict, sizes: Sizes) -> dict | None:
         new = {"kind": "randint", "shape": shape if len(shape) <= 2 else [BATCH], "low": 0, "high": consumer["num_embeddings"]}
     elif "normalized_shape" in consumer:
         ns = consumer["normalized_shape"]
-        shape = [*shape[: -len(ns)], *ns] if len(shape) > len(ns) else [BATCH, *ns]
+        if len(shape) >= 4 and len(ns) == 1:  # an image guess read as tokens
+            shape = [BATCH, sizes.tokens, *ns]
+        else:
+            shape = [*shape[: -len(ns)], *ns] if len(shape) > len(ns) else [BATCH, *ns]
         new = {"kind": "randn", "shape": shape}
     elif "num_channels" in consumer:
         if len(shape) < 2:

@@ -23,7 +23,7 @@ STRUCTURAL_TOLERANCE = {"max_abs": 1e-5, "cosine": 0.99999}
 
 # A reference base name that is only a family word says nothing about the model: the source's
 # name goes in front (`Unet3D` from video-diffusion-pytorch is not diffusers' `UNet3D...`).
-GENERIC = {"unet", "dit", "transformer", "net", "model", "mmdit", "vit", "uvit", "diffusion"}
+GENERIC = {"unet", "dit", "transformer", "net", "model", "vit", "diffusion"}
 
 
 def camel_case(slug: str) -> str:
