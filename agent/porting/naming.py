@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from pathlib import Path
 
 
 def _starts(name: str) -> list[int]:
@@ -28,14 +29,37 @@ def _ends(name: str) -> set[int]:
 
 
 @cache
+def diffusers_exports() -> tuple[frozenset[str], frozenset[str]]:
+    """(model class names, every exported name) of the installed diffusers, read from its
+    `__init__.py` (parsing only: importing diffusers costs seconds)."""
+    import ast
+    import importlib.util
+
+    try:
+        tree = ast.parse(Path(importlib.util.find_spec("diffusers").origin).read_text())
+    except (AttributeError, OSError, SyntaxError, ValueError):
+        return frozenset(), frozenset()
+    models: set[str] = set()
+    every: set[str] = set()
+    for node in ast.walk(tree):
+        under_models = []
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("extend", "append"):
+            target = node.func.value
+            if isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant) and target.slice.value == "models":
+                under_models = node.args
+        elif isinstance(node, ast.Dict):
+            under_models = [v for k, v in zip(node.keys, node.values, strict=True) if isinstance(k, ast.Constant) and k.value == "models"]
+        for part in under_models:
+            models.update(c.value for c in ast.walk(part) if isinstance(c, ast.Constant) and isinstance(c.value, str))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier() and node.value[:1].isupper():
+            every.add(node.value)
+    return frozenset(models), frozenset(every)
+
+
+@cache
 def diffusers_words() -> dict[str, str]:
     """lower-case word -> the spelling diffusers' model classes use for it (the most common)."""
-    try:
-        import diffusers
-
-        names = list(getattr(diffusers, "_import_structure", {}).get("models", []))
-    except Exception:  # diffusers is a dependency; without it names are left as they are
-        names = []
+    names = sorted(diffusers_exports()[0])
     counts: dict[str, dict[str, int]] = {}
     for name in names:
         ends = _ends(name)

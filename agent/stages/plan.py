@@ -10,7 +10,7 @@ from typing import Any
 from agent.porting.dependencies import port_dependencies, reference_dependencies
 from agent.porting.inline import InlineError, inline_local_imports
 from agent.porting.license import reference_license
-from agent.porting.naming import data_dims, diffusers_spelling, snake_case, split_suffix
+from agent.porting.naming import data_dims, diffusers_exports, diffusers_spelling, snake_case, split_suffix
 from agent.render import render
 from agent.run_state import Run, slugify
 from agent.skills import load_skills
@@ -31,9 +31,7 @@ def camel_case(slug: str) -> str:
 
 
 def _exists_in_diffusers(name: str) -> bool:
-    import diffusers
-
-    return name in getattr(diffusers, "_import_structure", {}).get("models", []) or hasattr(diffusers, name)
+    return name in diffusers_exports()[1]
 
 
 def diffusers_class_name(reference_class: str, analysis: dict[str, Any], source_name: str) -> tuple[str, str]:
@@ -112,7 +110,8 @@ def plan(run: Run) -> dict[str, Any]:
         files += ["weights/config.json", "weights/diffusion_pytorch_model.safetensors"]
     code_files = analysis.get("code_files", resolved["code_files"])
     source = Path(run.inputs["source"]) if Path(run.inputs["source"]).is_dir() else None
-    license_info = reference_license(snapshot, source, analysis["top_class"]["file"], resolved["origin"])
+    named = resolved["origin"] if resolved["kind"] == "hub" else Path(resolved["origin"]).name  # no local paths in the file
+    license_info = reference_license(snapshot, source, analysis["top_class"]["file"], named)
     dependencies = _dependencies(snapshot, analysis, code_files)
 
     result = {

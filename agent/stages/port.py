@@ -48,13 +48,15 @@ def port(run: Run) -> dict[str, Any]:
     in_tree = planned["layout"] == "diffusers-tree"
     code_files = analysis.get("code_files", resolved["code_files"])
     call_sites = json.loads(run.path(analysis["call_sites"]).read_text()) if analysis.get("call_sites") else None
-    mods = _codemods_per_file(snapshot, code_files, IN_TREE_DISPATCH if in_tree else STANDALONE_DISPATCH, call_sites)
+    # absolute while the reference's own imports are followed; made relative for the diffusers tree below
+    mods = _codemods_per_file(snapshot, code_files, STANDALONE_DISPATCH, call_sites)
     entry = analysis["top_class"]["file"]
     try:
         inlined = inline_local_imports(snapshot, entry, code_files, {f: m.code for f, m in mods.items()}, top=planned["reference_class"])
     except InlineError as exc:
         raise IntegrateError(f"structural port stopped at {exc}") from None
-    merged, dropped = drop_unused_imports(cst.parse_module(inlined.code))
+    code = inlined.code.replace(STANDALONE_DISPATCH, IN_TREE_DISPATCH) if in_tree else inlined.code
+    merged, dropped = drop_unused_imports(cst.parse_module(code))
     spans = {f: kept_lines((snapshot / f).read_text(), names) for f, names in inlined.kept.items()}
     try:
         undefined_in_reference = check_port_names(merged.code, snapshot, spans)
