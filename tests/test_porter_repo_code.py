@@ -124,15 +124,20 @@ MIT = """
 """
 
 
-@pytest.mark.slow
-def test_package_code_ports_as_published(tmp_path):
-    config = {"architectures": ["Denoiser"], "in_channels": 4, "dim": 16, "heads": 2, "window": 2}
-    src = lay_out(tmp_path / "window-denoiser", FILES, config, "wpkg.model", license_text=MIT)
+def port_exactly(src, tmp_path):
+    """Run integrate on `src`; it must pass with exact parity. Returns run.json."""
     proc = integrate(str(src), "--out", "out", "--llm", "none", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
     assert summary["parity"]["passed"] and summary["parity"]["max_abs_diff"] == 0
-    run = json.loads((tmp_path / "runs" / summary["run_id"] / "run.json").read_text())
+    return json.loads((tmp_path / "runs" / summary["run_id"] / "run.json").read_text())
+
+
+@pytest.mark.slow
+def test_package_code_ports_as_published(tmp_path):
+    config = {"architectures": ["Denoiser"], "in_channels": 4, "dim": 16, "heads": 2, "window": 2}
+    src = lay_out(tmp_path / "window-denoiser", FILES, config, "wpkg.model", license_text=MIT)
+    run = port_exactly(src, tmp_path)
     plan, port = run["stages"]["plan"]["result"], run["stages"]["port"]["result"]
     c = port["codemods"]
 
@@ -210,11 +215,7 @@ def test_model_built_by_the_repos_factory_from_a_nested_config(tmp_path):
         "optimizer": {"lr": 0.0001, "betas": [0.9, 0.99]},
     }
     src = lay_out(tmp_path / "patchnet", FACTORY, config, "fpkg.net")
-    proc = integrate(str(src), "--out", "out", "--llm", "none", "--json", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads(proc.stdout)
-    assert summary["parity"]["passed"] and summary["parity"]["max_abs_diff"] == 0
-    run = json.loads((tmp_path / "runs" / summary["run_id"] / "run.json").read_text())
+    run = port_exactly(src, tmp_path)
     analysis, port = run["stages"]["analyze"]["result"], run["stages"]["port"]["result"]
     assert analysis["config_kwargs"] == {"in_channels": 3, "width": 16, "depth": 2, "patch": [2, 2]}
     flattened = port["config_flattened"]

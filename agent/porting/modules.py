@@ -156,16 +156,6 @@ class RefModule:
             node = self.parents[node]
         return next(i for i, stmt in enumerate(self.tree.body) if stmt is node)
 
-    def line_of_name(self, name: str, *, bare_only: bool = False) -> int:
-        """First line of the reference text that uses `name` (for error messages)."""
-        tree = ast.parse(self.original)
-        attrs = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Name) and node.id == name and not (bare_only and id(node) in attrs):
-                if not bare_only or not isinstance(node.ctx, ast.Store):
-                    return node.lineno
-        return self.line_of_import(name)
-
     def line_of_import(self, name: str) -> int:
         for node in ast.walk(ast.parse(self.original)):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
