@@ -169,7 +169,11 @@ def _consumer(module) -> dict | None:
 class Prober:
     """Runs the model's forward with tagged inputs and reports what each argument reached."""
 
-    def __init__(self, model):
+    def __init__(self, model, fallback=None):
+        self.fallback = fallback  # the real model, when `model` is a meta-device copy
+        self._use(model)
+
+    def _use(self, model) -> None:
         import torch
 
         self.model = model
@@ -177,6 +181,14 @@ class Prober:
         self.device = next((p.device for p in model.parameters()), torch.device("cpu"))
 
     def trial(self, kwargs: dict[str, Any]) -> Trial:
+        trial = self._trial(kwargs)
+        if not trial.ok and self.fallback is not None and re.search(r"\bmeta\b|NotImplementedError|data-dependent", trial.error):
+            self._use(self.fallback)  # the reference does something the meta device cannot: run it for real
+            self.fallback = None
+            trial = self._trial(kwargs)
+        return trial
+
+    def _trial(self, kwargs: dict[str, Any]) -> Trial:
         import torch
         from torch.overrides import TorchFunctionMode
         from torch.utils._pytree import tree_leaves
@@ -533,7 +545,6 @@ class InputSearch:
         wider = {**state, self.primary: {"kind": "randn", "shape": [b, c, self.sizes.frames, h, w]}}
         t2, s2 = self.settle(wider, 6)
         if t2.ok and t2.modules > trial.modules:
-            self.widened = True
             return s2, t2
         return state, trial
 

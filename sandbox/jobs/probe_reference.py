@@ -91,9 +91,9 @@ def probe(job: dict) -> dict:
         from sandbox.input_probe import InputSearch, Prober, UndecidedInputs, signature_params
         from sandbox.seeded_inputs import make_inputs
 
-        trial_model = meta_copy(job, cls, model) if parameters > META_ABOVE_PARAMETERS else model
+        prober = Prober(meta_copy(job, cls, model), fallback=model) if parameters > META_ABOVE_PARAMETERS else Prober(model)
         try:
-            recipe, decisions = InputSearch(Prober(trial_model), signature_params(model), job.get("config") or {}).decide()
+            recipe, decisions = InputSearch(prober, signature_params(model), job.get("config") or {}).decide()
         except UndecidedInputs as exc:
             return {**result, "ok": False, "stage": "inputs", "error": str(exc)}
         result["recipe"], result["decisions"] = recipe, decisions
