@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import IntegrateError
+from agent.input_recipe import InputsError, check_decisions, check_inputs
 from agent.run_state import Run
 from agent.sandboxed import run_job
 from sandbox.loading import CONFIG_OBJECT_KEY, HUB_KEYS, TUPLE_ARGS_KEY, module_name_for
@@ -345,87 +346,21 @@ def _compare_with_weights(run: Run, state_dict: dict[str, dict]) -> None:
             raise IntegrateError(f"reference weights do not fit the reference model: {key} has shape {weights[key]['shape']}, the model expects {spec['shape']}")
 
 
-# --- inputs: what the sandbox proposed, checked before it can reach a generated file -------
-
-KINDS = {"randn", "uniform", "randint", "mask", "value", "tuple"}
-
-
 def _inputs(probe: dict, inputs_file: dict | None) -> tuple[list[dict], str]:
-    if inputs_file:
-        described = probe["inputs_file"]
-        entry = {"kind": "file", "origin": inputs_file["origin"], "source": inputs_file["source"],
-                 "returns": "pair" if described["returns"] == "pair" else "kwargs",
-                 "arguments": {_identifier(k): _clean_description(v) for k, v in described["arguments"].items()}}
-        return [entry], inputs_file["origin"]
-    return [_clean_entry(e, top=True) for e in probe["recipe"]], "worked out from the model"
-
-
-def _identifier(name: Any) -> str:
-    if not isinstance(name, str) or not name.isidentifier():
-        raise IntegrateError(f"the probe proposed an input named {name!r}, which is not an argument name")
-    return name
-
-
-def _ints(shape: Any) -> list[int]:
-    if not isinstance(shape, list) or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 1 << 20 for n in shape):
-        raise IntegrateError(f"the probe proposed an invalid input shape {shape!r}")
-    return list(shape)
-
-
-def _number(x: Any) -> int | float:
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x or abs(x) > 1e12:
-        raise IntegrateError(f"the probe proposed an invalid input bound {x!r}")
-    return x
-
-
-def _text(value: Any) -> str:
-    """One line of printable ASCII: safe inside a # comment of a generated file."""
-    return re.sub(r"[^\x20-\x7e]", "?", str(value))[:200]
-
-
-def _clean_entry(e: dict, top: bool = False) -> dict:
-    kind = e.get("kind")
-    if kind not in KINDS:
-        raise IntegrateError(f"the probe proposed an unknown input kind {kind!r}")
-    out: dict[str, Any] = {"name": _identifier(e.get("name"))} if top else {}
-    out["kind"] = kind
-    if kind in ("randn", "uniform", "randint", "mask"):
-        out["shape"] = _ints(e.get("shape"))
-    if kind in ("uniform", "randint"):
-        out["low"], out["high"] = _number(e.get("low")), _number(e.get("high"))
-    if kind == "mask":
-        if e.get("mode") not in ("bool", "additive") or not out["shape"] or out["shape"][-1] < 2:
-            raise IntegrateError(f"the probe proposed an invalid mask {e!r}")
-        out["mode"] = e["mode"]
-    if kind == "value":
-        value = e.get("value")
-        if value is not None and not isinstance(value, (bool, int, float, str)):
-            raise IntegrateError(f"the probe proposed a non-literal input value {value!r}")
-        out["value"] = value
-    if kind == "tuple":
-        out["items"] = [_clean_entry(i) for i in e.get("items", [])]
-    if top:
-        out["why"] = _text(e.get("why", ""))
-    return out
-
-
-def _clean_description(v: Any) -> dict:
-    if isinstance(v, dict) and "shape" in v:
-        return {"shape": _ints(v["shape"]), "dtype": _text(v.get("dtype", ""))}
-    if isinstance(v, dict) and "items" in v:
-        return {"items": [_clean_description(i) for i in v["items"]]}
-    return {"value": _text(v.get("value", "") if isinstance(v, dict) else v)}
+    """The inputs as templates/parity/inputs.py.j2 renders them, checked (agent/input_recipe.py)."""
+    try:
+        if inputs_file:
+            described = probe["inputs_file"]
+            entry = {"kind": "file", "origin": inputs_file["origin"], "source": inputs_file["source"],
+                     "returns": described["returns"], "arguments": described["arguments"]}
+            return check_inputs([entry]), inputs_file["origin"]
+        return check_inputs(probe["recipe"]), "worked out from the model"
+    except InputsError as exc:
+        raise IntegrateError(f"the probe proposed unusable inputs: {exc}") from None
 
 
 def _clean_decisions(decisions: list[dict]) -> list[dict]:
-    out = []
-    for d in decisions:
-        entry = {"name": _identifier(d.get("name")), "decision": "provided" if d.get("decision") == "provided" else "left out",
-                 "reason": _text(d.get("reason", ""))}
-        consumer = d.get("consumer") or {}
-        if isinstance(consumer.get("type"), str):
-            entry["read_by"] = _text(consumer["type"])
-        if consumer.get("dims") in (1, 2, 3) and "shape" in consumer:  # a ConvNd read the tensor itself
-            entry["conv_dims"] = consumer["dims"]
-        out.append(entry)
-    return out
+    try:
+        return check_decisions(decisions)
+    except InputsError as exc:
+        raise IntegrateError(f"the probe proposed unusable inputs: {exc}") from None
