@@ -71,6 +71,10 @@ PACKAGE = {
                 return self.ln(x)
     """,
     "pkg/util.py": """
+        import warnings
+
+        warnings.filterwarnings("ignore")
+
         def exists(v):
             return v is not None
 
@@ -123,6 +127,7 @@ def test_module_imports_relative_parents_star_and_function_level_imports_are_inl
     assert inlined["pkg/flags.py"]["names"] == ["SCALE", "act"]
     assert "from .. import flags" in inlined["pkg/flags.py"]["via"]
     assert r.renamed == []  # the three `exists` are identical and kept once
+    assert r.dropped_statements == [{"file": "pkg/util.py", "line": 4, "code": 'warnings.filterwarnings("ignore")'}]
     assert code.count("def exists(") == 1
 
     import torch

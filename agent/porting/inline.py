@@ -45,6 +45,7 @@ class InlineResult:
     left: list[LeftUndone] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)  # entry-module definitions the model does not use
     kept: dict[str, set[str]] = field(default_factory=dict)  # file -> module-level names in the port
+    dropped_statements: list[dict] = field(default_factory=list)  # helper-module statements run at import
 
 
 def kept_lines(source: str, names: set[str]) -> list[tuple[int, int]]:
@@ -188,6 +189,11 @@ def _original_line(ref: RefModule, line: int) -> int:
         if wanted and original.strip() == wanted:
             return i
     return line
+
+
+def _is_docstring(stmt: cst.CSTNode) -> bool:
+    return isinstance(stmt, cst.SimpleStatementLine) and all(
+        isinstance(s, cst.Expr) and isinstance(s.value, (cst.SimpleString, cst.ConcatenatedString)) for s in stmt.body)
 
 
 class _Names:
@@ -468,6 +474,10 @@ def inline_local_imports(
                 kept_code.append(code_of(out))
         kept_names = sorted({n for i in closure.kept.get(module, ()) for n in defined_names(mref.tree.body[i])})
         result.kept[mref.rel] = set(kept_names)
+        for stmt in mref.tree.body:  # what runs when the helper is imported is not part of the port: listed
+            if not (is_import(stmt) or is_main_guard(stmt) or defined_names(stmt) or _is_docstring(stmt)):
+                line = _original_line(mref, mref.positions[stmt].start.line)
+                result.dropped_statements.append({"file": mref.rel, "line": line, "code": code_of(stmt).strip().splitlines()[0][:120]})
         if kept_code:
             helper_code.append(f"# ---- from {mref.rel} ----\n" + "\n".join(kept_code))
             result.inlined.append({"module": mref.rel, "names": kept_names, "via": sorted(closure.via.get(module, ()))})

@@ -111,6 +111,7 @@ def port(run: Run) -> dict[str, Any]:
             "inlined": inlined.inlined,
             "renamed": inlined.renamed,
             "pruned": inlined.pruned,
+            "dropped_statements": inlined.dropped_statements,
             "renamed_attributes": renamed_attributes,
             "config_object": analysis.get("config_object"),
             "converted": [{**c, "file": f} for f in sorted(used_files) if f in mods for c in mods[f].converted if in_port(f, c["line"])],
