@@ -5,7 +5,8 @@ device cannot run (a data-dependent `.item()`) falls back to the real model."""
 import torch
 from torch import nn
 
-from sandbox.input_probe import InputSearch, Prober, signature_params
+from sandbox.forward_trace import Prober
+from sandbox.input_probe import InputSearch, signature_params
 
 
 class Net(nn.Module):

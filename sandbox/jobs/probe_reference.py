@@ -81,14 +81,15 @@ def probe(job: dict) -> dict:
         "built_by": built_by,
     }
     if job.get("inputs_file"):
-        from sandbox.input_probe import Prober
+        from sandbox.forward_trace import Prober
 
         kwargs, result["inputs_file"] = inputs_from_file(job["inputs_file"])
         seen = Prober(model).trial(kwargs)  # what first reads each of the author's inputs
         result["decisions"] = [{"name": k, "decision": "provided", "reason": "from the inputs file",
                                 "consumer": seen.consumers.get(k) or seen.readers.get(k)} for k in kwargs]
     else:
-        from sandbox.input_probe import InputSearch, Prober, UndecidedInputs, signature_params
+        from sandbox.forward_trace import Prober
+        from sandbox.input_probe import InputSearch, UndecidedInputs, signature_params
         from sandbox.seeded_inputs import make_inputs
 
         prober = Prober(meta_copy(job, cls, model), fallback=model) if parameters > META_ABOVE_PARAMETERS else Prober(model)
