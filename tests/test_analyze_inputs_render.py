@@ -74,3 +74,17 @@ def test_an_inputs_file_is_embedded_in_both_and_keeps_its_own_names():
     pair = rendered("spec_inputs", kwargs_only)["inputs"](1)
     assert torch.equal(pair["reference"]["x"], pair["candidate"]["x"])
     assert torch.equal(rendered("test_make_inputs", kwargs_only, 0)["make_inputs"](1)["x"], pair["reference"]["x"])
+
+
+def test_dict_literal_form_for_the_diffusers_test_renders_both_kinds():
+    module = _environment().get_template("parity/inputs.py.j2").module
+    code = "g = torch.Generator().manual_seed(3)\nkwargs = {" + module.input_kwargs(RECIPE, "    ") + "\n}\n"
+    ns = {"torch": torch}
+    exec(code, ns)
+    assert_same(ns["kwargs"], make_inputs(RECIPE, 3))
+    assert module.author_definitions(RECIPE) == ""
+    source = "import torch\n\n\ndef inputs(seed):\n    return {'x': torch.full((2,), float(seed))}\n"
+    entry = [{"kind": "file", "origin": "integrate_inputs.py", "source": source, "returns": "kwargs"}]
+    ns = {"torch": torch}
+    exec(module.author_definitions(entry) + "\ng = torch.Generator().manual_seed(5)\nkwargs = {" + module.input_kwargs(entry, "    ") + "\n}\n", ns)
+    assert ns["kwargs"]["x"].tolist() == [5.0, 5.0]
