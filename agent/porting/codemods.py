@@ -226,8 +226,8 @@ class _Rewrite(cst.CSTTransformer):
         if self.evidence is not None:
             ranks = self.evidence.attention_ranks.get(line, [])
             if ranks != [4]:
-                seen = ", ".join(f"{r}-D" for r in ranks) or "no call recorded at this line"
-                self.left.append(LeftUndone(line, "scaled_dot_product_attention", f"query/key/value were {seen}, not 4-D (batch, heads, tokens, dim): left as it is"))
+                seen = f"query/key/value were {', '.join(f'{r}-D' for r in ranks)}" if ranks else "the line ran but recorded no attention call"
+                self.left.append(LeftUndone(line, "scaled_dot_product_attention", f"{seen}, not 4-D (batch, heads, tokens, dim): left as it is"))
                 return updated
         if any(a.star for a in updated.args):
             self.left.append(LeftUndone(line, "scaled_dot_product_attention", "star-arguments"))
