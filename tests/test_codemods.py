@@ -202,3 +202,22 @@ def test_top_class_over_a_reference_module_keeps_it_first_and_names_its_kwargs()
     model = ns["NetModel"](dim=4)  # super().__init__(dim) reaches Base, Base's super() reaches ModelMixin
     assert model.scale == 2.0 and model.config.scale == 2.0 and model.reference_config == {"dim": 4}
     assert model(torch.ones(1, 4)).shape == (1, 4)
+
+
+def test_only_torchs_attention_is_rewritten_not_a_function_of_the_same_name():
+    r = mods("""
+        import torch
+        from torch import nn
+        from torch.nn import functional as Fn
+        from torch.nn.functional import scaled_dot_product_attention as sdpa
+
+        def scaled_dot_product_attention(q, k, v):
+            return Fn.scaled_dot_product_attention(q, k, v)
+
+        def f(q, k, v, attn):
+            a = scaled_dot_product_attention(q, k, v)  # the module's own function
+            b = attn.scaled_dot_product_attention(q, k, v)  # some object's method
+            return a + b + sdpa(q, k, v) + nn.functional.scaled_dot_product_attention(q, k, v) + torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    """)
+    assert [c["line"] for c in r.converted] == [8, 13, 13, 13]
+    assert "a = scaled_dot_product_attention(q, k, v)" in r.code and "attn.scaled_dot_product_attention(q, k, v)" in r.code

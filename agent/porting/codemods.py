@@ -66,22 +66,39 @@ def _string_literal(node: cst.BaseExpression) -> str | None:
 
 
 class _EinopsImports(cst.CSTVisitor):
-    """Which local names refer to einops functions or the einops module."""
+    """Which local names refer to einops functions or the einops module, and to torch's
+    functional module or its scaled_dot_product_attention (a reference's own function of that
+    name is not torch's)."""
 
     def __init__(self) -> None:
         self.functions: dict[str, str] = {}  # local name -> einops function
         self.others: dict[str, str] = {}  # local name -> einops function without a codemod (pack, ...)
         self.modules: set[str] = set()
         self.layers: dict[str, str] = {}  # local name -> Rearrange | Reduce | ...
+        self.functional: set[str] = {"torch.nn.functional"}  # dotted names of torch.nn.functional
+        self.sdpa: set[str] = set()  # local names of torch's scaled_dot_product_attention
 
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:
             name = cst.helpers.get_full_name_for_node(alias.name)
             if name == "einops":
                 self.modules.add(alias.evaluated_alias or "einops")
+            elif name == "torch.nn.functional" and alias.asname:
+                self.functional.add(alias.evaluated_alias)
+            elif name == "torch.nn" and alias.asname:
+                self.functional.add(f"{alias.evaluated_alias}.functional")
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         module = cst.helpers.get_full_name_for_node(node.module) if node.module else ""
+        if not isinstance(node.names, cst.ImportStar) and module in ("torch", "torch.nn", "torch.nn.functional"):
+            for alias in node.names:
+                local = alias.evaluated_alias or alias.name.value
+                if module == "torch.nn.functional" and alias.name.value == "scaled_dot_product_attention":
+                    self.sdpa.add(local)
+                elif module == "torch.nn" and alias.name.value == "functional":
+                    self.functional.add(local)
+                elif module == "torch" and alias.name.value == "nn":
+                    self.functional.add(f"{local}.functional")
         if isinstance(node.names, cst.ImportStar) or not module.startswith("einops"):
             return
         for alias in node.names:
@@ -138,11 +155,17 @@ class _Rewrite(cst.CSTTransformer):
         if other:
             self.left.append(LeftUndone(self._line(original), f"einops.{other}", "no exact torch codemod for this einops function"))
             return updated
-        if self.sdpa and m.matches(original.func, m.Name("scaled_dot_product_attention") | m.Attribute(attr=m.Name("scaled_dot_product_attention"))):
+        if self.sdpa and self._is_torch_sdpa(original.func):
             if self._unverified(original, "scaled_dot_product_attention"):
                 return updated
             return self._sdpa(original, updated)
         return updated
+
+    def _is_torch_sdpa(self, func: cst.BaseExpression) -> bool:
+        if isinstance(func, cst.Name):
+            return func.value in self.imports.sdpa
+        return (m.matches(func, m.Attribute(attr=m.Name("scaled_dot_product_attention")))
+                and cst.helpers.get_full_name_for_node(func.value) in self.imports.functional)
 
     def _other_einops(self, func: cst.BaseExpression) -> str | None:
         if isinstance(func, cst.Name):
