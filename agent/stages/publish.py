@@ -11,6 +11,7 @@ from typing import Any
 import git
 
 from agent import __version__
+from agent.publish.remote import publish_remote
 from agent.redact import redact
 from agent.render import render
 from agent.run_state import Run
@@ -83,11 +84,16 @@ def publish(run: Run) -> dict[str, Any]:
     else:
         pr = run.path("PR.md")
         pr.write_text(body)
-        sha = commit_all(repo, f"Add generated test for {planned['class_name']}")
+        # a resumed publish finds its commit already made: report the branch's head then
+        sha = commit_all(repo, f"Add generated test for {planned['class_name']}") or repo.head.commit.hexsha
         patch = run.path("changes.patch")
         first = scaffolded["commit"]
         patch.write_text(repo.git.format_patch("--stdout", f"{first}~1..HEAD"))
         result.update(branch=planned["branch"], patch=str(patch), target=run.inputs["target"])
+    # --- remote publishing (agent/publish): Hub PR, push, draft GitHub PR; {} for the bundle ---
+    # Before the worktree goes: a failure here leaves the stage resumable as it stands.
+    result["remote"] = publish_remote(run, body)
+    if planned["layout"] != "standalone":
         remove_worktree_keep_branch(run)
     result.update(pr_body=str(pr), commit=sha, reports=str(reports_dir(run)))
     return result
