@@ -116,6 +116,7 @@ class GitHubStandIn:
         self.installation_tokens: dict[str, tuple[int, float]] = {}  # token -> (installation id, expires at)
         self.token_ttl_s = 3600.0
         self.fork_delay = 0  # a new fork answers 404 to this many GETs, as GitHub's take a while to appear
+        self.fork_hooks: dict[str, str] = {}  # hooks installed in every fork created through the API
         self.requests: list[dict] = []  # method, path, query, body, auth, status, response
         self.faults: list[Fault] = []
         self.git_auth: list[str | None] = []  # Authorization headers the smart-HTTP endpoint saw
@@ -565,6 +566,8 @@ class GitHubStandIn:
                                        collaborators=(self._who[1],))
                     fork.parent = upstream.full_name
                     fork.ready_after = gh.fork_delay
+                    for hook, script in gh.fork_hooks.items():
+                        gh.set_hook(full, hook, script)
                 self._send(202, gh._repo(gh.repos[full]))
 
             def list_pulls(self, body, query, owner, repo):

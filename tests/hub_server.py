@@ -138,7 +138,7 @@ class HubStandIn:
                 m = re.match(r"^/api/models/(?P<repo>[^/]+/[^/]+)/discussions$", path)
                 if m:
                     return self._discussions(m["repo"], record["query"])
-                m = re.match(r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>[^/]+))?/?$", path)
+                m = re.match(r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>.+?))?/?$", path)
                 if m:
                     return self._model_info(m["repo"])
                 m = re.match(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<sub>.*))?$", path)
