@@ -66,7 +66,7 @@ def test_publish_github_and_hub_end_to_end(tmp_path, diffusers_checkout):
         # 3. the fork is created, but the push is rejected half-way: one line, exit 2, no PR
         gh.fork_hooks = {"pre-receive": REJECT}
         rejected = integrate("resume", str(run_dir), "--json", cwd=tmp_path, env=tokens)
-        assert_one_line_error(rejected, "git push to file://", "pre-receive hook declined")
+        assert_one_line_error(rejected, "git push to file://", "[remote rejected] (pre-receive hook declined)", "push rejected by the test")
         assert "alice/diffusers" in gh.repos and gh.branch_head("alice/diffusers", BRANCH) is None
         assert gh.pull_records("huggingface/diffusers") == []
 

@@ -257,6 +257,13 @@ def test_app_installation_token_is_renewed_before_it_expires(server, app):
     assert used[-1] == f"token {token_two}"
 
 
+def test_app_has_no_user_to_fork_to_and_says_to_pass_fork(server, app):
+    c = GitHubClient(auth_from_env(UPSTREAM, app), server.url, FAST, pace_s=(0, 0))
+    with pytest.raises(IntegrateError, match="pass --fork OWNER/NAME"):
+        c.ensure_fork(c.repo(UPSTREAM))
+    assert c.ensure_fork(c.repo(UPSTREAM), UPSTREAM).full_name == UPSTREAM  # a branch on the upstream itself
+
+
 def test_app_without_access_to_a_repository_is_a_one_line_error(server, app):
     server.add_repo("other/repo")
     with pytest.raises(IntegrateError) as err:

@@ -72,6 +72,7 @@ def test_push_rejected_by_the_server_is_one_line_and_leaves_nothing_half_done(se
     with pytest.raises(IntegrateError) as err:
         push_branch(checkout, url, "integrate/x", TOKEN)
     assert "\n" not in err.value.message and "git push" in err.value.message and TOKEN not in err.value.message
+    assert "rejected [remote rejected] (pre-receive hook declined) (the server said: push declined by policy)" in err.value.message
     assert gh.branch_head("alice/diffusers", "integrate/x") is None
     gh.set_hook("alice/diffusers", "pre-receive", None)
     assert push_branch(checkout, url, "integrate/x", TOKEN).pushed  # the same call, once the server takes it

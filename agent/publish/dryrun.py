@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 DRY_NUMBER = 0  # the number a dry-run pull request answers with, printed as {number}
 YOU = "{you}"  # the authenticated user, unknown without a token
@@ -120,7 +120,7 @@ class _Answers:
     def answer(self, verb: str, url: str, raw: Any) -> _Response:
         parts = urlsplit(url)
         path = re.sub(r"/(pulls|issues)/0(?=/|$)", r"/\1/{number}", parts.path)
-        query = f"?{parts.query}" if parts.query else ""
+        query = f"?{unquote(parts.query)}" if parts.query else ""
         self.dry.record(verb, path + query, body_keys(raw))
         m = re.fullmatch(r"/repos/([^/]+/[^/]+)", parts.path)
         if verb == "GET" and parts.path == "/user":

@@ -239,7 +239,14 @@ class GitHubClient:
                     poll_s: float = FORK_POLL_S) -> RepoInfo:
         """The fork to push to: `fork` (owner/name) or the authenticated user's fork of the
         upstream, created through the API when missing and waited for until it answers."""
-        owner, name = fork.split("/", 1) if fork else (self.login(), upstream.full_name.split("/", 1)[1])
+        if fork:
+            owner, name = fork.split("/", 1)
+        else:
+            try:
+                owner, name = self.login(), upstream.full_name.split("/", 1)[1]
+            except IntegrateError:
+                raise IntegrateError("GitHub: these credentials have no user account to fork to (a GitHub App?): pass "
+                                     f"--fork OWNER/NAME, or --fork {upstream.full_name} to push a branch there") from None
         full = f"{owner}/{name}"
         if full == upstream.full_name:
             return upstream  # pushing to a branch of the upstream itself (a bot with write access)

@@ -84,10 +84,25 @@ def _git(repo_dir: Path, args: list[str], url: str, token: str | None, ok: tuple
     status, out, err = runner.execute(["git", *args], env=git_environment(url, token), with_extended_output=True,
                                       with_exceptions=False, stdout_as_string=True)
     if status not in ok:
-        last = [line for line in (err or "").strip().splitlines() if line.strip()]
-        secrets = [token, auth_header(token).split(" ", 2)[-1]] if token else []
-        raise IntegrateError(redact_text(f"git {args[0]} to {display_url(url)} failed: {last[-1] if last else f'exit {status}'}", secrets))
+        raise IntegrateError(_one_line(f"git {args[0]} to {display_url(url)} failed: {_reason(out, err, status)}", token))
     return status, out, err
+
+
+def _reason(out: str, err: str, status: int) -> str:
+    """Why git failed, in a few words: a rejected ref's reason (porcelain `!` lines) and what the
+    server said (`remote:` lines), else git's last line."""
+    rejected = [line.split("\t")[-1] for line in (out or "").splitlines() if line.startswith("!")]
+    remote = [line.removeprefix("remote:").strip() for line in (err or "").splitlines()
+              if line.startswith("remote:") and line.removeprefix("remote:").strip()]
+    if rejected:
+        return "rejected " + "; ".join(rejected) + (f" (the server said: {remote[0]})" if remote else "")
+    last = [line for line in (err or "").strip().splitlines() if line.strip()]
+    return last[-1] if last else f"exit {status}"
+
+
+def _one_line(message: str, token: str | None) -> str:
+    secrets = [token, auth_header(token).split(" ", 2)[-1]] if token else []
+    return redact_text(" ".join(message.split()), secrets)
 
 
 def remote_head(repo_dir: Path, url: str, branch: str, token: str | None) -> str | None:
