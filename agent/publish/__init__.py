@@ -1,1 +1,2 @@
-"""Publishing and review: the GitHub and Hub clients, pushing, the evidence and `integrate verify`."""
+"""Publishing a run and checking what it claims: the evidence manifest a branch carries,
+`integrate verify`, and one client per service (GitHub, the Hugging Face Hub)."""

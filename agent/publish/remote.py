@@ -26,6 +26,7 @@ from agent.publish.dryrun import DryRun
 from agent.publish.github import PR_MARKER, GitHubClient, marker_fields
 from agent.publish.hub import SUBFOLDER, HubClient
 from agent.publish.push import push_branch
+from agent.redact import redact_text
 from agent.run_state import Run
 
 DEFAULT_UPSTREAM = "huggingface/diffusers"
@@ -104,9 +105,10 @@ def publish_github(run: Run, body: str, dry: DryRun | None) -> dict[str, Any]:
     branch = planned["branch"]
     labels = tuple(options.get("labels") or DEFAULT_LABELS)
     title = f"[integrate] Add {planned['class_name']}"
+    body = redact_text(body)  # a last net: no secret-shaped string or secret env value leaves in the PR
     if dry is not None:
         with dry.github(upstream_name):
-            return _github_flow(GitHubClient(None), upstream_name, options.get("fork"), Path(target), branch, title, body,
+            return _github_flow(GitHubClient(None, pace_s=(0, 0)), upstream_name, options.get("fork"), Path(target), branch, title, body,
                                 labels, dry)
     client = GitHubClient.from_env(repo=upstream_name)
     return _github_flow(client, upstream_name, options.get("fork"), Path(target), branch, title, body, labels, None)

@@ -13,8 +13,10 @@ from typing import Any
 
 import sandbox
 from agent.checks import check_paths
+from agent.compliance import run_compliance
 from agent.errors import IntegrateError, ParityFailed
-from agent.parity_run import parity_paths, run_parity_sandboxed, write_spec
+from agent.parity_run import parity_paths, render_spec, run_parity_sandboxed, spec_context
+from agent.publish.evidence import evidence_dir
 from agent.render import render
 from agent.run_state import Run
 from sandbox import safe_files
@@ -22,20 +24,15 @@ from sandbox.mapping import WeightMapping
 from sandbox.parity.exchange import load_tensors, read_result
 
 SAMPLE_VALUES = 32
+COMPILE_SKIPPED = "not requested (--compile-check); about 30 s of CPU on the bundled example"
 
 
 def reports_dir(run: Run) -> Path:
-    planned, scaffolded = run.result("plan"), run.result("scaffold")
-    if planned["layout"] == "standalone":
-        return Path(scaffolded["workspace"]) / "reports"
-    return run.path("reports")
+    return evidence_dir(run) / "reports"
 
 
 def spec_path(run: Run) -> Path:
-    planned, scaffolded = run.result("plan"), run.result("scaffold")
-    if planned["layout"] == "standalone":
-        return Path(scaffolded["workspace"]) / "parity_spec.py"
-    return run.path("reports", "parity_spec.py")
+    return evidence_dir(run) / "parity_spec.py"
 
 
 def reference_samples(sides: Path, n: int = SAMPLE_VALUES) -> list[dict[str, Any]]:
@@ -67,7 +64,9 @@ def verify(run: Run) -> dict[str, Any]:
     if reports.exists():
         shutil.rmtree(reports)
     reports.mkdir(parents=True)
-    spec = write_spec(run, spec_path(run), reference_weights=converted["reference_files"], converted_dir=converted["weights_dir"])
+    spec = spec_path(run)
+    context = spec_context(run, spec.name, reference_weights=converted["reference_files"], converted_dir=converted["weights_dir"])
+    safe_files.write_text(spec.parent, spec.name, render_spec(context))
     try:
         mapping = WeightMapping.from_json(safe_files.read_json(run.dir, Path(converted["mapping_json"]).relative_to(run.dir)))
     except (OSError, ValueError) as exc:
@@ -102,6 +101,8 @@ def verify(run: Run) -> dict[str, Any]:
     import_root = workspace / "src" if planned["layout"] == "diffusers-tree" else workspace
     generated_test = run_generated_test(test_file, import_root, run.path("verify", "test"), [workspace, Path(converted["weights_dir"])])
 
+    compliance = run_compliance(run, skip=None if run.inputs.get("compile_check") else {"torch_compile": COMPILE_SKIPPED})
+
     components = [
         {"component": "transformer (converted weights)", **{k: report[k] for k in ("max_abs_diff", "mean_abs_diff", "cosine")}, "passed": report["passed"] and not any("saved folder" in p for p in report["problems"])},
     ]
@@ -115,8 +116,10 @@ def verify(run: Run) -> dict[str, Any]:
         "isolation_notes": report["sandbox"]["notes"],
         "findings": findings,
         "generated_test": generated_test,
+        "compliance": compliance,
         "reports": str(reports),
         "spec": str(spec),
+        "spec_context": context,
         "test_file": str(test_file),
     }
     run.write_json("verify/summary.json", result)
