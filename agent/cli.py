@@ -131,16 +131,27 @@ def _validate_device(device: str) -> None:
 @click.option("--runs-dir", type=click.Path(), default="runs", show_default=True, help="Where run folders are created.")
 @click.option("--run-id", help="Name of the run folder (default: <model>-<timestamp>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
-def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, max_dollars, max_wall, llm_timeout, prices, device, compile_check, revision, runs_dir, run_id, as_json) -> None:
+@click.option("--publish", "publish", multiple=True, metavar="bundle|github|hub",
+              help="Where the result goes once parity passed: bundle (offline PR.md and patch, the default), github (push to a fork, open a draft PR; needs --target and GITHUB_TOKEN or a GitHub App), hub (converted weights as a Hub pull request; HF_TOKEN). Repeat or comma-separate for several.")
+@click.option("--fork", metavar="OWNER/NAME", help="--publish github: the fork to push to (created through the API if missing). Default: your account's fork of the upstream.")
+@click.option("--upstream", metavar="OWNER/NAME", help="--publish github: the repository the PR goes to. Default: the --target checkout's upstream/origin remote on GitHub, else huggingface/diffusers.")
+@click.option("--label", "labels", multiple=True, metavar="NAME", help="--publish github: label for the PR (repeatable; default integrate-generated). Needs triage access upstream; skipped, and said, without it.")
+@click.option("--hub-repo", metavar="OWNER/NAME", help="--publish hub: put the weights in this repo (created if missing) instead of diffusers/ of the SOURCE repo.")
+@click.option("--dry-run", is_flag=True, help="With --publish github/hub: print every API call publishing would make (method, path, body keys) and make none; needs no token.")
+def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, max_dollars, max_wall, llm_timeout, prices, device, compile_check, revision, runs_dir, run_id, as_json,
+            publish, fork, upstream, labels, hub_repo, dry_run) -> None:
     """Port SOURCE into diffusers: resolve, analyze, plan, scaffold, port, refine, convert, verify, publish.
 
     Exits 0 only when parity passed; 1 when the port ran but parity (or the refinement) failed;
     2 when it could not run. Refinement is skipped, and says so, without an LLM.
     """
+    from agent.publish.options import publish_options
     from agent.run_state import Run, slugify
     from agent.stages.resolve import is_hub_id
     from agent.workspace import check_out_dir, check_target
 
+    publishing = publish_options(publish, fork, upstream, hub_repo, labels, dry_run,
+                                 source_is_hub_id=not Path(source).is_dir() and is_hub_id(source), has_target=bool(target))
     llm = _validate_llm(llm)
     refine = _refine_settings(llm, model, prices, {"max_turns": max_turns, "max_tokens": max_tokens, "max_dollars": max_dollars, "max_wall_s": max_wall})
     if llm_timeout is not None and llm_timeout <= 0:
@@ -169,6 +180,7 @@ def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, m
         "device": device,
         "compile_check": compile_check,
         "revision": revision,
+        "publish": publishing,
     }
     run = Run.create(Path(runs_dir), inputs, run_id)
     _execute(run, as_json)
@@ -227,6 +239,16 @@ def _report(run, as_json: bool) -> None:
         pub = s["publish"]
         where = pub.get("out") or f"branch {pub['branch']} in {pub['target']}"
         console.print(f"port: {where}\nPR description: {pub['pr_body']}")
+        remote = pub.get("remote") or {}
+        if remote.get("hub"):
+            console.print(f"Hub pull request: {remote['hub']['pr_url']}")
+        if remote.get("github"):
+            gh = remote["github"]
+            console.print(f"GitHub pull request ({'draft, ' if gh['draft'] else ''}{'opened' if gh['created'] else 'updated'}): {gh['pr_url']}")
+            for note in gh.get("notes", []):
+                console.print(f"[yellow]note:[/yellow] {note}")
+        if remote.get("dry_run"):
+            console.print(f"dry run: {len(remote['dry_run'])} calls printed above, none made")
     if s["status"] != "passed" and s.get("error"):
         console.print(f"run {run.id} stopped at {s['stage_reached']}; after fixing, continue with: integrate resume {shlex.quote(str(run.dir))}")
 
