@@ -323,33 +323,52 @@ def _write_user_file(path: Path, data: bytes) -> None:
 
 
 @cli.command("verify")
-@click.argument("where", default=".", metavar="[PATH]")
+@click.argument("where", default=".", metavar="[PATH | PR-URL | OWNER/REPO#N]")
 @click.option("--reference", type=click.Path(), help="The reference folder, when the manifest names a local source (not on the Hub).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--json", "json_out", type=click.Path(), help="Write the claims table (JSON) here.")
 @click.option("--keep", type=click.Path(), help="Keep the re-measurement's files (reference, converted weights, parity sides) in this new folder.")
-def verify_cmd(where, reference, device, json_out, keep) -> None:
+@click.option("--post", is_flag=True, help="Post the result as the tool's review on the pull request (updated on a re-run), with line comments for findings.")
+def verify_cmd(where, reference, device, json_out, keep, post) -> None:
     """Re-measure every claim of a branch integrate published: file hashes, the reference at its
     recorded revision, the conversion, parity (every side sandboxed, the spec rendered again from
     the manifest, never taken from the branch), the generated test and the convention checks.
 
-    PATH is a checkout of the branch (default: the current folder). Prints one table of claim,
-    recorded, re-measured, agrees. Exit 0 only if every claim reproduces, 1 if one does not, 2
-    if verification could not run.
+    PATH is a checkout of the branch (default: the current folder); a pull request (its URL or
+    OWNER/REPO#N) is fetched first (GITHUB_TOKEN, or a GitHub App, for private repositories and
+    for --post). Prints one table of claim, recorded, re-measured, agrees. Exit 0 only if every
+    claim reproduces, 1 if one does not, 2 if verification could not run.
     """
-    from agent.publish.verify import verify_folder
+    import tempfile
+
+    from agent.publish.github import parse_pull_ref
+    from agent.publish.verify import checkout_pull, post_review, verify_folder
 
     if keep and Path(keep).exists():
         raise IntegrateError(f"--keep folder exists already: {keep}")
-    rows = verify_folder(Path(where), reference=Path(reference) if reference else None, device=device, keep=Path(keep) if keep else None)
-    width = max(len(r.claim) for r in rows)
-    for r in rows:
-        mark = "yes" if r.agrees else "NO"
-        click.echo(f"{r.claim:<{width}}  {r.recorded:<24}  {r.measured:<24}  {mark}")
-    agreed = sum(r.agrees for r in rows)
-    click.echo(f"{agreed}/{len(rows)} claims reproduce")
-    if json_out:
-        _write_user_file(Path(json_out), (json.dumps([r.to_dict() for r in rows], indent=2) + "\n").encode())
+    pull_ref = parse_pull_ref(where)
+    if post and pull_ref is None:
+        raise IntegrateError("--post needs a pull request (its URL or OWNER/REPO#N), not a folder")
+    findings: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="integrate-pr-") as tmp:
+        if pull_ref:
+            client, pull = checkout_pull(*pull_ref, Path(tmp) / "checkout")
+            root = Path(tmp) / "checkout"
+            _console().print(f"verifying {pull.html_url} at {pull.head_sha[:12]}")
+        else:
+            root = Path(where)
+        rows = verify_folder(root, reference=Path(reference) if reference else None, device=device,
+                             keep=Path(keep) if keep else None, findings_out=findings)
+        width = max(len(r.claim) for r in rows)
+        for r in rows:
+            click.echo(f"{r.claim:<{width}}  {r.recorded:<24}  {r.measured:<24}  {'yes' if r.agrees else 'NO'}")
+        agreed = sum(r.agrees for r in rows)
+        click.echo(f"{agreed}/{len(rows)} claims reproduce")
+        if json_out:
+            _write_user_file(Path(json_out), (json.dumps([r.to_dict() for r in rows], indent=2) + "\n").encode())
+        if post:
+            review = post_review(client, *pull_ref, rows, findings)
+            click.echo(f"review posted: {getattr(review, 'html_url', None) or review}")
     sys.exit(0 if agreed == len(rows) else 1)
 
 

@@ -137,6 +137,11 @@ def fetch_ref(repo_dir: Path, url: str, ref: str, token: str | None, into: str) 
     return out.strip()
 
 
+def checkout(repo_dir: Path, branch: str) -> None:
+    """Check out a local branch (of a repository this tool created: no hooks, no filters)."""
+    _git(repo_dir, ["checkout", "--quiet", branch], "", None)
+
+
 def push_branch(repo_dir: Path, url: str, branch: str, token: str | None, replaceable: set[str] | frozenset[str] = frozenset()) -> PushResult:
     """Make the fork's `branch` point at the local branch's commit (see the module doc)."""
     if not re.fullmatch(r"[A-Za-z0-9._/-]+", branch) or branch.startswith("-"):
