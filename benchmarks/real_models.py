@@ -1,0 +1,178 @@
+"""Port every model of the real-model corpus with `integrate` and print where each one got.
+
+    python benchmarks/real_models.py [NAME ...] [--timeout S] [--work DIR] [--keep DIR] [--json OUT] [--markdown OUT]
+
+For each entry of benchmarks/corpus/entries.py it builds the Hub-style folder if needed
+(benchmarks/corpus/build.py: the package's files unmodified, config.json, seeded weights),
+checks that the folder's upstream files still match upstream.sha256, then runs
+
+    integrate FOLDER --out TMP/out/NAME --llm none --json
+
+offline (HF_HUB_OFFLINE=1), on CPU, killed after --timeout seconds, and prints one row per model:
+the stage reached, parity (max abs, or why there is none), the wall time, and what was left (the
+port's untranslated calls) or the one-line reason the run stopped. The goal of issue 13 is every
+row `passed`, within 120 s. Exit status: 0 when every model passed within 120 s, 1 otherwise,
+2 when the corpus could not be set up.
+
+Run it with the interpreter that has the corpus requirements installed
+(benchmarks/corpus/requirements.txt); a model whose imports are missing is reported as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks" / "corpus"))
+
+from build import DEFAULT_WORK, build  # noqa: E402
+from entries import BY_NAME, ENTRIES, Entry  # noqa: E402
+
+GOAL_S = 120.0
+
+
+def upstream_changed(folder: Path) -> list[str]:
+    """Files listed in upstream.sha256 whose content no longer matches."""
+    changed = []
+    for line in (folder / "upstream.sha256").read_text().splitlines():
+        digest, rel = line.split(maxsplit=1)
+        path = folder / rel
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            changed.append(rel)
+    return changed
+
+
+def run_integrate(folder: Path, scratch: Path, timeout: float) -> tuple[dict | None, str, float]:
+    """(summary or None, stderr tail, seconds); the whole process group is killed at the timeout."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env.pop("ANTHROPIC_API_KEY", None)
+    cmd = [sys.executable, "-m", "agent.cli", str(folder), "--out", str(scratch / "out" / folder.name),
+           "--llm", "none", "--device", "cpu", "--json", "--runs-dir", str(scratch / "runs")]
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=scratch, env=env, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        return None, f"killed after {timeout:.0f} s (timeout)", time.monotonic() - start
+    seconds = time.monotonic() - start
+    try:
+        return json.loads(out), err, seconds
+    except json.JSONDecodeError:
+        lines = [line for line in err.strip().splitlines() if line.strip()]
+        return None, lines[-1] if lines else f"exit {proc.returncode}, no summary", seconds
+
+
+def stage_result(summary: dict, stage: str) -> dict:
+    run = json.loads((Path(summary["run_dir"]) / "run.json").read_text())
+    return (run["stages"].get(stage) or {}).get("result") or {}
+
+
+def left_summary(port: dict) -> str:
+    left = (port.get("codemods") or {}).get("left") or []
+    if not left:
+        return "nothing left"
+    kinds: dict[str, int] = {}
+    for item in left:
+        kinds[item["what"]] = kinds.get(item["what"], 0) + 1
+    return f"{len(left)} left: " + ", ".join(f"{what}" + (f" x{n}" if n > 1 else "") for what, n in kinds.items())
+
+
+def measure(entry: Entry, work: Path, scratch: Path, timeout: float) -> dict:
+    row = {"model": entry.name, "family": entry.family, "source": f"{entry.package}=={entry.version}", "license": entry.license}
+    record = build(entry, work)
+    if "error" in record:
+        return row | {"stage": "build", "status": "not built", "parity": None, "seconds": None, "reason": record["error"]}
+    folder = Path(record["folder"])
+    changed = upstream_changed(folder)
+    if changed:
+        return row | {"stage": "build", "status": "modified", "parity": None, "seconds": None,
+                      "reason": f"upstream file changed since the build: {changed[0]}"}
+    summary, err, seconds = run_integrate(folder, scratch, timeout)
+    row["seconds"] = round(seconds, 1)
+    if summary is None:
+        return row | {"stage": "?", "status": "crashed" if "timeout" not in err else "timeout", "parity": None, "reason": err.strip()[:300]}
+    row |= {"stage": summary["stage_reached"], "status": summary["status"], "run_dir": summary["run_dir"],
+            "stage_seconds": {k: v.get("seconds") for k, v in summary["stages"].items()}}
+    port = stage_result(summary, "port")
+    parity = summary.get("parity") or port.get("parity")
+    row["parity"] = None if not parity else {k: parity.get(k) for k in ("passed", "max_abs_diff", "cosine", "problems")}
+    row["left"] = (port.get("codemods") or {}).get("left")
+    if summary["status"] == "passed":
+        row["reason"] = left_summary(port)
+    else:
+        row["reason"] = (summary.get("error") or "").strip().splitlines()[0][:300] if summary.get("error") else left_summary(port)
+    if upstream_changed(folder):
+        row["reason"] += " (the run changed the source folder!)"
+    return row
+
+
+def parity_text(row: dict) -> str:
+    p = row.get("parity")
+    if not p:
+        return "-"
+    if p.get("max_abs_diff") is None:
+        return "passed" if p.get("passed") else "failed"
+    return f"{'ok' if p.get('passed') else 'FAIL'} {float(p['max_abs_diff']):.1e}"
+
+
+def table(rows: list[dict]) -> str:
+    head = ["model", "family", "stage reached", "parity (max abs)", "time", "left / reason"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        status = r["status"] if r["status"] == "passed" else f"{r['stage']} ({r['status']})"
+        secs = "-" if r.get("seconds") is None else f"{r['seconds']:.0f} s" + (" (over 2 min)" if r["seconds"] > GOAL_S else "")
+        reason = r.get("reason", "").replace("|", "\\|")
+        lines.append(f"| {r['model']} | {r['family']} | {status} | {parity_text(r)} | {secs} | {reason} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="corpus entries to run (default: all)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds before a run is killed (default 600; the goal is 120)")
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="corpus build folder (default benchmarks/corpus/.cache)")
+    parser.add_argument("--keep", type=Path, help="keep the ports and run folders here (default: a temporary folder, removed)")
+    parser.add_argument("--json", type=Path, help="write the rows as JSON here")
+    parser.add_argument("--markdown", type=Path, help="write the table as markdown here")
+    args = parser.parse_args()
+    unknown = [n for n in args.names if n not in BY_NAME]
+    if unknown:
+        print(f"error: unknown corpus entry {unknown[0]!r} (known: {', '.join(BY_NAME)})", file=sys.stderr)
+        return 2
+    scratch = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="integrate-corpus-"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    rows = []
+    try:
+        for entry in [BY_NAME[n] for n in args.names] or ENTRIES:
+            row = measure(entry, args.work.resolve(), scratch, args.timeout)
+            rows.append(row)
+            secs = "-" if row.get("seconds") is None else f"{row['seconds']:.0f}s"
+            print(f"{row['model']:<24} {row['stage']:<8} {row['status']:<10} {parity_text(row):<14} {secs:>5}  {row['reason']}", flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+    print()
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1, default=str))
+    if args.markdown:
+        args.markdown.write_text(table(rows) + "\n")
+    ok = [r for r in rows if r["status"] == "passed" and r["seconds"] <= GOAL_S]
+    print(f"\n{len(ok)}/{len(rows)} passed with parity within {GOAL_S:.0f} s")
+    return 0 if len(ok) == len(rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
