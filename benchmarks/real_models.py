@@ -143,7 +143,7 @@ def main() -> int:
     parser.add_argument("names", nargs="*", help="corpus entries to run (default: all)")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds before a run is killed (default 600; the goal is 120)")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="corpus build folder (default benchmarks/corpus/.cache)")
-    parser.add_argument("--keep", type=Path, help="keep the ports and run folders here (default: a temporary folder, removed)")
+    parser.add_argument("--keep", type=Path, help="keep the ports and run folders in a new subfolder of this one (default: a temporary folder, removed)")
     parser.add_argument("--json", type=Path, help="write the rows as JSON here")
     parser.add_argument("--markdown", type=Path, help="write the table as markdown here")
     args = parser.parse_args()
@@ -151,8 +151,11 @@ def main() -> int:
     if unknown:
         print(f"error: unknown corpus entry {unknown[0]!r} (known: {', '.join(BY_NAME)})", file=sys.stderr)
         return 2
-    scratch = args.keep.resolve() if args.keep else Path(tempfile.mkdtemp(prefix="integrate-corpus-"))
-    scratch.mkdir(parents=True, exist_ok=True)
+    if args.keep:  # a new folder per invocation: a port never lands on an earlier one
+        scratch = args.keep.resolve() / time.strftime("%Y%m%d-%H%M%S")
+        scratch.mkdir(parents=True)
+    else:
+        scratch = Path(tempfile.mkdtemp(prefix="integrate-corpus-"))
     rows = []
     try:
         for entry in [BY_NAME[n] for n in args.names] or ENTRIES:

@@ -40,8 +40,9 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-import sandbox  # noqa: E402
 from entries import BY_NAME, ENTRIES, Entry  # noqa: E402
+
+import sandbox  # noqa: E402
 
 DEFAULT_WORK = HERE / ".cache"
 SEED = 0
