@@ -14,7 +14,8 @@ For each entry of benchmarks/corpus/entries.py:
    entry's inputs is finite, not constant, and reproduced by a model loaded from the file.
 
 Folders land in WORK/models/NAME (default WORK: benchmarks/corpus/.cache, git-ignored); WORK/builds/
-NAME.json records what was built (and is what makes a later run skip an up-to-date entry).
+NAME.json records what was built. A later run reuses a folder only when the entry, this script and
+the weights job are unchanged and every upstream file still matches upstream.sha256.
 Run it with the interpreter that has the corpus requirements (benchmarks/corpus/requirements.txt);
 an entry whose imports are missing is laid out but gets no weights, and says which are missing.
 """
@@ -219,6 +220,17 @@ def summary(report: dict) -> str:
     return ", ".join(f"{k}={report.get(k)}" for k in keys)
 
 
+def upstream_changed(folder: Path) -> list[str]:
+    """Files listed in the folder's upstream.sha256 whose content no longer matches."""
+    changed = []
+    for line in (folder / "upstream.sha256").read_text().splitlines():
+        digest, rel = line.split(maxsplit=1)
+        path = folder / rel
+        if not path.is_file() or sha256_of(path.read_bytes()) != digest:
+            changed.append(rel)
+    return changed
+
+
 def build_key(entry: Entry) -> str:
     """Changes when the entry, the weights job or this script changes: the folder is rebuilt then."""
     parts = [repr(entry), JOB.read_text(), Path(__file__).read_text()]
@@ -230,9 +242,9 @@ def build(entry: Entry, work: Path = DEFAULT_WORK, force: bool = False) -> dict:
     dest = work / "models" / entry.name
     stamp = work / "builds" / f"{entry.name}.json"
     key = build_key(entry)
-    if not force and stamp.exists() and dest.is_dir():
+    if not force and stamp.exists() and (dest / "upstream.sha256").is_file():
         record = json.loads(stamp.read_text())
-        if record.get("key") == key and "error" not in record:
+        if record.get("key") == key and "error" not in record and not upstream_changed(dest):
             return record | {"reused": True}
     stamp.parent.mkdir(parents=True, exist_ok=True)
     record: dict = {"name": entry.name, "key": key, "folder": str(dest)}
