@@ -221,44 +221,69 @@ def _report(run, as_json: bool) -> None:
 @click.argument("spec", type=click.Path())
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the first input set.")
+@click.option("--no-fresh-seed", is_flag=True, help="Judge on --seed only (by default a second input set comes from a seed drawn at run time).")
 @click.option("--json", "json_out", type=click.Path(), help="Write the full report (JSON) here.")
 @click.option("--plot", "plot_out", type=click.Path(), help="Write a PNG of max abs diff per aligned layer here.")
-@click.option("--allow-read", multiple=True, type=click.Path(), help="Extra host path the spec may read (repeatable).")
-@click.option("--timeout", type=float, default=1800, show_default=True, help="Wall-time limit in seconds.")
-def parity_cmd(spec, device, dtype, seed, json_out, plot_out, allow_read, timeout) -> None:
-    """Compare reference() and candidate() from SPEC.py on seeded inputs, in the sandbox.
+@click.option("--reference-path", multiple=True, type=click.Path(), help="Host path only the reference side may read (repeatable).")
+@click.option("--candidate-path", multiple=True, type=click.Path(), help="Host path only the candidate side may read (repeatable).")
+@click.option("--allow-read", multiple=True, type=click.Path(), help="Host path both sides may read (repeatable).")
+@click.option("--timeout", type=float, default=1800, show_default=True, help="Wall-time limit of each side, in seconds.")
+def parity_cmd(spec, device, dtype, seed, no_fresh_seed, json_out, plot_out, reference_path, candidate_path, allow_read, timeout) -> None:
+    """Compare reference() and candidate() from SPEC.py on seeded inputs.
 
-    Exit 0 passed, 1 not passed, 2 could not run. The spec contract is in docs/parity.md.
+    The reference and the candidate each run in their own sandbox and see only the spec's
+    folder, their own paths and their work folder; the verdict is computed outside both from
+    the files they leave. Exit 0 passed, 1 not passed, 2 could not run. The spec contract is
+    in docs/parity.md.
     """
     import tempfile
 
     import sandbox
-    from agent.parity_run import run_parity_sandboxed
+    from agent.parity_run import SidePaths, run_parity_sandboxed
 
     spec_path = Path(spec)
     if not spec_path.is_file():
         raise IntegrateError(f"spec not found: {spec}")
-    for p in allow_read:
+    for p in (*reference_path, *candidate_path, *allow_read):
         if not Path(p).exists():
-            raise IntegrateError(f"--allow-read path not found: {p}")
+            raise IntegrateError(f"path not found: {p}")
+    paths = SidePaths(
+        reference=[Path(p).resolve() for p in reference_path],
+        candidate=[Path(p).resolve() for p in candidate_path],
+        shared=[Path(p).resolve() for p in allow_read],
+    )
     with tempfile.TemporaryDirectory(prefix="integrate-parity-") as scratch:
-        report, res = run_parity_sandboxed(
-            spec_path, workspace=Path(scratch), ro_paths=[Path(p) for p in allow_read], device=device, dtype=dtype,
-            seed=seed, limits=sandbox.Limits(wall_s=timeout),
+        work = Path(scratch)
+        report = run_parity_sandboxed(
+            spec_path, work, paths, device=device, dtype=dtype, seed=seed, fresh=not no_fresh_seed,
+            limits=sandbox.Limits(wall_s=timeout),
         )
-        click.echo(res.stdout.rstrip())
-        if report is None:
-            raise IntegrateError(f"parity could not run: {res.one_line_error() if res.reason == 'exit' else res.reason}")
+        verdict = "passed" if report["passed"] else "NOT passed"
+        click.echo(f"parity {verdict}: max abs {report['max_abs_diff']}, mean abs {report['mean_abs_diff']}, cosine {report['cosine']} "
+                   f"(seeds {', '.join(map(str, report['seeds']))}; {len(report['outputs'])} output tensors compared)")
+        for problem in report["problems"]:
+            click.echo(f"  - {problem}")
+        if report["first_divergence"]:
+            fd = report["first_divergence"]
+            click.echo(f"  first divergence: {fd['reference_module']} -> {fd['candidate_module']} (max abs {fd['max_abs_diff']})")
         if json_out:
-            Path(json_out).write_text(json.dumps(report, indent=2) + "\n")
+            _write_user_file(Path(json_out), (json.dumps(report, indent=2) + "\n").encode())
         if plot_out:
-            import shutil
-
-            shutil.copy(Path(scratch) / "parity_layers.png", plot_out)
-        if res.isolation != "full":
-            _console().print(f"[yellow]reduced isolation:[/yellow] {'; '.join(res.isolation_notes)}")
+            _write_user_file(Path(plot_out), (work / "parity_layers.png").read_bytes())
+        if report["sandbox"]["isolation"] != "full":
+            _console().print(f"[yellow]reduced isolation:[/yellow] {'; '.join(report['sandbox']['notes'])}")
     sys.exit(0 if report["passed"] else 1)
+
+
+def _write_user_file(path: Path, data: bytes) -> None:
+    """An output the user named: replaced as a new file, never written through a link."""
+    from sandbox import safe_files
+
+    try:
+        safe_files.write_bytes(path.parent.resolve(), path.name, data)
+    except OSError as exc:
+        raise IntegrateError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 @cli.command("check")
@@ -367,6 +392,7 @@ def convert_cmd(checkpoints, mapping, out, max_shard_size, expect_keys, config_f
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     import sandbox
+    from sandbox import safe_files
 
     out_path = Path(out).resolve()
     if out_path.exists() and (not out_path.is_dir() or any(out_path.iterdir())):
@@ -393,21 +419,34 @@ def convert_cmd(checkpoints, mapping, out, max_shard_size, expect_keys, config_f
 
             def poll() -> None:
                 try:
-                    done, total = map(int, (staging / "progress").read_text().split())
+                    done, total = map(int, safe_files.read_text(staging, "progress", max_bytes=200).split())
                     bar.update(task, completed=done, total=total)
                 except (OSError, ValueError):
                     pass
 
             res = sandbox.run(cmd, staging, ro_paths=sorted(ro), limits=sandbox.Limits(wall_s=timeout, memory_mb=65536, file_mb=1 << 20), poll=poll)
             poll()
-        if not (res.ok and (staging / "result.json").exists()):
+        if not res.ok:
             raise IntegrateError(f"conversion failed: {res.one_line_error() if res.reason == 'exit' else res.reason}")
-        result = json.loads((staging / "result.json").read_text())
-        shutil.move(str(staging / "out"), out_path)
+        try:  # the staging folder was the job's to write: read and copy it without following links
+            result = safe_files.read_json(staging, "result.json")
+            staged = staging / "staged"
+            safe_files.copy_tree_out(staging, "out", staged, max_bytes=1 << 50)
+        except (OSError, ValueError) as exc:
+            raise IntegrateError(f"conversion left unusable output: {exc}") from None
+        if out_path.exists():  # an empty folder the user made
+            _move_into_empty(staged, out_path)
+        else:
+            staged.rename(out_path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     click.echo(f"{result['tensors_in']} tensors -> {result['tensors_out']} in {result['shards']} shard(s), "
                f"{result['bytes'] / 1e9:.2f} GB, peak memory {res.peak_rss_mb:.0f} MB, {res.wall_s:.1f} s: {out}")
+
+
+def _move_into_empty(src: Path, dest: Path) -> None:
+    for child in src.iterdir():
+        child.rename(dest / child.name)
 
 
 @cli.command("sandbox", context_settings={"ignore_unknown_options": True})

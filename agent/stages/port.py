@@ -12,11 +12,12 @@ import libcst as cst
 
 from agent.checks import check_paths
 from agent.errors import IntegrateError, ParityFailed
-from agent.parity_run import require_report, run_parity_sandboxed, write_spec
+from agent.parity_run import parity_paths, run_parity_sandboxed, write_spec
 from agent.porting.codemods import CodemodResult, drop_unused_imports, port_codemods
 from agent.porting.config_capture import capture_config
 from agent.porting.formatting import format_file
 from agent.porting.inline import inline_local_imports, kept_lines
+from agent.reference_weights import reference_weight_files
 from agent.run_state import Run
 from agent.stages.scaffold import model_file
 from agent.workspace import commit_all
@@ -67,11 +68,11 @@ def port(run: Run) -> dict[str, Any]:
 
     workdir = run.path("port")
     workdir.mkdir(exist_ok=True)
-    spec = write_spec(run, workdir / "parity_spec.py")
-    report, res = run_parity_sandboxed(
-        spec, workspace=workdir, ro_paths=[snapshot, Path(scaffolded["workspace"])], device=run.inputs.get("device", "cpu")
+    weights = [str(p) for p in reference_weight_files(run)]  # the author's weights, when they ship
+    spec = write_spec(run, workdir / "spec" / "parity_spec.py", reference_weights=weights)
+    report = run_parity_sandboxed(
+        spec, workdir / "parity", parity_paths(run, weights), device=run.inputs.get("device", "cpu")
     )
-    report = require_report(report, res, "parity of the structural port")
     if not report["passed"]:
         fd = report.get("first_divergence") or {}
         where = f"; first divergence at {fd['reference_module']}" if fd else ""
@@ -83,7 +84,8 @@ def port(run: Run) -> dict[str, Any]:
         "model_file": str(model_path),
         "commit": sha,
         "parity": {k: report[k] for k in ("passed", "max_abs_diff", "mean_abs_diff", "cosine")},
-        "parity_report": str(workdir / "parity.json"),
+        "parity_report": str(workdir / "parity" / "parity.json"),
+        "reference_weights": "shipped" if weights else "random (none ship)",
         "formatting": formatting,
         "codemods": {
             "inlined": inlined.inlined,

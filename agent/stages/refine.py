@@ -14,7 +14,8 @@ from agent.llm.env import RefineEnv
 from agent.llm.limits import LoopLimits
 from agent.llm.loop import Outcome, RefineLoop
 from agent.llm.trajectory import Trajectory
-from agent.parity_run import candidate_location, require_report, run_parity_sandboxed, write_spec
+from agent.parity_run import candidate_location, parity_paths, run_parity_sandboxed, write_spec
+from agent.reference_weights import reference_weight_files
 from agent.render import render
 from agent.run_state import Run
 from agent.skills import load_skills, skills_index
@@ -74,12 +75,12 @@ def refine(run: Run) -> dict[str, Any]:
     model_file = Path(scaffolded["model_file"])
     workdir = run.path("refine")
     workdir.mkdir(exist_ok=True)
-    spec = write_spec(run, workdir / "parity_spec.py")
+    weights = [str(p) for p in reference_weight_files(run)]
+    spec = write_spec(run, workdir / "spec" / "parity_spec.py", reference_weights=weights)
     device = run.inputs.get("device", "cpu")
 
     def parity() -> dict[str, Any]:
-        report, res = run_parity_sandboxed(spec, workspace=workdir / "parity", ro_paths=[Path(resolved["snapshot"]), workspace], device=device)
-        return require_report(report, res, "parity")
+        return run_parity_sandboxed(spec, workdir / "parity", parity_paths(run, weights), device=device)
 
     import_root, _ = candidate_location(run)
     env = RefineEnv(

@@ -78,6 +78,7 @@ def convert(job: dict) -> dict:
         "ok": not mismatched,
         "error": f"{len(mismatched)} tensors differ after reload (first: {mismatched[0]})" if mismatched else None,
         "mapping": mapping.summary(),
+        "mapping_data": mapping.to_json(),
         "tensors": stats["tensors_out"],
         "shards": stats["shards"],
         "reload_equal": not mismatched,
@@ -88,8 +89,8 @@ def _infer_by_usage(spec_path: str, by_name, ref_shapes: dict):
     """The usage-order mapping from the spec's two models, if it covers more than the names did
     and names only keys the checkpoint has."""
     from sandbox.mapping_infer import use_checkpoint_names
-    from sandbox.parity.engine import load_spec
-    from sandbox.parity.engine_infer import infer_for_spec
+    from sandbox.parity.runside.infer import infer_for_spec
+    from sandbox.parity.runside.spec import load_spec
 
     spec = load_spec(spec_path)
     reference, candidate = spec.reference(), spec.candidate()
