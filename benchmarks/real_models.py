@@ -71,16 +71,23 @@ def stage_result(summary: dict, stage: str) -> dict:
 ACCEPTED_IMPORTS = {"torch", "diffusers", "numpy", "__future__"}
 
 
-def kept_imports(model_file: Path) -> list[str]:
-    """Top-level packages the port imports that are neither the standard library nor what a diffusers
-    model may use (torch, numpy, diffusers): runtime dependencies diffusers would not accept."""
-    found = set()
-    for node in ast.walk(ast.parse(model_file.read_text())):
+def kept_imports(model_file: Path) -> tuple[list[str], list[str]]:
+    """Packages the port imports that are neither the standard library nor what a diffusers model
+    may use (torch, numpy, diffusers): (imported unconditionally at module level, imported only
+    inside a try, a branch or a function)."""
+    tree = ast.parse(model_file.read_text())
+    top = {id(node) for node in tree.body}
+    required, optional = set(), set()
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found |= {a.name.split(".")[0] for a in node.names}
+            names = {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module.split(".")[0])
-    return sorted(n for n in found if n not in ACCEPTED_IMPORTS and n not in sys.stdlib_module_names)
+            names = {node.module.split(".")[0]}
+        else:
+            continue
+        (required if id(node) in top else optional).update(names)
+    keep = [n for n in sorted(required | optional) if n not in ACCEPTED_IMPORTS and n not in sys.stdlib_module_names]
+    return [n for n in keep if n in required], [n for n in keep if n not in required]
 
 
 def left_summary(port: dict) -> str:
@@ -113,7 +120,7 @@ def measure(entry: Entry, work: Path, scratch: Path, timeout: float) -> dict:
     plan, scaffold = stage_result(summary, "plan"), stage_result(summary, "scaffold")
     row["class_name"] = plan.get("class_name")
     if scaffold.get("model_file") and Path(scaffold["model_file"]).is_file():
-        row["kept_imports"] = kept_imports(Path(scaffold["model_file"]))
+        row["kept_imports"], row["optional_imports"] = kept_imports(Path(scaffold["model_file"]))
     if summary["status"] == "passed":
         row["reason"] = left_summary(port)
         if row.get("kept_imports"):
