@@ -35,10 +35,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks" / "corpus"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from build import DEFAULT_WORK, build, upstream_changed  # noqa: E402
-from entries import BY_NAME, ENTRIES, Entry  # noqa: E402
+from corpus.build import DEFAULT_WORK, build, upstream_changed  # noqa: E402
+from corpus.entries import BY_NAME, ENTRIES, Entry  # noqa: E402
 
 GOAL_S = 120.0
 

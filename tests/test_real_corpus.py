@@ -18,11 +18,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks" / "corpus"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from build import BuildError, build, fetch_wheel, upstream_changed  # noqa: E402
-from entries import BY_NAME, ENTRIES  # noqa: E402
+from corpus.build import BuildError, build, fetch_wheel, upstream_changed  # noqa: E402
+from corpus.entries import BY_NAME, ENTRIES  # noqa: E402
 
 
 def test_entries_are_pinned_and_distinct():

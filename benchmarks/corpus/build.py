@@ -47,6 +47,7 @@ import sandbox  # noqa: E402
 
 DEFAULT_WORK = HERE / ".cache"
 SEED = 0
+LAYOUT_VERSION = 1  # bump when lay_out() or model_card() writes something different
 JOB = HERE / "make_weights.py"
 
 
@@ -232,8 +233,8 @@ def upstream_changed(folder: Path) -> list[str]:
 
 
 def build_key(entry: Entry) -> str:
-    """Changes when the entry, the weights job or this script changes: the folder is rebuilt then."""
-    parts = [repr(entry), JOB.read_text(), Path(__file__).read_text()]
+    """Changes when the entry, the weights job or LAYOUT_VERSION changes: the folder is rebuilt then."""
+    parts = [repr(entry), JOB.read_text(), str(LAYOUT_VERSION)]
     return sha256_of("\n".join(parts).encode())
 
 
