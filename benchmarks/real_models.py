@@ -48,9 +48,10 @@ def children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_integrate(folder: Path, scratch: Path, timeout: float) -> tuple[dict | None, str, float]:
-    """(summary or None, stderr tail, seconds); the whole process group is killed at the timeout."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+def run_integrate(folder: Path, scratch: Path, timeout: float, tree: Path = ROOT) -> tuple[dict | None, str, float]:
+    """(summary or None, stderr tail, seconds); the whole process group is killed at the timeout.
+    `tree` is the checkout of the tool to measure (this one by default)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
     env.pop("ANTHROPIC_API_KEY", None)
     cmd = [sys.executable, "-m", "agent.cli", str(folder), "--out", str(scratch / "out" / folder.name),
            "--llm", "none", "--device", "cpu", "--json", "--runs-dir", str(scratch / "runs")]
@@ -107,14 +108,14 @@ def left_summary(port: dict) -> str:
     return f"{len(left)} left: " + ", ".join(f"{what}" + (f" x{n}" if n > 1 else "") for what, n in kinds.items())
 
 
-def measure(entry: Entry, work: Path, scratch: Path, timeout: float) -> dict:
+def measure(entry: Entry, work: Path, scratch: Path, timeout: float, tree: Path = ROOT) -> dict:
     row = {"model": entry.name, "family": entry.family, "source": f"{entry.package}=={entry.version}", "license": entry.license}
     record = build(entry, work)
     if "error" in record:
         return row | {"stage": "build", "status": "not built", "parity": None, "seconds": None, "reason": record["error"]}
     folder = Path(record["folder"])
     cpu_before = children_cpu_s()
-    summary, err, seconds = run_integrate(folder, scratch, timeout)
+    summary, err, seconds = run_integrate(folder, scratch, timeout, tree)
     row["seconds"] = round(seconds, 1)
     # CPU time of the run and the sandboxed jobs it waited for: a figure the machine's load moves less.
     row["cpu_s"] = round(children_cpu_s() - cpu_before, 1)
@@ -170,6 +171,7 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="keep the ports and run folders in a new subfolder of this one (default: a temporary folder, removed)")
     parser.add_argument("--json", type=Path, help="write the rows as JSON here")
     parser.add_argument("--markdown", type=Path, help="write the table as markdown here")
+    parser.add_argument("--tree", type=Path, default=ROOT, help="checkout of the tool to measure (default: this one)")
     args = parser.parse_args()
     unknown = [n for n in args.names if n not in BY_NAME]
     if unknown:
@@ -180,10 +182,13 @@ def main() -> int:
         scratch.mkdir(parents=True)
     else:
         scratch = Path(tempfile.mkdtemp(prefix="integrate-corpus-"))
+    commit = subprocess.run(["git", "-C", str(args.tree), "log", "-1", "--format=%h %cs"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(args.tree), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+    print(f"integrate from {args.tree.resolve()} at {commit or 'unknown commit'}{' with uncommitted changes' if dirty else ''}", flush=True)
     rows = []
     try:
         for entry in [BY_NAME[n] for n in args.names] or ENTRIES:
-            row = measure(entry, args.work.resolve(), scratch, args.timeout)
+            row = measure(entry, args.work.resolve(), scratch, args.timeout, args.tree.resolve())
             rows.append(row)
             secs = "-" if row.get("seconds") is None else f"{row['seconds']:.0f}s/{row['cpu_s']:.0f}s"
             print(f"{row['model']:<24} {row['stage']:<8} {row['status']:<10} {parity_text(row):<14} {secs:>9}  {row['reason']}", flush=True)
