@@ -15,7 +15,9 @@ the run stopped. The goal of issue 13 is every
 row `passed`, within 120 s. Exit status: 0 when every model passed within 120 s, 1 otherwise,
 2 when the corpus could not be set up.
 
-Run it with the interpreter that has the corpus requirements installed
+With --given-inputs each run gets the entry's own `inputs(seed)` as `--inputs FILE`, which
+separates input inference from the rest of the porter. Run it with the interpreter that has the
+corpus requirements installed
 (benchmarks/corpus/requirements.txt); a model whose imports are missing is reported as such.
 """
 
@@ -48,13 +50,15 @@ def children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_integrate(folder: Path, scratch: Path, timeout: float, tree: Path = ROOT) -> tuple[dict | None, str, float]:
+def run_integrate(folder: Path, scratch: Path, timeout: float, tree: Path = ROOT, inputs_file: Path | None = None) -> tuple[dict | None, str, float]:
     """(summary or None, stderr tail, seconds); the whole process group is killed at the timeout.
     `tree` is the checkout of the tool to measure (this one by default)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
     env.pop("ANTHROPIC_API_KEY", None)
     cmd = [sys.executable, "-m", "agent.cli", str(folder), "--out", str(scratch / "out" / folder.name),
            "--llm", "none", "--device", "cpu", "--json", "--runs-dir", str(scratch / "runs")]
+    if inputs_file is not None:
+        cmd += ["--inputs", str(inputs_file)]
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=scratch, env=env, start_new_session=True)
     try:
@@ -108,14 +112,23 @@ def left_summary(port: dict) -> str:
     return f"{len(left)} left: " + ", ".join(f"{what}" + (f" x{n}" if n > 1 else "") for what, n in kinds.items())
 
 
-def measure(entry: Entry, work: Path, scratch: Path, timeout: float, tree: Path = ROOT) -> dict:
+def write_inputs_file(entry: Entry, scratch: Path) -> Path:
+    """The entry's inputs(seed) as an inputs file (docs: integrate --inputs)."""
+    path = scratch / "inputs" / f"{entry.name}.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("import torch\n" + entry.inputs)
+    return path
+
+
+def measure(entry: Entry, work: Path, scratch: Path, timeout: float, tree: Path = ROOT, given_inputs: bool = False) -> dict:
     row = {"model": entry.name, "family": entry.family, "source": f"{entry.package}=={entry.version}", "license": entry.license}
     record = build(entry, work)
     if "error" in record:
         return row | {"stage": "build", "status": "not built", "parity": None, "seconds": None, "reason": record["error"]}
     folder = Path(record["folder"])
     cpu_before = children_cpu_s()
-    summary, err, seconds = run_integrate(folder, scratch, timeout, tree)
+    inputs_file = write_inputs_file(entry, scratch) if given_inputs else None
+    summary, err, seconds = run_integrate(folder, scratch, timeout, tree, inputs_file)
     row["seconds"] = round(seconds, 1)
     # CPU time of the run and the sandboxed jobs it waited for: a figure the machine's load moves less.
     row["cpu_s"] = round(children_cpu_s() - cpu_before, 1)
@@ -172,6 +185,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the rows as JSON here")
     parser.add_argument("--markdown", type=Path, help="write the table as markdown here")
     parser.add_argument("--tree", type=Path, default=ROOT, help="checkout of the tool to measure (default: this one)")
+    parser.add_argument("--given-inputs", action="store_true",
+                        help="pass each entry's own inputs(seed) with --inputs instead of letting integrate work them out")
     args = parser.parse_args()
     unknown = [n for n in args.names if n not in BY_NAME]
     if unknown:
@@ -188,7 +203,7 @@ def main() -> int:
     rows = []
     try:
         for entry in [BY_NAME[n] for n in args.names] or ENTRIES:
-            row = measure(entry, args.work.resolve(), scratch, args.timeout, args.tree.resolve())
+            row = measure(entry, args.work.resolve(), scratch, args.timeout, args.tree.resolve(), args.given_inputs)
             rows.append(row)
             secs = "-" if row.get("seconds") is None else f"{row['seconds']:.0f}s/{row['cpu_s']:.0f}s"
             print(f"{row['model']:<24} {row['stage']:<8} {row['status']:<10} {parity_text(row):<14} {secs:>9}  {row['reason']}", flush=True)
