@@ -1,6 +1,7 @@
 """Port every model of the real-model corpus with `integrate` and print where each one got.
 
     python benchmarks/real_models.py [NAME ...] [--timeout S] [--work DIR] [--keep DIR] [--json OUT] [--markdown OUT]
+                                     [--tree CHECKOUT] [--given-inputs]
 
 For each entry of benchmarks/corpus/entries.py it builds the Hub-style folder if needed
 (benchmarks/corpus/build.py: the package's files unmodified, config.json, seeded weights; a
@@ -11,14 +12,13 @@ folder whose upstream files no longer match upstream.sha256 is rebuilt), then ru
 offline (HF_HUB_OFFLINE=1), on CPU, killed after --timeout seconds, and prints one row per model:
 the stage reached, parity (max abs, or why there is none), the wall and CPU time, and what was left
 (the port's untranslated calls, the third-party packages it still imports) or the one-line reason
-the run stopped. The goal of issue 13 is every
-row `passed`, within 120 s. Exit status: 0 when every model passed within 120 s, 1 otherwise,
-2 when the corpus could not be set up.
+the run stopped. The goal of issue 13 is every row `passed` within 120 s. Exit status: 0 when
+every model passed within 120 s, 1 otherwise, 2 when the corpus could not be set up.
 
-With --given-inputs each run gets the entry's own `inputs(seed)` as `--inputs FILE`, which
-separates input inference from the rest of the porter. Run it with the interpreter that has the
-corpus requirements installed
-(benchmarks/corpus/requirements.txt); a model whose imports are missing is reported as such.
+--tree measures another checkout of the tool; --given-inputs passes each entry's own
+`inputs(seed)` as `--inputs FILE`, which separates input inference from the rest of the porter.
+Run it with the interpreter that has the corpus requirements (benchmarks/corpus/requirements.txt);
+a model whose imports are missing is reported as such.
 """
 
 from __future__ import annotations
