@@ -27,7 +27,6 @@ import argparse
 import ast
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -45,34 +44,72 @@ from corpus.entries import BY_NAME, ENTRIES, Entry  # noqa: E402
 GOAL_S = 120.0
 
 
-def children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+class CpuGroup:
+    """A cgroup that the run and every process it starts (sandboxed jobs included) belong to, to
+    read their CPU time: getrusage misses processes that bubblewrap reaps inside its namespace.
+    cgroup v1 (cpuacct) or v2; `seconds()` is None where neither can be created."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        name = f"integrate-corpus-{os.getpid()}-{time.monotonic_ns()}"
+        for root, procs in ((Path("/sys/fs/cgroup/cpuacct"), "tasks"), (Path("/sys/fs/cgroup"), "cgroup.procs")):
+            if (root / procs).exists() and (root / "cpuacct.usage").exists() | (root / "cgroup.controllers").exists():
+                try:
+                    (root / name).mkdir()
+                except OSError:
+                    continue
+                self.path, self.procs = root / name, procs
+                return
+
+    def join(self) -> None:
+        """Called in the child before exec."""
+        if self.path is not None:
+            (self.path / self.procs).write_text(str(os.getpid()))
+
+    def seconds(self) -> float | None:
+        if self.path is None:
+            return None
+        if (self.path / "cpuacct.usage").exists():
+            return int((self.path / "cpuacct.usage").read_text()) / 1e9
+        stat = dict(line.split() for line in (self.path / "cpu.stat").read_text().splitlines())
+        return int(stat["usage_usec"]) / 1e6
+
+    def remove(self) -> None:
+        if self.path is not None:
+            try:
+                self.path.rmdir()
+            except OSError:
+                pass
 
 
-def run_integrate(folder: Path, scratch: Path, timeout: float, tree: Path = ROOT, inputs_file: Path | None = None) -> tuple[dict | None, str, float]:
-    """(summary or None, stderr tail, seconds); the whole process group is killed at the timeout.
-    `tree` is the checkout of the tool to measure (this one by default)."""
+def run_integrate(folder: Path, scratch: Path, timeout: float, tree: Path = ROOT, inputs_file: Path | None = None) -> tuple[dict | None, str, float, float | None]:
+    """(summary or None, stderr tail, wall seconds, CPU seconds or None); the whole process group is
+    killed at the timeout. `tree` is the checkout of the tool to measure (this one by default)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
     env.pop("ANTHROPIC_API_KEY", None)
     cmd = [sys.executable, "-m", "agent.cli", str(folder), "--out", str(scratch / "out" / folder.name),
            "--llm", "none", "--device", "cpu", "--json", "--runs-dir", str(scratch / "runs")]
     if inputs_file is not None:
         cmd += ["--inputs", str(inputs_file)]
+    cpu = CpuGroup()
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=scratch, env=env, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=scratch, env=env,
+                            start_new_session=True, preexec_fn=cpu.join)
     try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        return None, f"killed after {timeout:.0f} s (timeout)", time.monotonic() - start
-    seconds = time.monotonic() - start
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return None, f"killed after {timeout:.0f} s (timeout)", time.monotonic() - start, cpu.seconds()
+        seconds, cpu_s = time.monotonic() - start, cpu.seconds()
+    finally:
+        cpu.remove()
     try:
-        return json.loads(out), err, seconds
+        return json.loads(out), err, seconds, cpu_s
     except json.JSONDecodeError:
         lines = [line for line in err.strip().splitlines() if line.strip()]
-        return None, lines[-1] if lines else f"exit {proc.returncode}, no summary", seconds
+        return None, lines[-1] if lines else f"exit {proc.returncode}, no summary", seconds, cpu_s
 
 
 def stage_result(summary: dict, stage: str) -> dict:
@@ -126,12 +163,11 @@ def measure(entry: Entry, work: Path, scratch: Path, timeout: float, tree: Path 
     if "error" in record:
         return row | {"stage": "build", "status": "not built", "parity": None, "seconds": None, "reason": record["error"]}
     folder = Path(record["folder"])
-    cpu_before = children_cpu_s()
     inputs_file = write_inputs_file(entry, scratch) if given_inputs else None
-    summary, err, seconds = run_integrate(folder, scratch, timeout, tree, inputs_file)
+    summary, err, seconds, cpu_s = run_integrate(folder, scratch, timeout, tree, inputs_file)
     row["seconds"] = round(seconds, 1)
-    # CPU time of the run and the sandboxed jobs it waited for: a figure the machine's load moves less.
-    row["cpu_s"] = round(children_cpu_s() - cpu_before, 1)
+    # CPU time of the run and every sandboxed job: a figure the machine's load moves less.
+    row["cpu_s"] = None if cpu_s is None else round(cpu_s, 1)
     row["load_avg_1min"] = round(os.getloadavg()[0], 1)  # times are only comparable at similar load
     if summary is None:
         return row | {"stage": "?", "status": "crashed" if "timeout" not in err else "timeout", "parity": None, "reason": err.strip()[:300]}
@@ -170,7 +206,8 @@ def table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         status = r["status"] if r["status"] == "passed" else f"{r['stage']} ({r['status']})"
-        secs = "-" if r.get("seconds") is None else f"{r['seconds']:.0f} s ({r['cpu_s']:.0f} s)" + (" over 2 min" if r["seconds"] > GOAL_S else "")
+        cpu = "" if r.get("cpu_s") is None else f" ({r['cpu_s']:.0f} s)"
+        secs = "-" if r.get("seconds") is None else f"{r['seconds']:.0f} s{cpu}" + (" over 2 min" if r["seconds"] > GOAL_S else "")
         reason = r.get("reason", "").replace("|", "\\|")
         lines.append(f"| {r['model']} | {r['family']} | {status} | {parity_text(r)} | {secs} | {reason} |")
     return "\n".join(lines)
@@ -205,7 +242,7 @@ def main() -> int:
         for entry in [BY_NAME[n] for n in args.names] or ENTRIES:
             row = measure(entry, args.work.resolve(), scratch, args.timeout, args.tree.resolve(), args.given_inputs)
             rows.append(row)
-            secs = "-" if row.get("seconds") is None else f"{row['seconds']:.0f}s/{row['cpu_s']:.0f}s"
+            secs = "-" if row.get("seconds") is None else f"{row['seconds']:.0f}s/{row.get('cpu_s') or 0:.0f}s"
             print(f"{row['model']:<24} {row['stage']:<8} {row['status']:<10} {parity_text(row):<14} {secs:>9}  {row['reason']}", flush=True)
     finally:
         if not args.keep:
