@@ -176,6 +176,7 @@ def verify_manifest(root: Path, rel: str, *, reference: Path | None, device: str
     evidence = (root / rel).parent
     rows: list[Claim] = []
     rows += _file_claims(root, manifest["port"]["files"], "port file unchanged:")
+    rows += _file_claims(root, _hashes(manifest["port"].get("repo_files", {}), "port.repo_files"), "diffusers file unchanged:")
     mapping_rel = manifest["converted"]["mapping"]["path"]
     rows += _file_claims(root, {mapping_rel: manifest["converted"]["mapping"]["sha256"]}, "weight mapping unchanged:")
 
