@@ -1,7 +1,7 @@
 """Create the corpus environment: a virtualenv that sees this interpreter's packages (the project
 and its dependencies) and adds what the corpus models import (requirements.txt beside this file).
 
-    python benchmarks/corpus/env.py [--venv DIR]
+    python benchmarks/corpus/env.py [--venv DIR]     (with the project's environment active)
 
 Then run the corpus with its interpreter: DIR/bin/python benchmarks/real_models.py
 (default DIR: benchmarks/corpus/.cache/venv).
@@ -10,6 +10,7 @@ Then run the corpus with its interpreter: DIR/bin/python benchmarks/real_models.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import site
 import subprocess
 import sys
@@ -23,6 +24,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--venv", type=Path, default=HERE / ".cache" / "venv")
     args = parser.parse_args()
+    if importlib.util.find_spec("agent") is None or importlib.util.find_spec("diffusers") is None:
+        print("error: run this with the interpreter that has integrate installed (its packages are shared)", file=sys.stderr)
+        return 2
     target = args.venv.resolve()
     venv.EnvBuilder(with_pip=True).create(target)
     python = target / "bin" / "python"
