@@ -9,10 +9,9 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-import git
-
 from agent import __version__
 from agent.compliance import markdown_table
+from agent.gitsafe import Git, seal
 from agent.publish.evidence import MANIFEST, build_manifest, evidence_dir, write_manifest
 from agent.redact import redact
 from agent.reference_weights import reference_weight_files
@@ -121,20 +120,21 @@ def publish(run: Run) -> dict[str, Any]:
         manifest=_rel(manifest_path, workspace),
         commands=reproduce_commands(run),
     )
-    repo = git.Repo(workspace)
+    repo = Git.for_workspace(workspace, in_tree_ok=planned["layout"] == "standalone")  # sealed by an earlier attempt
     result: dict[str, Any] = {"manifest": str(manifest_path)}
     if planned["layout"] == "standalone":
         pr = workspace / "PR.md"
         safe_files.write_text(workspace, "PR.md", body)
         sha = commit_all(repo, f"Add the evidence ({MANIFEST}, parity spec and reports), the generated test and PR.md for {planned['class_name']}")
-        result.update(out=str(workspace), branch=repo.active_branch.name)
+        result.update(out=str(workspace), branch=repo.branch())
+        seal(workspace, repo.git_dir)  # the model is done: out/ becomes a self-contained repository
     else:
         pr = run.path("PR.md")
         safe_files.write_text(run.dir, "PR.md", body)
         sha = commit_all(repo, f"Add the evidence ({MANIFEST}, parity spec and reports) and the generated test for {planned['class_name']}")
         sha = sha or repo.head.commit.hexsha  # a resumed publish finds its commit already made
         first = scaffolded["commit"]
-        safe_files.write_text(run.dir, "changes.patch", repo.git.format_patch("--stdout", f"{first}~1..HEAD"))
+        safe_files.write_text(run.dir, "changes.patch", repo.format_patch(f"{first}~1..HEAD"))
         result.update(branch=planned["branch"], patch=str(run.path("changes.patch")), target=run.inputs["target"])
     # --- remote publishing (agent/publish): Hub PR, push, draft GitHub PR; {} for the bundle ---
     # Before the worktree goes, so a failure here (exit 2) leaves the stage to `integrate resume`.

@@ -52,7 +52,7 @@ def scaffold(run: Run) -> dict[str, Any]:
         workspace = Path(run.inputs["out"]).resolve()
         owned["out"] = str(workspace)
         run.save()
-        repo = create_standalone(workspace, run.id)
+        repo = create_standalone(workspace, run.id, run.path("out.git"))
         registered = []
 
     path = workspace / planned["model_path"]
@@ -64,5 +64,6 @@ def scaffold(run: Run) -> dict[str, Any]:
         "model_file": str(path),
         "registered_in": registered,
         "commit": sha,
-        "branch": planned["branch"] if registered else repo.active_branch.name,
+        "branch": planned["branch"] if registered else repo.branch(),
+        "git_dir": str(repo.git_dir),
     }
