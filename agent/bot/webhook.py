@@ -55,7 +55,7 @@ class Announcer(threading.Thread):
         super().__init__(name="announcer", daemon=True)
         self.huey, self.store, self.clients, self.every_s = huey, store, clients, every_s
         self.wake = threading.Event()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._status: dict[int, StatusComment] = {}
 
     def status(self, repo: str, installation_id: int | None) -> StatusComment:
@@ -63,7 +63,7 @@ class Announcer(threading.Thread):
         return self._status.setdefault(id(client), StatusComment(client))
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.wake.wait(self.every_s)
             self.wake.clear()
             try:
@@ -74,7 +74,7 @@ class Announcer(threading.Thread):
     def once(self) -> int:
         done = 0
         for job_id in self.store.to_announce():
-            if self._stop.is_set():
+            if self._halt.is_set():
                 break
             try:
                 self.announce(job_id)
@@ -108,7 +108,7 @@ class Announcer(threading.Thread):
         self.store.announce_done(job_id)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.wake.set()
 
 

@@ -77,10 +77,10 @@ class LeaseKeeper(threading.Thread):
         self.store, self.job, self.worker, self.timing, self.run_dir = store, job, worker, timing, run_dir
         self.lost = False
         self.changed = threading.Event()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(self.timing.heartbeat_s):
+        while not self._halt.wait(self.timing.heartbeat_s):
             self.renew()
             if self.lost:
                 return
@@ -98,7 +98,7 @@ class LeaseKeeper(threading.Thread):
         self.changed.set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
 
 class Worker:
@@ -190,10 +190,10 @@ class Reaper(threading.Thread):
     def __init__(self, huey, store: JobStore, timing: Timing, status_for=None) -> None:
         super().__init__(name="reaper", daemon=True)
         self.huey, self.store, self.timing, self.status_for = huey, store, timing, status_for
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(self.timing.reap_s):
+        while not self._halt.wait(self.timing.reap_s):
             try:
                 self.once()
             except Exception:  # noqa: BLE001 - keep reaping
@@ -220,7 +220,7 @@ class Reaper(threading.Thread):
         return sent
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
 
 def run_worker(huey, worker: Worker, threads: int = 1, poll_max_s: float = 2.0) -> None:
