@@ -102,16 +102,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def setup_github(gh, repo_source: Path | None = None, issues: int = 3) -> str:
-    """The stand-in with the App installed on REPO and `issues` issues; returns the App's key."""
+def setup_github(gh, repo_source: Path | None = None, issues: int = 3, repos: tuple[str, ...] = (REPO,)) -> str:
+    """The stand-in with the App installed on `repos`, each with `issues` issues (numbered from
+    1); returns the App's private key."""
     from publish_helpers import rsa_key_pair
 
     private, public = rsa_key_pair()
     gh.add_app(APP_ID, public)
-    gh.add_repo(REPO, source=repo_source)
-    gh.add_installation(INSTALLATION_ID, APP_ID, "huggingface", (REPO,))
-    for n in range(issues):
-        gh.add_issue(REPO, f"model request {n + 1}", "Weights: https://huggingface.co/acme/tiny-dit")
+    for repo in repos:
+        gh.add_repo(repo, source=repo_source)
+        for n in range(issues):
+            gh.add_issue(repo, f"model request {n + 1}", "Weights: https://huggingface.co/acme/tiny-dit")
+    gh.add_installation(INSTALLATION_ID, APP_ID, "huggingface", tuple(repos))
     return private
 
 

@@ -12,7 +12,6 @@ import shutil
 import pytest
 import requests
 from bot_support import (
-    REPO,
     WEBHOOK_SECRET,
     bot_env,
     comment_event,

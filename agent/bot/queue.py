@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,27 +55,37 @@ class KV:
 
 
 class SqliteKV(KV):
-    """Rows of one table; every call opens its own connection (threads and processes share
-    the file; WAL lets readers run beside the one writer)."""
+    """Rows of one table. Each thread keeps its own connection (threads and processes share the
+    file; WAL lets readers run beside the one writer). Writers of this process take turns on a
+    lock first, so they queue here in microseconds instead of in SQLite's busy handler, which
+    sleeps up to 100 ms a try; other processes (workers, huey) still meet the busy timeout."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        with self._connect() as db:
-            db.execute("create table if not exists integrate_bot_kv (key text primary key, value text not null, expires real)")
+        self._local = threading.local()
+        self._write = threading.Lock()
+        self._connect().execute(
+            "create table if not exists integrate_bot_kv (key text primary key, value text not null, expires real)")
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("pragma journal_mode=wal")
-        db.execute("pragma busy_timeout=30000")
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
+            db.execute("pragma journal_mode=wal")
+            db.execute("pragma synchronous=normal")  # WAL + normal: durable at checkpoints, no fsync per commit
+            self._local.db = db
         return db
 
     def get(self, key: str) -> str | None:
-        with self._connect() as db:
-            row = db.execute("select value, expires from integrate_bot_kv where key = ?", (key,)).fetchone()
+        row = self._connect().execute("select value, expires from integrate_bot_kv where key = ?", (key,)).fetchone()
         return row[0] if row and (row[1] is None or row[1] > time.time()) else None
 
     def transact(self, keys, fn):
         db = self._connect()
+        with self._write:
+            return self._transact(db, keys, fn)
+
+    def _transact(self, db, keys, fn):
         try:
             db.execute("begin immediate")
             now = time.time()
@@ -95,25 +106,17 @@ class SqliteKV(KV):
             if db.in_transaction:
                 db.execute("rollback")
             raise
-        finally:
-            db.close()
 
     def add(self, key: str, value: str, ttl_s: float) -> bool:
-        now = time.time()
-        db = self._connect()
-        try:
-            db.execute("begin immediate")
-            db.execute("delete from integrate_bot_kv where key = ? and expires is not null and expires <= ?", (key, now))
-            cur = db.execute("insert or ignore into integrate_bot_kv (key, value, expires) values (?, ?, ?)", (key, value, now + ttl_s))
-            db.execute("commit")
-            return cur.rowcount == 1
-        finally:
-            db.close()
+        def fn(current):
+            return ({}, False) if current[key] is not None else ({key: (value, ttl_s)}, True)
+
+        return self.transact([key], fn)
 
     def scan(self, prefix: str) -> dict[str, str]:
-        with self._connect() as db:
-            rows = db.execute("select key, value from integrate_bot_kv where substr(key, 1, ?) = ? and (expires is null or expires > ?)",
-                              (len(prefix), prefix, time.time())).fetchall()
+        rows = self._connect().execute(
+            "select key, value from integrate_bot_kv where substr(key, 1, ?) = ? and (expires is null or expires > ?)",
+            (len(prefix), prefix, time.time())).fetchall()
         return dict(rows)
 
 
