@@ -12,6 +12,7 @@ import shutil
 import pytest
 import requests
 from bot_support import (
+    REPO,
     WEBHOOK_SECRET,
     bot_env,
     comment_event,
@@ -133,3 +134,37 @@ def test_server_and_workers_end_to_end(tmp_path, queue_url):
     for n in range(2):
         assert files_containing(tmp_path / f"work-{n}", secrets) == []
     assert not any(s in json.dumps(gh.issue_comments) for s in secrets)
+
+
+def test_actions_run_event(tmp_path):
+    """The Actions deployment's step (`integrate bot run-event`) with the workflow's GITHUB_TOKEN:
+    one status comment edited to the end; an outsider's command gets the one refusal."""
+    from conftest import integrate
+
+    token = "ghs_" + "Tk9" * 12
+    with GitHubStandIn(tmp_path / "github") as gh:
+        gh.add_user("github-actions[bot]", token)
+        gh.add_repo(REPO, source=small_repo(tmp_path / "upstream"))
+        gh.add_issue(REPO, "model request", "https://huggingface.co/acme/tiny-dit")
+        log = tmp_path / "runs.jsonl"
+        env = {"GITHUB_API_URL": gh.url, "GITHUB_TOKEN": token, "FAKE_LOG": str(log), "GITHUB_WEBHOOK_SECRET": ""}
+        fake = write_fake_integrate(tmp_path)
+        events = {"member": comment_event(1, "/integrate acme/tiny-dit"),
+                  "outsider": comment_event(1, "/integrate acme/tiny-dit", user="visitor", association="NONE")}
+        for name, payload in events.items():
+            (tmp_path / f"{name}.json").write_text(json.dumps(payload))
+        common = ["--event-name", "issue_comment", "--target", str(tmp_path / "upstream" / "checkout"), "--device", "cpu",
+                  "--workdir", str(tmp_path / "work"), "--integrate-command", fake]
+        ran = integrate("bot", "run-event", "--event", str(tmp_path / "member.json"), *common, cwd=tmp_path, env=env)
+        assert ran.returncode == 0, ran.stderr
+        refused = integrate("bot", "run-event", "--event", str(tmp_path / "outsider.json"), *common, cwd=tmp_path, env=env)
+        assert refused.returncode == 0, refused.stderr
+        again = integrate("bot", "run-event", "--event", str(tmp_path / "outsider.json"), *common, cwd=tmp_path, env=env)
+        assert again.returncode == 0, again.stderr
+    comments = job_comments(gh, 1)
+    assert len(comments) == 1 and "draft PR https://stand-in.invalid/pull/bot-" in comments[0]["body"]
+    assert "| publish | done |" in comments[0]["body"]
+    assert len([c for c in gh.issue_comments if "integrate:bot-refused" in c["body"]]) == 1
+    runs = fake_runs(log)
+    assert len(runs) == 1 and "--fork" in runs[0]["argv"] and runs[0]["argv"][runs[0]["argv"].index("--fork") + 1] == REPO
+    assert token not in json.dumps(gh.issue_comments)
