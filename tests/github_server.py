@@ -535,6 +535,14 @@ class GitHubStandIn:
                     return None
                 return found
 
+            def _pull_or_404(self, owner: str, repo: str, number: str) -> dict | None:
+                """The pull request, or None after answering 404."""
+                found = self._repo(owner, repo)
+                pr = self._pull_record(found, number) if found else None
+                if pr is None:
+                    self._not_found()
+                return pr
+
             def _pull_record(self, repo: Repo, number: str) -> dict | None:
                 return next((p for p in gh.pulls.get(repo.full_name, []) if p["number"] == int(number)), None)
 
@@ -621,18 +629,17 @@ class GitHubStandIn:
                 self._send(201, gh._pull(record), {"Location": f"{gh.url}/repos/{base_repo.full_name}/pulls/{record['number']}"})
 
             def get_pull(self, body, query, owner, repo, number):
-                found = self._repo(owner, repo)
-                pr = self._pull_record(found, number) if found else None
-                return self._send(200, gh._pull(pr)) if pr else self._not_found()
+                pr = self._pull_or_404(owner, repo, number)
+                if pr is not None:
+                    self._send(200, gh._pull(pr))
 
             def update_pull(self, body, query, owner, repo, number):
                 if not self._need_auth():
                     return
-                found = self._repo(owner, repo)
-                pr = self._pull_record(found, number) if found else None
+                pr = self._pull_or_404(owner, repo, number)
                 if pr is None:
-                    return self._not_found()
-                if self._who[1] != pr["user"] and not gh._can_write(*self._who, found, "pulls"):
+                    return
+                if self._who[1] != pr["user"] and not gh._can_write(*self._who, gh.repos[pr["base_repo"]], "pulls"):
                     return self._forbidden()
                 for key in ("title", "body", "state"):
                     if key in (body or {}):
@@ -641,9 +648,9 @@ class GitHubStandIn:
                 self._send(200, gh._pull(pr))
 
             def pull_files(self, body, query, owner, repo, number):
-                found = self._repo(owner, repo)
-                pr = self._pull_record(found, number) if found else None
-                return self._send(200, gh._diff_files(pr)) if pr else self._not_found()
+                pr = self._pull_or_404(owner, repo, number)
+                if pr is not None:
+                    self._send(200, gh._diff_files(pr))
 
             def add_labels(self, body, query, owner, repo, number):
                 if not self._need_auth():
@@ -664,19 +671,17 @@ class GitHubStandIn:
                 self._send(200, [gh._label(found, name) for name in target["labels"]])
 
             def list_reviews(self, body, query, owner, repo, number):
-                found = self._repo(owner, repo)
-                pr = self._pull_record(found, number) if found else None
+                pr = self._pull_or_404(owner, repo, number)
                 if pr is None:
-                    return self._not_found()
+                    return
                 self._send(200, [gh._review(r) for r in gh.reviews if r["pull"] == pr["id"]])
 
             def create_review(self, body, query, owner, repo, number):
                 if not self._need_auth():
                     return
-                found = self._repo(owner, repo)
-                pr = self._pull_record(found, number) if found else None
+                pr = self._pull_or_404(owner, repo, number)
                 if pr is None:
-                    return self._not_found()
+                    return
                 body = body or {}
                 event = body.get("event")
                 if event not in (None, "COMMENT", "APPROVE", "REQUEST_CHANGES"):
@@ -718,19 +723,17 @@ class GitHubStandIn:
                 self._send(200, [gh._review_comment(c) for c in gh.review_comments if c["review"] == int(review_id)])
 
             def list_pull_comments(self, body, query, owner, repo, number):
-                found = self._repo(owner, repo)
-                pr = self._pull_record(found, number) if found else None
+                pr = self._pull_or_404(owner, repo, number)
                 if pr is None:
-                    return self._not_found()
+                    return
                 self._send(200, [gh._review_comment(c) for c in gh.review_comments if c["pull"] == pr["id"]])
 
             def create_pull_comment(self, body, query, owner, repo, number):
                 if not self._need_auth():
                     return
-                found = self._repo(owner, repo)
-                pr = self._pull_record(found, number) if found else None
+                pr = self._pull_or_404(owner, repo, number)
                 if pr is None:
-                    return self._not_found()
+                    return
                 body = body or {}
                 for key in ("body", "commit_id", "path", "line"):
                     if key not in body:

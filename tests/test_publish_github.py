@@ -11,7 +11,7 @@ from github_server import BAD_CREDENTIALS, PRIMARY_LIMIT, SECONDARY_LIMIT, GitHu
 from publish_helpers import commit_on_branch, git, rsa_key_pair, small_repo
 
 from agent.errors import IntegrateError
-from agent.publish.github import REVIEW_MARKER, GitHubClient, LineComment, marker_fields
+from agent.publish.github import REVIEW_MARKER, GitHubClient, LineComment, marker_fields, parse_pull_ref
 from agent.publish.github_auth import auth_from_env
 from agent.publish.retry import RetryPolicy
 
@@ -280,3 +280,10 @@ def test_credentials_missing_or_malformed_are_one_line(server):
         auth_from_env(UPSTREAM, {"GITHUB_APP_ID": "1", "GITHUB_APP_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----",
                                  "GITHUB_APP_INSTALLATION_ID": "x"})
     assert BAD_CREDENTIALS["message"] == "Bad credentials"
+
+
+def test_pull_references_are_parsed():
+    assert parse_pull_ref("https://github.com/huggingface/diffusers/pull/123") == ("huggingface/diffusers", 123)
+    assert parse_pull_ref("https://github.com/huggingface/diffusers/pull/123/files#diff") == ("huggingface/diffusers", 123)
+    assert parse_pull_ref("huggingface/diffusers#7") == ("huggingface/diffusers", 7)
+    assert parse_pull_ref("./some/folder") is None and parse_pull_ref("org/model") is None

@@ -12,7 +12,7 @@ from github_server import GitHubStandIn
 from publish_helpers import commit_on_branch, git, git_recorder, recorded_git_calls, small_repo
 
 from agent.errors import IntegrateError
-from agent.publish.push import display_url, push_branch
+from agent.publish.push import display_url, fetch_ref, push_branch
 
 TOKEN = "ghp_" + "A1b2C3d4" * 5
 
@@ -132,3 +132,15 @@ def test_repository_hooks_do_not_run(setup):
 def test_display_url_drops_credentials():
     assert display_url("https://user:secret@github.com/a/b.git") == "https://github.com/a/b.git"
     assert display_url("file:///tmp/x.git") == "file:///tmp/x.git"
+
+
+def test_a_pushed_branch_is_fetched_back_with_the_same_credential_handling(setup, tmp_path):
+    gh, checkout, log = setup
+    sha = commit_on_branch(checkout, "integrate/x", {"new.py": "a = 1\n"})
+    push_branch(checkout, http_url(gh), "integrate/x", TOKEN)
+    clone = tmp_path / "maintainer"
+    git("init", "-q", "-b", "main", str(clone), cwd=tmp_path)
+    assert fetch_ref(clone, http_url(gh), "integrate/x", TOKEN, "refs/remotes/pr/head") == sha
+    assert not any(TOKEN in a for c in recorded_git_calls(log) for a in c["argv"])
+    with pytest.raises(IntegrateError, match="unusual ref"):
+        fetch_ref(clone, http_url(gh), "--upload-pack=x", TOKEN, "refs/remotes/pr/head")

@@ -454,6 +454,17 @@ class GitHubClient:
         return self.create_comment(repo, issue, body)
 
 
+PULL_URL = re.compile(r"^https?://[^/]+/(?P<repo>[\w.-]+/[\w.-]+)/pulls?/(?P<number>\d+)(?:[/?#].*)?$")
+PULL_SHORT = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)#(?P<number>\d+)$")
+
+
+def parse_pull_ref(text: str) -> tuple[str, int] | None:
+    """(owner/name, number) from a pull request URL or `owner/name#N`; None for anything else
+    (a local path, say)."""
+    m = PULL_URL.match(text.strip()) or PULL_SHORT.match(text.strip())
+    return (m["repo"], int(m["number"])) if m else None
+
+
 def diff_right_lines(patch: str) -> set[int]:
     """Line numbers of the new file that a unified-diff patch shows (added or context)."""
     lines: set[int] = set()

@@ -126,6 +126,17 @@ def _is_ancestor(repo_dir: Path, older: str, newer: str) -> bool:
     return status == 0
 
 
+def fetch_ref(repo_dir: Path, url: str, ref: str, token: str | None, into: str) -> str:
+    """Fetch `ref` (a branch name or refs/pull/N/head) from url into the local ref `into`, with
+    the same credential handling as a push; returns the fetched commit."""
+    if not re.fullmatch(r"[A-Za-z0-9._/-]+", ref) or ref.startswith("-") or not into.startswith("refs/"):
+        raise IntegrateError(f"refusing an unusual ref: {ref!r} -> {into!r}")
+    source = ref if ref.startswith("refs/") else f"refs/heads/{ref}"
+    _git(repo_dir, ["fetch", "--no-tags", "--no-recurse-submodules", url, f"+{source}:{into}"], url, token)
+    _, out, _ = _git(repo_dir, ["rev-parse", "--verify", f"{into}^{{commit}}"], "", None)
+    return out.strip()
+
+
 def push_branch(repo_dir: Path, url: str, branch: str, token: str | None, replaceable: set[str] | frozenset[str] = frozenset()) -> PushResult:
     """Make the fork's `branch` point at the local branch's commit (see the module doc)."""
     if not re.fullmatch(r"[A-Za-z0-9._/-]+", branch) or branch.startswith("-"):

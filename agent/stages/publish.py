@@ -11,11 +11,14 @@ from typing import Any
 
 from agent import __version__
 from agent.compliance import markdown_table
+from agent.errors import IntegrateError
 from agent.gitsafe import Git, seal
 from agent.publish.evidence import MANIFEST, build_manifest, evidence_dir, write_manifest
 from agent.redact import redact
 from agent.reference_weights import reference_weight_files
 from agent.render import render
+from agent.repo_checks import markdown_table as repo_checks_table
+from agent.repo_checks import run_repo_checks
 from agent.run_state import Run
 from agent.workspace import commit_all, remove_worktree
 from sandbox import safe_files
@@ -89,6 +92,8 @@ def publish(run: Run) -> dict[str, Any]:
     manifest = build_manifest(run, weight_files=reference_weight_files(run), spec_inputs=verified["spec_context"])
     manifest_path = write_manifest(run, manifest)
     final_code = Path(scaffolded["model_file"]).read_text()
+    # diffusers' own checks on the branch (--target): a branch they fail is not published
+    repo_checks = run_repo_checks(run) if planned["layout"] != "standalone" else None
     source = resolved["origin"] if resolved["kind"] == "hub" else Path(resolved["origin"]).name
     body = render(
         "PR.md.j2",
@@ -118,6 +123,8 @@ def publish(run: Run) -> dict[str, Any]:
         compliance=verified["compliance"],
         compliance_table=markdown_table(verified["compliance"]),
         manifest=_rel(manifest_path, workspace),
+        repo_checks=repo_checks,
+        repo_checks_table=repo_checks_table(repo_checks) if repo_checks else "",
         commands=reproduce_commands(run),
     )
     repo = Git.for_workspace(workspace, in_tree_ok=planned["layout"] == "standalone")  # sealed by an earlier attempt
@@ -132,18 +139,27 @@ def publish(run: Run) -> dict[str, Any]:
         pr = run.path("PR.md")
         safe_files.write_text(run.dir, "PR.md", body)
         sha = commit_all(repo, f"Add the evidence ({MANIFEST}, parity spec and reports) and the generated test for {planned['class_name']}")
-        sha = sha or repo.head.commit.hexsha  # a resumed publish finds its commit already made
+        sha = sha or repo.head()  # a resumed publish finds its commit already made
         first = scaffolded["commit"]
         safe_files.write_text(run.dir, "changes.patch", repo.format_patch(f"{first}~1..HEAD"))
         result.update(branch=planned["branch"], patch=str(run.path("changes.patch")), target=run.inputs["target"])
     # --- remote publishing (agent/publish): Hub PR, push, draft GitHub PR; {} for the bundle ---
-    # Before the worktree goes, so a failure here (exit 2) leaves the stage to `integrate resume`.
-    from agent.publish.remote import publish_remote  # PyGithub and huggingface_hub: only when publishing
+    # Not when diffusers' own checks block the branch; before the worktree goes, so a failure
+    # here (exit 2) leaves the stage to `integrate resume`.
+    if not (repo_checks is not None and repo_checks["blocking"]):
+        from agent.publish.remote import publish_remote  # PyGithub and huggingface_hub: only when publishing
 
-    result["remote"] = publish_remote(run, body)
+        result["remote"] = publish_remote(run, body)
     if planned["layout"] != "standalone":
         remove_worktree_keep_branch(run)
     result.update(pr_body=str(pr), commit=sha, reports=str(evidence / "reports"))
+    if repo_checks is not None:
+        result["repo_checks"] = {k: repo_checks[k] for k in ("passed", "complete", "blocking")}
+        if repo_checks["blocking"]:
+            raise IntegrateError(
+                f"not published: diffusers' own checks fail on branch {planned['branch']}: {', '.join(repo_checks['blocking'])} "
+                f"(details in {run.path('repo_checks', 'summary.json')}; the PR body is {pr})", exit_code=1,
+            )
     return result
 
 
