@@ -126,6 +126,7 @@ def _validate_device(device: str) -> None:
 @click.option("--llm-timeout", type=float, help=f"Seconds to wait for one model response before retrying (default {DEFAULT_TIMEOUT_S:g}).")
 @click.option("--prices", type=click.Path(), help="JSON price table ($ per million tokens: input, output, cache_write, cache_read per model).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where parity runs.")
+@click.option("--inputs", "inputs_file", type=click.Path(), help="Python file defining inputs(seed) for the model's forward, as parity specs do (docs/inputs.md); wins over integrate_inputs.py in SOURCE and over inputs worked out from the model.")
 @click.option("--compile-check", is_flag=True, help="Also check that torch.compile runs the port and matches (slow on CPU).")
 @click.option("--revision", help="Hub revision (branch, tag or commit) for a Hub SOURCE.")
 @click.option("--runs-dir", type=click.Path(), default="runs", show_default=True, help="Where run folders are created.")
@@ -138,7 +139,7 @@ def _validate_device(device: str) -> None:
 @click.option("--label", "labels", multiple=True, metavar="NAME", help="--publish github: label for the PR (repeatable; default integrate-generated). Needs triage access upstream; skipped, and said, without it.")
 @click.option("--hub-repo", metavar="OWNER/NAME", help="--publish hub: put the weights in this repo (created if missing) instead of diffusers/ of the SOURCE repo.")
 @click.option("--dry-run", is_flag=True, help="With --publish github/hub: print every API call publishing would make (method, path, body keys) and make none; needs no token.")
-def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, max_dollars, max_wall, llm_timeout, prices, device, compile_check, revision, runs_dir, run_id, as_json,
+def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, max_dollars, max_wall, llm_timeout, prices, device, inputs_file, compile_check, revision, runs_dir, run_id, as_json,
             publish, fork, upstream, labels, hub_repo, dry_run) -> None:
     """Port SOURCE into diffusers: resolve, analyze, plan, scaffold, port, refine, convert, verify, publish.
 
@@ -161,6 +162,8 @@ def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, m
         raise IntegrateError(f"source not found: {source} (not a folder, and not a Hub id like org/name)")
     if reference and not Path(reference).exists():
         raise IntegrateError(f"--reference not found: {reference}")
+    if inputs_file and not Path(inputs_file).is_file():
+        raise IntegrateError(f"--inputs file not found: {inputs_file}")
     if target and out:
         raise IntegrateError("use either --target (a diffusers checkout) or --out (a standalone folder), not both")
     if target:
@@ -180,6 +183,7 @@ def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, m
         "device": device,
         "compile_check": compile_check,
         "revision": revision,
+        "inputs_file": str(Path(inputs_file).resolve()) if inputs_file else None,
         "publish": publishing,
     }
     run = Run.create(Path(runs_dir), inputs, run_id)
@@ -250,7 +254,11 @@ def _report(run, as_json: bool) -> None:
         if remote.get("dry_run"):
             console.print(f"dry run: {len(remote['dry_run'])} calls printed above, none made")
     if s["status"] != "passed" and s.get("error"):
-        console.print(f"run {run.id} stopped at {s['stage_reached']}; after fixing, continue with: integrate resume {shlex.quote(str(run.dir))}")
+        if s["stage_reached"] in ("resolve", "analyze"):
+            # the run holds a copy of the source taken when it started: resume would not see a fix
+            console.print(f"run {run.id} stopped at {s['stage_reached']}; after fixing the source, run the same command again")
+        else:
+            console.print(f"run {run.id} stopped at {s['stage_reached']}; after fixing, continue with: integrate resume {shlex.quote(str(run.dir))}")
 
 
 @cli.command("parity")

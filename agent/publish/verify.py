@@ -22,6 +22,7 @@ from typing import Any
 
 import sandbox
 from agent.errors import IntegrateError
+from agent.input_recipe import InputsError, check_inputs
 from agent.publish.evidence import FORMAT, MANIFEST, sha256_file
 from sandbox import safe_files
 
@@ -84,6 +85,10 @@ def _check_spec_context(ctx: Any) -> dict[str, Any]:
         raise ManifestError("manifest: tolerance is malformed")
     if not isinstance(ctx.get("config"), dict) or not isinstance(ctx.get("inputs"), list):
         raise ManifestError("manifest: config or inputs is malformed")
+    try:
+        ctx["inputs"] = check_inputs(ctx["inputs"])  # rendered into the spec: plain checked data only
+    except InputsError as exc:
+        raise ManifestError(f"manifest: inputs: {exc}") from None
     json.dumps(ctx)  # plain data only
     return ctx
 
