@@ -203,6 +203,8 @@ def verify_manifest(root: Path, rel: str, *, reference: Path | None, device: str
 
     ref_dir = fetch_reference(manifest, work / "reference", reference)
     rows += _file_claims(ref_dir, manifest["reference"]["files"], "reference file:")
+    if context["inputs"] and context["inputs"][0]["kind"] == "file":
+        rows.append(_inputs_file_claim(context["inputs"][0], ref_dir))
     rows += _file_claims(ref_dir, manifest["reference"]["weights"], "reference weights:")
 
     converted = work / "converted"
@@ -242,6 +244,21 @@ def verify_manifest(root: Path, rel: str, *, reference: Path | None, device: str
     rows.append(Claim(f"convention findings on {model_file}", str(manifest["checks"]["findings"]), str(len(findings)),
                       len(findings) == manifest["checks"]["findings"]))
     return rows
+
+
+def _inputs_file_claim(entry: dict[str, Any], ref_dir: Path) -> Claim:
+    """An inputs file runs on the reference side, so a branch's own could bend the reference's
+    numbers: it is accepted only when it is the reference's own integrate_inputs.py, byte for byte
+    as the spec embeds it."""
+    from agent.stages.analyze import INPUTS_FILE, embeddable_inputs_source
+
+    claim = f"inputs file is the reference's own {INPUTS_FILE}"
+    try:
+        own = embeddable_inputs_source(safe_files.read_text(ref_dir, INPUTS_FILE, max_bytes=1 << 20), INPUTS_FILE)
+    except (OSError, IntegrateError) as exc:
+        return Claim(claim, entry.get("origin", "?"), f"the reference has no usable {INPUTS_FILE}: {exc}", False)
+    same = own == entry["source"]
+    return Claim(claim, entry.get("origin", "?"), "identical" if same else "differs (an inputs file from outside the reference)", same)
 
 
 def _tolerance_claim(tolerance: dict[str, float], dtype: str) -> Claim:

@@ -247,6 +247,29 @@ def _leaves(config: Any, prefix: str = ""):
         yield prefix, config
 
 
+def embeddable_inputs_source(text: str, name: str) -> str:
+    """An inputs file's code as the spec embeds it (inside a function): checked for what cannot be
+    embedded, `from __future__` lines blanked. `integrate verify` compares a branch's embedded
+    code with this function's output on the reference's own file."""
+    try:
+        tree = ast.parse(text, filename=name)
+    except SyntaxError as exc:
+        raise IntegrateError(f"inputs file {name}:{exc.lineno}: {exc.msg}") from None
+    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "inputs"), None)
+    if fn is None or not (fn.args.args or fn.args.posonlyargs):
+        raise IntegrateError(f"inputs file {name} must define inputs(seed) at its top level (docs/inputs.md)")
+    lines = text.splitlines()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            for i in range(node.lineno - 1, node.end_lineno):
+                lines[i] = ""  # only legal at a file's top; the file's code is embedded in a function
+        elif isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            raise IntegrateError(f"inputs file {name}:{node.lineno}: `import *` cannot be embedded in the parity spec; import names explicitly")
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            raise IntegrateError(f"inputs file {name}:{node.lineno}: a top-level global/nonlocal statement cannot be embedded")
+    return "\n".join(lines).strip("\n") + "\n"
+
+
 def _inputs_file(run: Run, snapshot: Path) -> dict | None:
     """The inputs file (--inputs wins over the source folder's), parsed here, run only sandboxed."""
     given = run.inputs.get("inputs_file")
@@ -255,28 +278,12 @@ def _inputs_file(run: Run, snapshot: Path) -> dict | None:
         if given:
             raise IntegrateError(f"--inputs file not found: {given}")
         return None
-    text = path.read_text()
-    try:
-        tree = ast.parse(text, filename=path.name)
-    except SyntaxError as exc:
-        raise IntegrateError(f"inputs file {path.name}:{exc.lineno}: {exc.msg}") from None
-    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "inputs"), None)
-    if fn is None or not (fn.args.args or fn.args.posonlyargs):
-        raise IntegrateError(f"inputs file {path.name} must define inputs(seed) at its top level (docs/inputs.md)")
-    lines = text.splitlines()
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
-            for i in range(node.lineno - 1, node.end_lineno):
-                lines[i] = ""  # only legal at a file's top; the file's code is embedded in a function
-        elif isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
-            raise IntegrateError(f"inputs file {path.name}:{node.lineno}: `import *` cannot be embedded in the parity spec; import names explicitly")
-        elif isinstance(node, (ast.Global, ast.Nonlocal)):
-            raise IntegrateError(f"inputs file {path.name}:{node.lineno}: a top-level global/nonlocal statement cannot be embedded")
+    source = embeddable_inputs_source(path.read_text(), path.name)
     work = run.path("analyze")
     work.mkdir(exist_ok=True)
     copy = work / INPUTS_FILE
     shutil.copy(path, copy)
-    return {"path": str(copy), "origin": origin, "source": "\n".join(lines).strip("\n") + "\n"}
+    return {"path": str(copy), "origin": origin, "source": source}
 
 
 def _probe(
