@@ -1,17 +1,23 @@
-"""Write a run's parity spec and run it through the sandbox."""
+"""Write a run's parity spec and run it: each side in its own sandbox, the verdict here."""
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import sandbox
 from agent.errors import IntegrateError
+from agent.reference_weights import weight_names_and_roots
 from agent.render import render
 from agent.run_state import Run
+from sandbox import safe_files
+from sandbox.mapping import WeightMapping
+from sandbox.parity.errors import ParityError
+from sandbox.parity.host import SandboxLog, SidePaths, fresh_seed, run_parity, sandboxed_launcher, side_env
+
+__all__ = ["SidePaths", "candidate_location", "parity_paths", "reference_config", "run_parity_sandboxed", "side_env", "write_spec"]
 
 
 def candidate_location(run: Run) -> tuple[Path, str]:
@@ -38,61 +44,106 @@ def _reference_kwargs_code(analysis: dict[str, Any]) -> str:
     return f"{{{obj['param']!r}: {built}}}"
 
 
-def write_spec(run: Run, path: Path, *, reference_weights: Sequence[str] = (), converted_dir: str | None = None) -> Path:
+def parity_paths(run: Run, reference_weights: Sequence[str | Path] = (), converted_dir: str | Path | None = None) -> SidePaths:
+    """What each side of this run's parity may read: the reference side the snapshot (first: the
+    spec imports the reference from there) and the checkpoint's folders, the candidate side the
+    port's import root (first), and the converted folder."""
+    root, _ = candidate_location(run)
+    _, weight_roots = weight_names_and_roots(run, [Path(p) for p in reference_weights]) if reference_weights else ([], [])
+    snapshot = Path(run.result("resolve")["snapshot"])
+    candidate = [root] + ([Path(converted_dir)] if converted_dir else [])
+    return SidePaths(reference=[snapshot, *(r for r in weight_roots if r != snapshot)], candidate=candidate)
+
+
+def spec_context(run: Run, spec_name: str, *, reference_weights: Sequence[str] = (), converted_dir: str | None = None) -> dict[str, Any]:
+    """Everything the spec template is rendered from: data only (the manifest records it, and
+    `integrate verify` renders the spec again from it instead of trusting a spec in a branch)."""
     analysis, planned = run.result("analyze"), run.result("plan")
-    root, module = candidate_location(run)
-    path.write_text(render(
+    _, module = candidate_location(run)
+    names, _ = weight_names_and_roots(run, [Path(p) for p in reference_weights]) if reference_weights else ([], [])
+    return {
+        "class_name": planned["class_name"],
+        "spec_name": spec_name,
+        "reference_module": analysis["top_class"]["module"],
+        "reference_class": analysis["top_class"]["name"],
+        "reference_weight_files": names,
+        "candidate_module": module,
+        "saved": bool(converted_dir),
+        "config": analysis["config_kwargs"],
+        "tuple_args": analysis.get("tuple_args", []),
+        "config_object": analysis.get("config_object"),
+        "tolerance": planned["tolerance"],
+        "inputs": analysis["inputs"],
+    }
+
+
+def render_spec(context: dict[str, Any]) -> str:
+    config_object = context.get("config_object")
+    return render(
         "parity/spec.py.j2",
-        class_name=planned["class_name"],
-        spec_name=path.name,
-        reference_root=run.result("resolve")["snapshot"],
-        reference_module=analysis["top_class"]["module"],
-        reference_class=analysis["top_class"]["name"],
-        reference_weights=list(reference_weights),
-        candidate_root=str(root),
-        candidate_module=module,
-        converted_dir=converted_dir,
-        config=reference_config(analysis),
-        reference_kwargs=_reference_kwargs_code(analysis),
-        tolerance=planned["tolerance"],
-        inputs=analysis["inputs"],
-    ))
+        **{k: v for k, v in context.items() if k not in ("config", "tuple_args", "config_object")},
+        config=reference_config({"config_kwargs": context["config"], "tuple_args": context.get("tuple_args", [])}),
+        reference_kwargs=_reference_kwargs_code({"config_object": config_object}),
+    )
+
+
+def write_spec(run: Run, path: Path, *, reference_weights: Sequence[str] = (), converted_dir: str | None = None) -> Path:
+    """A spec that names no folder (it finds everything under the paths each side is given), so
+    the same file runs in this run, in a PR branch and in a maintainer's clone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    context = spec_context(run, path.name, reference_weights=reference_weights, converted_dir=converted_dir)
+    safe_files.write_text(path.parent, path.name, render_spec(context))
     return path
 
 
 def run_parity_sandboxed(
     spec: Path,
+    work: Path,
+    paths: SidePaths,
     *,
-    workspace: Path,
-    ro_paths: Sequence[Path] = (),
     device: str = "cpu",
     dtype: str = "float32",
     seed: int = 0,
+    fresh: bool = True,
+    mapping: WeightMapping | None = None,
     limits: sandbox.Limits | None = None,
-) -> tuple[dict[str, Any] | None, sandbox.SandboxResult]:
-    """Returns (report or None when it could not run, sandbox result)."""
-    workspace.mkdir(parents=True, exist_ok=True)
-    report = workspace / "parity.json"
-    report.unlink(missing_ok=True)
-    (workspace / "parity_layers.png").unlink(missing_ok=True)
-    res = sandbox.run(
-        [sys.executable, "-m", "sandbox.parity", str(spec.resolve()), "--device", device, "--dtype", dtype,
-         "--seed", str(seed), "--json", str(report), "--plot", str(workspace / "parity_layers.png")],
-        workspace,
-        ro_paths=[spec.resolve().parent, *ro_paths],
-        limits=limits,
-    )
-    (workspace / "parity.log").write_text(res.stdout + "\n--- stderr\n" + res.stderr)
-    if res.reason == "exit" and res.returncode in (0, 1) and report.exists():
-        payload = json.loads(report.read_text())
-        payload["sandbox"] = {"isolation": res.isolation, "notes": res.isolation_notes, "wall_s": res.wall_s, "peak_rss_mb": res.peak_rss_mb}
-        report.write_text(json.dumps(payload, indent=2))
-        return payload, res
-    return None, res
+    plot: bool = True,
+) -> dict[str, Any]:
+    """The parity report, its sides each sandboxed. Raises IntegrateError (exit 2) when it could
+    not run. `fresh` adds a second input set from a seed drawn now, so no port can have been
+    fitted to the inputs it is judged on. Writes parity.json (and parity_layers.png) into `work`,
+    a folder no side can write."""
+    spec = spec.resolve()
+    work = work.resolve()
+    for visible in (spec.parent, *paths.reference, *paths.candidate, *paths.shared):
+        if work == visible.resolve() or visible.resolve() in work.parents:
+            raise IntegrateError(f"parity work folder {work} must not lie inside a folder the sides can read ({visible})")
+    record = SandboxLog()
+    launch = sandboxed_launcher(paths, work / "logs", device=device, dtype=dtype, limits=limits, record=record)
+    seeds = [seed, fresh_seed()] if fresh else [seed]
+    try:
+        report = run_parity(spec, work / "sides", launch, seeds=seeds, device=device, dtype=dtype, mapping=mapping)
+    except ParityError as exc:
+        raise IntegrateError(f"parity could not run: {exc}") from None
+    report["sandbox"] = {"isolation": record.isolation, "notes": record.notes, "wall_s": record.wall_s,
+                         "peak_rss_mb": record.peak_rss_mb, "sides": record.phases}
+    report = jsonable(report)
+    safe_files.write_text(work, "parity.json", json.dumps(report, indent=2))
+    if plot:
+        from sandbox.parity.plot import layer_plot_png
 
-
-def require_report(report: dict[str, Any] | None, res: sandbox.SandboxResult, what: str) -> dict[str, Any]:
-    if report is None:
-        detail = res.one_line_error() if res.reason == "exit" else f"stopped by the sandbox ({res.reason} after {res.wall_s}s)"
-        raise IntegrateError(f"{what} could not run: {detail}")
+        safe_files.write_bytes(work, "parity_layers.png", layer_plot_png(report["layers"], report["tolerance"]["max_abs"]))
     return report
+
+
+def jsonable(value: Any) -> Any:
+    """Non-finite floats as strings, so the report stays valid JSON."""
+    if isinstance(value, float) and value != value:
+        return "nan"
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import IntegrateError
+from sandbox import safe_files
 
 RUN_FILE = "run.json"
 
@@ -115,7 +116,6 @@ class Run:
         os.replace(tmp, self.dir / RUN_FILE)
 
     def write_json(self, relative: str, payload: Any) -> Path:
-        target = self.path(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-        return target
+        """Stage folders are sandbox workspaces: never write through a link planted there."""
+        safe_files.write_text(self.dir, relative, json.dumps(payload, indent=2, default=str) + "\n")
+        return self.path(relative)

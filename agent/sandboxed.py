@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import sandbox
 from agent.errors import IntegrateError
+from sandbox import safe_files
 
 
 def run_job(
@@ -20,6 +20,7 @@ def run_job(
     result_file: Path,
     ro_paths: Sequence[Path] = (),
     limits: sandbox.Limits | None = None,
+    env: dict[str, str] | None = None,
     what: str,
 ) -> tuple[dict[str, Any], sandbox.SandboxResult]:
     """Run `python -m sandbox.jobs.<job> ARGS...`; the job writes `result_file` inside `workspace`."""
@@ -29,12 +30,20 @@ def run_job(
         workspace,
         ro_paths=ro_paths,
         limits=limits,
+        env=env,
     )
-    (workspace / f"{job}.log").write_text(
+    # The job could write its workspace: the log goes beside it, never through what it left.
+    safe_files.write_text(workspace.parent, f"{workspace.name}.{job}.log", (
         f"$ sandbox {job} (isolation: {res.isolation}, {res.reason}, exit {res.returncode}, "
         f"{res.wall_s}s, peak {res.peak_rss_mb} MB)\n--- stdout\n{res.stdout}\n--- stderr\n{res.stderr}\n"
-    )
-    if not result_file.exists():
+    ))
+    try:
+        result = safe_files.read_json(workspace, result_file.relative_to(workspace))
+    except (OSError, ValueError) as exc:
+        if res.ok and not isinstance(exc, FileNotFoundError):
+            raise IntegrateError(f"{what} left an unreadable result: {exc}") from None
         detail = res.one_line_error() if res.reason == "exit" else f"stopped by the sandbox ({res.reason} after {res.wall_s}s)"
-        raise IntegrateError(f"{what} failed in the sandbox: {detail}")
-    return json.loads(result_file.read_text()), res
+        raise IntegrateError(f"{what} failed in the sandbox: {detail}") from None
+    if not isinstance(result, dict):
+        raise IntegrateError(f"{what} left a result that is not a JSON object")
+    return result, res

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.porting.codemods import port_codemods  # noqa: E402
 from agent.porting.config_capture import capture_config  # noqa: E402
-from sandbox.parity import run_parity  # noqa: E402
+from sandbox.parity import run_parity_in_process as run_parity  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "tiny-dit"
 PAIRS = ROOT / "tests" / "pairs"

@@ -36,6 +36,71 @@ class WeightMapping:
     decisions: list[str] = field(default_factory=list)
     unresolved: list[str] = field(default_factory=list)
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pairs": self.pairs, "unmatched_reference": self.unmatched_reference,
+            "unmatched_candidate": self.unmatched_candidate, "source": self.source,
+            "dropped_prefix": self.dropped_prefix, "sources": self.sources,
+            "reshape": {k: list(v) for k, v in self.reshape.items()},
+            "rows": {k: list(v) for k, v in self.rows.items()}, "fused": self.fused,
+            "chunk_order": {k: [n, list(order)] for k, (n, order) in self.chunk_order.items()},
+            "decisions": self.decisions, "unresolved": self.unresolved,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> WeightMapping:
+        """A mapping from untrusted JSON: every field type-checked, nothing evaluated."""
+
+        def strs(v: Any, what: str) -> list[str]:
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise ValueError(f"mapping {what}: expected a list of strings")
+            return v
+
+        def ints(v: Any, what: str) -> tuple[int, ...]:
+            if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+                raise ValueError(f"mapping {what}: expected a list of integers")
+            return tuple(v)
+
+        def table(v: Any, what: str) -> dict[str, Any]:
+            if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
+                raise ValueError(f"mapping {what}: expected an object keyed by names")
+            return v
+
+        if not isinstance(data, dict):
+            raise ValueError("mapping: expected an object")
+        pairs = table(data.get("pairs", {}), "pairs")
+        if not all(isinstance(v, str) for v in pairs.values()):
+            raise ValueError("mapping pairs: expected name -> name")
+        chunk_order = {}
+        for k, v in table(data.get("chunk_order", {}), "chunk_order").items():
+            if not (isinstance(v, list) and len(v) == 2 and isinstance(v[0], int)):
+                raise ValueError("mapping chunk_order: expected [n, order]")
+            order = ints(v[1], "chunk_order")
+            if sorted(order) != list(range(v[0])):
+                raise ValueError(f"mapping chunk_order for {k}: not a permutation of {v[0]} chunks")
+            chunk_order[k] = (v[0], order)
+        rows = {k: ints(v, "rows") for k, v in table(data.get("rows", {}), "rows").items()}
+        if any(len(r) != 2 or not 0 <= r[0] < r[1] for r in rows.values()):
+            raise ValueError("mapping rows: expected [start, end) with 0 <= start < end")
+        prefix = data.get("dropped_prefix")
+        source = data.get("source", "inferred")
+        if not isinstance(source, str) or not (prefix is None or isinstance(prefix, str)):
+            raise ValueError("mapping source / dropped_prefix: expected strings")
+        return cls(
+            pairs=dict(pairs),
+            unmatched_reference=strs(data.get("unmatched_reference", []), "unmatched_reference"),
+            unmatched_candidate=strs(data.get("unmatched_candidate", []), "unmatched_candidate"),
+            source=source,
+            dropped_prefix=prefix,
+            sources={k: strs(v, "sources") for k, v in table(data.get("sources", {}), "sources").items()},
+            reshape={k: ints(v, "reshape") for k, v in table(data.get("reshape", {}), "reshape").items()},
+            rows=rows,
+            fused={k: strs(v, "fused") for k, v in table(data.get("fused", {}), "fused").items()},
+            chunk_order=chunk_order,
+            decisions=[str(x) for x in strs(data.get("decisions", []), "decisions")],
+            unresolved=[str(x) for x in strs(data.get("unresolved", []), "unresolved")],
+        )
+
     def reference_keys(self, cand_key: str) -> list[str]:
         if cand_key in self.fused:
             return list(self.fused[cand_key])

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from sandbox.mapping import WeightMapping
-from sandbox.parity.trace import Tracer, align, first_tensor
+from sandbox.parity.runside.tracer import TraceEntry, Tracer, first_tensor
+from sandbox.parity.verdict.align import align
 
 MAX_ROUNDS = 6
 NEAREST_MODULES = 6  # how far back from a divergence to look for the ambiguous weights
@@ -37,6 +38,12 @@ def _run(model: nn.Module, inputs: dict[str, Any]):
     finally:
         tracer.close()
     return out, tracer.entries
+
+
+def _rows(entries: list[TraceEntry]) -> list[dict[str, Any]]:
+    """Trace entries in the form the verdict's alignment reads."""
+    return [{"name": e.name, "call": e.call, "keys": e.keys, "tensor": None if e.output is None else n,
+             "shape": None if e.output is None else list(e.output.shape)} for n, e in enumerate(entries)]
 
 
 def _close(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
@@ -63,10 +70,10 @@ class _Judge:
         out, trace = _run(self.candidate, self.cand_inputs)
         if _close(self.ref_out, out):
             return float("inf"), [], None
-        order = {id(e): n for n, e in enumerate(trace)}
-        for r, c in align(self.ref_trace, trace, {k: mapping.reference_keys(k) for k in mapping.pairs}):
+        for ri, ci in align(_rows(self.ref_trace), _rows(trace), {k: mapping.reference_keys(k) for k in mapping.pairs}):
+            r, c = self.ref_trace[ri], trace[ci]
             if r.keys and r.output is not None and c.output is not None and r.output.shape == c.output.shape and not _close(r.output, c.output):
-                return float(self.ref_trace.index(r)), _owners(trace[: order[id(c)] + 1], self.cand_keys), r.name
+                return float(ri), _owners(trace[: ci + 1], self.cand_keys), r.name
         return float(len(self.ref_trace)), _owners(trace, self.cand_keys), "the output"
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sandbox.mapping_infer import infer_mapping
-from sandbox.parity import run_parity
+from sandbox.parity import run_parity_in_process as run_parity
 
 pytest.importorskip("ldm.modules.diffusionmodules.openaimodel", reason="install with: pip install --no-deps stable-diffusion-sdkit==2.1.5")
 PAIRS = Path(__file__).resolve().parent / "pairs"

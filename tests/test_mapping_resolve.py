@@ -15,7 +15,7 @@ from torch import nn
 from sandbox.convert import convert
 from sandbox.mapping import match_by_name
 from sandbox.mapping_infer import infer_mapping, use_checkpoint_names
-from sandbox.parity.engine_infer import infer_for_spec
+from sandbox.parity.runside.infer import infer_for_spec
 
 sys.path.insert(0, str(EXAMPLE))
 import tiny_dit  # noqa: E402

@@ -6,7 +6,8 @@ import textwrap
 import pytest
 from conftest import integrate
 
-from sandbox.parity import ParityError, run_parity
+from sandbox.parity import ParityError
+from sandbox.parity import run_parity_in_process as run_parity
 
 MODELS = '''
 import torch

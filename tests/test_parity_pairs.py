@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.parity import PRESETS, run_parity
+from sandbox.parity import PRESETS
+from sandbox.parity import run_parity_in_process as run_parity
 
 PAIRS = Path(__file__).resolve().parent / "pairs"
 ldm = pytest.importorskip("ldm.modules.diffusionmodules.openaimodel", reason="install with: pip install --no-deps stable-diffusion-sdkit==2.1.5")

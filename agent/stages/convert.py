@@ -5,44 +5,19 @@ and the streaming converter, reloaded with from_pretrained and compared, sandbox
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from agent.errors import IntegrateError
-from agent.parity_run import candidate_location, write_spec
+from agent.parity_run import candidate_location, parity_paths, side_env, write_spec
+from agent.publish.evidence import evidence_dir
+from agent.reference_weights import reference_weight_files
 from agent.run_state import Run
 from agent.sandboxed import run_job
-from agent.stages.resolve import network_errors
-from sandbox.safetensors_header import SafetensorsFormatError, read_header
-
-
-def reference_weight_files(run: Run) -> list[Path]:
-    """Local paths of the reference checkpoint, fetching Hub files into the run on first use."""
-    resolved = run.result("resolve")
-    paths = []
-    for entry in resolved["weights"]:
-        if entry["path"]:
-            paths.append(Path(entry["path"]))
-            continue
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import HfHubHTTPError
-
-        dest = run.path("reference-weights")
-        try:
-            local = hf_hub_download(
-                resolved["origin"], entry["file"], revision=resolved.get("revision"), local_dir=dest,
-                token=os.environ.get("HF_TOKEN") or None,
-            )
-        except (*network_errors(), HfHubHTTPError) as exc:
-            raise IntegrateError(f"cannot download {entry['file']} from {resolved['origin']}: {exc.__class__.__name__}: {exc}") from None
-        try:
-            read_header(local)
-        except SafetensorsFormatError as exc:
-            raise IntegrateError(f"corrupt safetensors file {exc}") from None
-        paths.append(Path(local))
-    return paths
+from sandbox import safe_files
+from sandbox.mapping import WeightMapping
+from sandbox.parity.exchange import MAX_TENSOR_FILE_BYTES
 
 
 def convert(run: Run) -> dict[str, Any]:
@@ -53,7 +28,9 @@ def convert(run: Run) -> dict[str, Any]:
     workdir.mkdir()
     files = reference_weight_files(run)
     root, module = candidate_location(run)
-    spec = write_spec(run, workdir / "mapping_spec.py")  # both models, for inference by order of use
+    # both models, for inference by order of use (the job runs them; the verdict comes later)
+    paths = parity_paths(run, files)
+    spec = write_spec(run, workdir / "mapping_spec.py", reference_weights=[str(p) for p in files])
     job = {
         "candidate_root": str(root),
         "candidate_module": module,
@@ -70,7 +47,8 @@ def convert(run: Run) -> dict[str, Any]:
         [workdir / "job.json", workdir / "result.json"],
         workspace=workdir,
         result_file=workdir / "result.json",
-        ro_paths=[Path(scaffolded["workspace"]), Path(run.result("resolve")["snapshot"]), *{p.parent for p in files}],
+        ro_paths=[Path(scaffolded["workspace"]), *paths.reference, *paths.candidate],
+        env=side_env(paths)["mapping"],
         what="weight conversion",
     )
     if not result["ok"]:
@@ -79,16 +57,23 @@ def convert(run: Run) -> dict[str, Any]:
         extra = f" (unmatched: {', '.join(unmatched[:3])})" if unmatched else ""
         raise IntegrateError(f"weight conversion failed: {result['error']}{extra}")
 
-    if planned["layout"] == "standalone":
-        weights = Path(scaffolded["workspace"]) / "weights"
-        mapping_file = Path(scaffolded["workspace"]) / "_weight_mapping.py"
-    else:
-        weights = run.path("weights")
-        mapping_file = run.path("_weight_mapping.py")
+    # The mapping travels with the branch (evidence); the converted weights do not (large, and
+    # reproducible from the reference with that mapping).
+    weights = Path(scaffolded["workspace"]) / "weights" if planned["layout"] == "standalone" else run.path("weights")
+    mapping_file = evidence_dir(run) / "_weight_mapping.py"
+    mapping_file.parent.mkdir(parents=True, exist_ok=True)
     if weights.exists():
         shutil.rmtree(weights)
-    shutil.move(str(workdir / "weights"), weights)
-    shutil.copy(workdir / "_weight_mapping.py", mapping_file)
+    try:  # the job's folder is sandbox-writable: copy regular files only, never through a link
+        safe_files.copy_tree_out(workdir, "weights", weights, max_bytes=MAX_TENSOR_FILE_BYTES)
+        safe_files.copy_out(workdir, "_weight_mapping.py", mapping_file, max_bytes=4 * 1024 * 1024)
+    except OSError as exc:
+        raise IntegrateError(f"weight conversion left unusable files: {exc}") from None
+    try:
+        mapping_data = WeightMapping.from_json(result.get("mapping_data"))
+    except ValueError as exc:
+        raise IntegrateError(f"weight conversion left a malformed mapping: {exc}") from None
+    run.write_json("convert/mapping.json", mapping_data.to_json())
     return {
         "weights_dir": str(weights),
         "files": sorted(p.name for p in weights.iterdir()),
@@ -98,4 +83,5 @@ def convert(run: Run) -> dict[str, Any]:
         "shards": result["shards"],
         "mapping_file": str(mapping_file),
         "reference_files": [str(p) for p in files],
+        "mapping_json": str(run.path("convert", "mapping.json")),
     }

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import sandbox
 from agent.errors import IntegrateError
 from agent.llm.backends import DEFAULT_MODEL, AnthropicBackend, Backend, BackendError, ScriptedBackend
 from agent.llm.cost import Usage, load_prices, prices_for
@@ -14,10 +15,13 @@ from agent.llm.env import RefineEnv
 from agent.llm.limits import LoopLimits
 from agent.llm.loop import Outcome, RefineLoop
 from agent.llm.trajectory import Trajectory
-from agent.parity_run import candidate_location, require_report, run_parity_sandboxed, write_spec
+from agent.parity_run import candidate_location, parity_paths, run_parity_sandboxed, write_spec
+from agent.reference_weights import reference_weight_files
 from agent.render import render
 from agent.run_state import Run
 from agent.skills import load_skills, skills_index
+
+PARITY_SIDES = 3  # sandboxed runs in one parity check, each under the same limits
 
 
 class RefinementFailed(IntegrateError):
@@ -74,12 +78,14 @@ def refine(run: Run) -> dict[str, Any]:
     model_file = Path(scaffolded["model_file"])
     workdir = run.path("refine")
     workdir.mkdir(exist_ok=True)
-    spec = write_spec(run, workdir / "parity_spec.py")
+    weights = [str(p) for p in reference_weight_files(run)]
+    spec = write_spec(run, workdir / "spec" / "parity_spec.py", reference_weights=weights)
     device = run.inputs.get("device", "cpu")
 
-    def parity() -> dict[str, Any]:
-        report, res = run_parity_sandboxed(spec, workspace=workdir / "parity", ro_paths=[Path(resolved["snapshot"]), workspace], device=device)
-        return require_report(report, res, "parity")
+    def parity(timeout_s: float | None = None) -> dict[str, Any]:
+        # what is left of --max-wall, shared by the sides that run one after another (reference, mapping, candidate)
+        limits = sandbox.Limits(wall_s=min(timeout_s / PARITY_SIDES, sandbox.Limits().wall_s)) if timeout_s else None
+        return run_parity_sandboxed(spec, workdir / "parity", parity_paths(run, weights), device=device, limits=limits)
 
     import_root, _ = candidate_location(run)
     env = RefineEnv(

@@ -75,23 +75,53 @@ def resolve(run: Run) -> dict[str, Any]:
     return result
 
 
+MAX_SNAPSHOT_FILE = 16 * 1024 * 1024  # configs, code and cards; weights are not copied
+
+
 def _walk(root: Path):
+    """Files under `root` as the source lays them out. A link is followed only when it points
+    inside the source (its target is then what is read); a link out of the source, a FIFO or a
+    device is refused, so nothing outside the folder the user named reaches the snapshot, the
+    sandbox or an LLM request."""
+    real_root = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root):
+        for d in list(dirnames):
+            if os.path.islink(Path(dirpath) / d):
+                _inside(Path(dirpath) / d, real_root)
+                dirnames.remove(d)  # its files are walked where they really are
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
         for name in sorted(filenames):
-            yield Path(dirpath) / name
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                path = _inside(path, real_root)
+            if not path.is_file():
+                raise IntegrateError(f"{path} is not a regular file (a FIFO, socket or device); refusing to read it")
+            yield Path(dirpath) / name, path
+
+
+def _inside(link: Path, real_root: Path) -> Path:
+    target = link.resolve()
+    if target != real_root and real_root not in target.parents:
+        raise IntegrateError(f"{link} is a link to {target}, outside the source; refusing to follow it (copy the file in instead)")
+    return target
+
+
+def _copy_file(path: Path, dest: Path) -> None:
+    if path.stat().st_size > MAX_SNAPSHOT_FILE:
+        raise IntegrateError(f"{path} is over {MAX_SNAPSHOT_FILE // 2**20} MB; code, configs and cards are expected to be small")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, dest, follow_symlinks=False)
 
 
 def _resolve_local(root: Path, snapshot: Path) -> dict[str, Any]:
     snapshot.mkdir(parents=True)
     code_files, weights = [], []
-    for path in _walk(root):
-        rel = path.relative_to(root)
+    for listed, path in _walk(root):
+        rel = listed.relative_to(root)
         if path.suffix == ".safetensors":
             weights.append(_local_weight_entry(path, str(rel)))
-        elif any(path.match(p) for p in SNAPSHOT_PATTERNS):
-            (snapshot / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, snapshot / rel)
+        elif any(rel.match(p) for p in SNAPSHOT_PATTERNS):
+            _copy_file(path, snapshot / rel)
             if path.suffix == ".py":
                 code_files.append(str(rel))
     return {"kind": "local", "origin": str(root), "code_files": code_files, "weights": weights}
@@ -108,13 +138,16 @@ def _local_weight_entry(path: Path, rel: str) -> dict[str, Any]:
 def _copy_reference_code(reference: Path, dest: Path) -> list[str]:
     if not reference.exists():
         raise IntegrateError(f"--reference not found: {reference}")
-    files = [reference] if reference.is_file() else [p for p in _walk(reference) if p.suffix == ".py"]
-    base = reference.parent if reference.is_file() else reference
+    if reference.is_file():
+        files = [(reference, reference.resolve())]
+        base = reference.parent
+    else:
+        files = [(listed, path) for listed, path in _walk(reference) if listed.suffix == ".py"]
+        base = reference
     out = []
-    for path in files:
-        target = dest / path.relative_to(base)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+    for listed, path in files:
+        target = dest / listed.relative_to(base)
+        _copy_file(path, target)
         out.append(str(target.relative_to(dest.parent)))
     return out
 

@@ -1,76 +1,116 @@
 """verify: parity of the reference against the port built from the converted weights and against
-the copy reloaded from its saved folder (sandboxed, fp32 by default), the convention checks, and
-the generated test."""
+the copy reloaded from its saved folder (each side sandboxed, the verdict outside both), the
+convention checks, and the generated test, run in a fresh sandboxed process that imports only
+the port and its weights. The run cannot pass when any of them fails."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
+import sandbox
 from agent.checks import check_paths
-from agent.errors import ParityFailed
-from agent.parity_run import require_report, run_parity_sandboxed, write_spec
+from agent.compliance import run_compliance
+from agent.diffusers_repo.branch import write_and_run_model_test
+from agent.errors import IntegrateError, ParityFailed
+from agent.parity_run import parity_paths, render_spec, run_parity_sandboxed, spec_context
+from agent.publish.evidence import evidence_dir
 from agent.render import render
 from agent.run_state import Run
+from sandbox import safe_files
+from sandbox.mapping import WeightMapping
+from sandbox.parity.exchange import load_tensors, read_result
+
+SAMPLE_VALUES = 32
+COMPILE_SKIPPED = "not requested (--compile-check); about 30 s of CPU on the bundled example"
 
 
 def reports_dir(run: Run) -> Path:
-    planned, scaffolded = run.result("plan"), run.result("scaffold")
-    if planned["layout"] == "standalone":
-        return Path(scaffolded["workspace"]) / "reports"
-    return run.path("reports")
+    return evidence_dir(run) / "reports"
 
 
 def spec_path(run: Run) -> Path:
-    planned, scaffolded = run.result("plan"), run.result("scaffold")
-    if planned["layout"] == "standalone":
-        return Path(scaffolded["workspace"]) / "parity_spec.py"
-    return run.path("reports", "parity_spec.py")
+    return evidence_dir(run) / "parity_spec.py"
+
+
+def reference_samples(sides: Path, n: int = SAMPLE_VALUES) -> list[dict[str, Any]]:
+    """Shape and `n` values at a fixed stride of each reference output tensor of the first seed."""
+    ref_dir = sides / "reference"
+    keys = [k for _, k, _ in read_result(ref_dir)["outputs"][0] if k]
+    tensors = load_tensors(ref_dir, "outputs.safetensors", keys)
+    out = []
+    for k in keys:
+        flat = tensors[k].detach().float().flatten()
+        stride = max(1, flat.numel() // n)
+        out.append({"shape": list(tensors[k].shape), "stride": stride, "values": [float(v) for v in flat[::stride][:n]]})
+    return out
+
+
+def run_generated_test(test_file: Path, import_root: Path, scratch: Path, ro_paths: list[Path]) -> dict[str, Any]:
+    """The generated test as a user would run it: its own process, nothing of ours imported."""
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir(parents=True)
+    res = sandbox.run([sys.executable, str(test_file)], scratch, ro_paths=ro_paths, env={"PYTHONPATH": str(import_root)})
+    return {"passed": res.ok, "reason": res.reason, "output": (res.stdout + res.stderr)[-4000:], "wall_s": res.wall_s}
 
 
 def verify(run: Run) -> dict[str, Any]:
-    resolved, analysis, planned, scaffolded, converted = (
-        run.result(s) for s in ("resolve", "analyze", "plan", "scaffold", "convert")
-    )
+    analysis, planned, scaffolded, converted = (run.result(s) for s in ("analyze", "plan", "scaffold", "convert"))
     workspace = Path(scaffolded["workspace"])
     reports = reports_dir(run)
     if reports.exists():
         shutil.rmtree(reports)
     reports.mkdir(parents=True)
-    spec = write_spec(run, spec_path(run), reference_weights=converted["reference_files"], converted_dir=converted["weights_dir"])
-    scratch = run.path("verify")
-    report, res = run_parity_sandboxed(
-        spec,
-        workspace=scratch,
-        ro_paths=[Path(resolved["snapshot"]), workspace, Path(converted["weights_dir"]), *{Path(p).parent for p in converted["reference_files"]}],
-        device=run.inputs.get("device", "cpu"),
-    )
-    report = require_report(report, res, "parity")
-    shutil.copy(scratch / "parity.json", reports / "parity.json")
-    shutil.copy(scratch / "parity_layers.png", reports / "parity_layers.png")
+    spec = spec_path(run)
+    context = spec_context(run, spec.name, reference_weights=converted["reference_files"], converted_dir=converted["weights_dir"])
+    safe_files.write_text(spec.parent, spec.name, render_spec(context))
+    try:
+        mapping = WeightMapping.from_json(safe_files.read_json(run.dir, Path(converted["mapping_json"]).relative_to(run.dir)))
+    except (OSError, ValueError) as exc:
+        raise IntegrateError(f"verify: the converted weights' mapping is unreadable ({exc}); run the convert stage again") from None
+    work = run.path("verify", "parity")
+    paths = parity_paths(run, converted["reference_files"], converted["weights_dir"])
+    report = run_parity_sandboxed(spec, work, paths, device=run.inputs.get("device", "cpu"), mapping=mapping)
+    for name in ("parity.json", "parity_layers.png"):
+        safe_files.copy_out(work, name, reports / name)
 
     findings = [f.to_dict() for f in check_paths([scaffolded["model_file"]], use_cache=False)]
     for f in findings:
         f["path"] = str(Path(f["path"]).relative_to(workspace))
-    (reports / "checks.json").write_text(json.dumps(findings, indent=2) + "\n")
+    safe_files.write_text(reports, "checks.json", json.dumps(findings, indent=2) + "\n")
 
     test_file = workspace / planned["test_path"]
     test_file.parent.mkdir(parents=True, exist_ok=True)
-    test_file.write_text(render(
-        "tests/test_model.py.j2",
-        class_name=planned["class_name"],
-        module_name=planned["module_name"],
-        layout=planned["layout"],
-        config_kwargs=repr(analysis["config_kwargs"]),
-        reference_output_head=repr(report["reference_output_head"]),
-        output_shape=report["output_shape"],
-        inputs=analysis["inputs"],
-        seed=report["seed"],
-        tolerance=planned["tolerance"],
-        parity_command=f"integrate parity {spec.name}",
-    ))
+    # the data both forms of the generated test are rendered from
+    test_config, test_inputs, samples = analysis["config_kwargs"], analysis["inputs"], reference_samples(work / "sides")
+    if planned["layout"] == "diffusers-tree":  # diffusers' own form: tester mixins + the parity test
+        generated_test = write_and_run_model_test(
+            run, test_file, config=test_config, inputs=test_inputs, reference_outputs=samples, seed=report["seed"],
+            atol=planned["tolerance"]["max_abs"], parity_command=f"integrate parity {spec.name}",
+            checkpoint_dir=Path(converted["weights_dir"]),
+        )
+    else:
+        safe_files.write_text(test_file.parent, test_file.name, render(
+            "tests/test_model.py.j2",
+            class_name=planned["class_name"],
+            module_name=planned["module_name"],
+            layout=planned["layout"],
+            test_name=test_file.name,
+            config_kwargs=repr(test_config),
+            reference_outputs=repr(samples),
+            sample_size=SAMPLE_VALUES,
+            atol=planned["tolerance"]["max_abs"],
+            inputs=test_inputs,
+            seed=report["seed"],
+            parity_command=f"integrate parity {spec.name}",
+        ))
+        generated_test = run_generated_test(test_file, workspace, run.path("verify", "test"), [workspace, Path(converted["weights_dir"])])
+
+    compliance = run_compliance(run, skip=None if run.inputs.get("compile_check") else {"torch_compile": COMPILE_SKIPPED})
 
     components = [
         {"component": "transformer (converted weights)", **{k: report[k] for k in ("max_abs_diff", "mean_abs_diff", "cosine")}, "passed": report["passed"] and not any("saved folder" in p for p in report["problems"])},
@@ -79,13 +119,16 @@ def verify(run: Run) -> dict[str, Any]:
         s = report["saved"]
         components.append({"component": "transformer (reloaded with from_pretrained)", "max_abs_diff": s["max_abs_diff"], "mean_abs_diff": s.get("mean_abs_diff"), "cosine": s["cosine"], "passed": s["passed"]})
     result = {
-        "parity": {k: report[k] for k in ("passed", "max_abs_diff", "mean_abs_diff", "cosine", "psnr", "tolerance", "dtype", "device", "first_divergence", "problems")},
+        "parity": {k: report[k] for k in ("passed", "max_abs_diff", "mean_abs_diff", "cosine", "psnr", "tolerance", "dtype", "device", "first_divergence", "problems", "seeds", "outputs")},
         "components": components,
         "isolation": report["sandbox"]["isolation"],
         "isolation_notes": report["sandbox"]["notes"],
         "findings": findings,
+        "generated_test": generated_test,
+        "compliance": compliance,
         "reports": str(reports),
         "spec": str(spec),
+        "spec_context": context,
         "test_file": str(test_file),
     }
     run.write_json("verify/summary.json", result)
@@ -93,4 +136,7 @@ def verify(run: Run) -> dict[str, Any]:
         fd = report.get("first_divergence") or {}
         where = f"; first divergence at {fd['reference_module']}" if fd else ""
         raise ParityFailed(f"parity failed: {'; '.join(report['problems'])}{where}")
+    if not generated_test["passed"]:
+        last = next((line for line in reversed(generated_test["output"].splitlines()) if line.strip()), generated_test["reason"])
+        raise ParityFailed(f"the generated test {test_file.name} failed in a fresh process: {last}")
     return result

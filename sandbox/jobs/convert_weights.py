@@ -23,7 +23,7 @@ from sandbox.convert import ConversionError
 from sandbox.convert import convert as stream_convert
 from sandbox.loading import load_class, read_json
 from sandbox.mapping import match_by_name
-from sandbox.safetensors_header import read_header
+from sandbox.safetensors_header import SafetensorsFormatError, read_header
 
 
 def main() -> int:
@@ -31,7 +31,7 @@ def main() -> int:
     job = read_json(job_file)
     try:
         result = convert(job)
-    except ConversionError as exc:
+    except (ConversionError, SafetensorsFormatError) as exc:  # a one-line reason (a pickle, a bad header)
         result = {"ok": False, "error": str(exc)}
     except Exception as exc:  # the port is untrusted code: report, don't crash
         result = {"ok": False, "error": f"{exc.__class__.__name__}: {exc}", "trace": traceback.format_exc(limit=4)}
@@ -78,6 +78,7 @@ def convert(job: dict) -> dict:
         "ok": not mismatched,
         "error": f"{len(mismatched)} tensors differ after reload (first: {mismatched[0]})" if mismatched else None,
         "mapping": mapping.summary(),
+        "mapping_data": mapping.to_json(),
         "tensors": stats["tensors_out"],
         "shards": stats["shards"],
         "reload_equal": not mismatched,
@@ -88,8 +89,8 @@ def _infer_by_usage(spec_path: str, by_name, ref_shapes: dict):
     """The usage-order mapping from the spec's two models, if it covers more than the names did
     and names only keys the checkpoint has."""
     from sandbox.mapping_infer import use_checkpoint_names
-    from sandbox.parity.engine import load_spec
-    from sandbox.parity.engine_infer import infer_for_spec
+    from sandbox.parity.runside.infer import infer_for_spec
+    from sandbox.parity.runside.spec import load_spec
 
     spec = load_spec(spec_path)
     reference, candidate = spec.reference(), spec.candidate()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from pathlib import Path
 
 GREEN, RED, GREY, BLUE, AXIS, WHITE = (46, 160, 67), (207, 34, 46), (170, 170, 170), (9, 105, 218), (60, 60, 60), (255, 255, 255)
 LOW = -12.0
@@ -25,7 +24,7 @@ def _png(width: int, height: int, pixels: list[bytearray]) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
 
 
-def write_layer_plot(layers: list[dict], tolerance: float, path: str | Path) -> Path:
+def layer_plot_png(layers: list[dict], tolerance: float) -> bytes:
     n = max(len(layers), 1)
     bar = max(2, min(12, 1200 // n))
     margin = 20
@@ -63,6 +62,4 @@ def write_layer_plot(layers: list[dict], tolerance: float, path: str | Path) -> 
         put(margin - 1, y, AXIS)
     for x in range(margin - 1, width - margin):
         put(x, height - margin, AXIS)
-    path = Path(path)
-    path.write_bytes(_png(width, height, pixels))
-    return path
+    return _png(width, height, pixels)
