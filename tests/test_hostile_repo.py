@@ -102,7 +102,6 @@ def _plant():
     planted = [p for p in (tmp_path / "runs").rglob("*") if p.is_symlink()]
     assert planted, "the attack did not run: nothing was planted"
     _assert_host_untouched(tmp_path, canary, site, tmp_path / "out")
-    repo = git.Repo(tmp_path / "out")
     objects = subprocess.run(["git", "-C", str(tmp_path / "out"), "cat-file", "--batch-all-objects", "--batch"],
                              capture_output=True).stdout
     assert CANARY_TEXT.encode() not in objects
