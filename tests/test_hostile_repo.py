@@ -14,7 +14,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import git
 from conftest import EXAMPLE, assert_one_line_error, integrate
 
 CANARY_TEXT = "-----BEGIN PRIVATE KEY----- canary"
