@@ -24,6 +24,7 @@ from agent.porting.blocks.base import BlockCode
 from agent.porting.codemods import drop_unused_imports
 
 ATOMS = (cst.Name, cst.Attribute, cst.Integer, cst.Float, cst.SimpleString, cst.Call, cst.Subscript)
+NEUTRAL = {"None", "False", "0"}  # an option left off, as the proof saw it
 PURE_CALLS = {"int", "float", "len", "min", "max", "round", "tuple", "list", "bool"}
 
 
@@ -354,10 +355,11 @@ class _RewriteFunction(cst.CSTTransformer):
             if isinstance(bound, str):
                 self.error = bound
                 return updated
-            given = {a.keyword.value for a in original.args if a.keyword} | {p.name for p, a in zip(
+            given = {a.keyword.value: _src(a.value) for a in original.args if a.keyword} | {p.name: _src(a.value) for p, a in zip(
                 [p for p in self.params if p.kind == "positional"], [a for a in original.args if a.keyword is None], strict=False)}
-            if given & set(self.plan.ignore):
-                self.error = f"a call passes {', '.join(sorted(given & set(self.plan.ignore)))}, which the block has no option for"
+            passed = sorted(p for p in self.plan.ignore if p in given and given[p] not in NEUTRAL)
+            if passed:
+                self.error = f"a call passes {', '.join(passed)}, which the block has no option for"
                 return updated
             text = _aliased(self.plan.code.main, self.aliases).format(**{role: bound[p] for role, p in self.plan.roles.items()})
             if self.plan.code.numpy_to_torch and not self.strip:
@@ -475,7 +477,7 @@ def _class_plan(module: cst.Module, plan: ClassPlan, names: dict[str, str], alia
     if scan.dispatch:
         return module, f"code dispatches on its type: {scan.dispatch[0]}"
     if scan.other_uses:
-        return module, f"it is used other than by instantiation (in {scan.other_uses[0]})"
+        return module, f"it is referenced other than by calling it by name (in {scan.other_uses[0]}), so not every instantiation can be rewritten"
     if not scan.sites:
         return module, "it is never instantiated in the port"
     init = _method(cls, "__init__")

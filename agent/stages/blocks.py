@@ -193,9 +193,11 @@ def _culprit(report: dict[str, Any] | None, classes: list[ClassDecision], functi
 
 
 def _settings(d: ClassDecision | FunctionDecision) -> dict[str, Any]:
+    """The proven choice, and each dim as the port writes it (over the reference constructor's
+    argument names; functions: the reference parameter playing each role)."""
     out = dict(d.choice)
     if isinstance(d, ClassDecision):
-        out.update(d.exprs)
+        out.update({dim: expr.replace("{", "").replace("}", "") for dim, expr in d.exprs.items()})
     else:
         out.update(d.roles)
     return out
@@ -215,7 +217,8 @@ def _report(classes: list[ClassDecision], functions: list[FunctionDecision], app
         parts = sorted({i[len(o) + 1:].split(".")[0] for o in c.instances for d in classes if d.port_name in applied
                         for i in d.instances if i.startswith(o + ".")})
         if not (c.block or c.closest) and parts:
-            reason = f"no single block has its structure; its parts {', '.join(parts)} are diffusers blocks now"
+            named = ", ".join(f"[{p}]" if p.isdigit() else p for p in parts)
+            reason = f"no single block has its structure; its parts {named} are diffusers blocks now"
         custom.append({**row, "closest": c.block or c.closest, "reason": reason or "not applied",
                        **({"tried": c.tried} if c.tried and not (c.block or c.closest) else {})})
     function_rows = []

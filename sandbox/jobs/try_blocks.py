@@ -469,7 +469,8 @@ def all_instances(family, proposal, members: list, recorder: Recorder, tolerance
     dims, worst = {}, 0.0
     for name, module in members:
         proposals = family.propose(module, recorder.calls[name])
-        same = [p for p in proposals if p.choice == proposal.choice] if not isinstance(proposals, str) else []
+        wanted = family.code(proposal.choice)  # the same code at every instantiation (settings that write nothing may differ)
+        same = [p for p in proposals if p.choice == proposal.choice or family.code(p.choice) == wanted] if not isinstance(proposals, str) else []
         if not same:
             return f"does not fit instance {name}" + (f": {proposals}" if isinstance(proposals, str) else "")
         measured = measure_module(family, same[0], module, recorder.calls[name], recorder.signatures[name])

@@ -85,6 +85,10 @@ class Family:
     def code(self, choice: dict[str, Scalar]) -> BlockCode:
         raise NotImplementedError
 
+    def block_for(self, choice: dict[str, Scalar]) -> str:
+        """The block's name for one setting (a family may cover several classes)."""
+        return self.block
+
 
 def grid(**axes: tuple) -> list[dict[str, Scalar]]:
     """Every combination of the given settings, in order (the first value of each axis first)."""

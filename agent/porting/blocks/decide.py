@@ -226,7 +226,7 @@ def _closest(tries: list[Any]) -> tuple[str | None, str]:
     if measured:
         best = min(measured, key=lambda t: t["max_abs"])
         family = BY_NAME.get(str(best.get("family")))
-        block = family.block if family else str(best.get("family"))
+        block = family.block_for(best.get("choice") or {}) if family and _valid_choice(family, best.get("choice")) else (family.block if family else str(best.get("family")))
         why = f"closest is {block} ({_describe_choice(best.get('choice') or {})}): max abs {best['max_abs']:.3g}"
         if best.get("others"):
             why = f"closest is {block}: exact on the first instance, but {best['others']}"
@@ -273,7 +273,7 @@ def decide_class(entry: dict[str, Any], tolerance: float, port_name: str, source
         raise Malformed(f"{d.name}: the accepted setting is not within the tolerance")
     if set(dims) != set(d.instances) or not all(_dims_ok(v) for v in dims.values()):
         raise Malformed(f"{d.name}: dims do not cover the instances")
-    d.family, d.block, d.origin, d.choice, d.max_abs = family.name, family.block, family.origin, accepted["choice"], float(max_abs)
+    d.family, d.block, d.origin, d.choice, d.max_abs = family.name, family.block_for(accepted["choice"]), family.origin, accepted["choice"], float(max_abs)
     d.calls = int(accepted.get("calls", 0))
     code = family.code(d.choice)
     args = [i.get("init_args") if isinstance(i.get("init_args"), dict) else {} for i in instances]
@@ -307,7 +307,8 @@ def decide_function(entry: dict[str, Any], tolerance: float, port_name: str) -> 
     code = family.code(accepted["choice"])
     if template_dims(code) != set(roles):
         raise Malformed(f"{d.name}: roles do not match the template")
-    d.family, d.block, d.choice, d.code, d.roles, d.ignore, d.max_abs = family.name, family.block, accepted["choice"], code, roles, tuple(ignore), float(max_abs)
+    d.family, d.block, d.choice, d.code, d.roles, d.ignore, d.max_abs = (
+        family.name, family.block_for(accepted["choice"]), accepted["choice"], code, roles, tuple(ignore), float(max_abs))
     return d
 
 

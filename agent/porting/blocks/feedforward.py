@@ -116,6 +116,9 @@ class ActivationFamily(Family):
             return "its output is neither the projection nor half of it"
         return [Proposal({"activation": name, "bias": bias}, {"dim_in": dim_in, "dim_out": out}) for name, _, g in PROJECTING if g == gated]
 
+    def block_for(self, choice: dict[str, Scalar]) -> str:
+        return next(p[1] for p in PROJECTING if p[0] == choice["activation"])
+
     def code(self, choice: dict[str, Scalar]) -> BlockCode:
         name, cls, _ = next(p for p in PROJECTING if p[0] == choice["activation"])
         args = "{dim_in}, {dim_out}"

@@ -89,6 +89,8 @@ class LayerNormFamily(Family):
         width = _same_shape_calls(calls)
         if isinstance(width, str):
             return width
+        if params and set(params.values()) != {width}:
+            return f"its parameters have width {next(iter(params.values()))}, the last axis of its input {width}"
         choice = {"affine": bool(params), "bias": len(params) == 2}
         return [Proposal(choice, {"dim": width, "eps": eps}) for eps in _eps_values(module)]
 
