@@ -439,7 +439,7 @@ def try_class(lib, recorder: Recorder, cls: type, qualified: str, members: list,
     for family in lib.FAMILIES:
         if family.kind != "module":
             continue
-        proposals = family.propose(first, recorder.calls[first_name])
+        proposals = propose(family, first, recorder.calls[first_name])
         if isinstance(proposals, str):
             entry["tries"].append({"family": family.name, "fits": False, "reason": proposals})
             continue
@@ -464,11 +464,19 @@ def try_class(lib, recorder: Recorder, cls: type, qualified: str, members: list,
     return entry
 
 
+def propose(family, target: Any, calls: list) -> list | str:
+    """The family's candidates; a family that trips over an unusual module declines it."""
+    try:
+        return family.propose(target, calls)
+    except Exception as exc:
+        return f"could not be read ({exc.__class__.__name__}: {str(exc)[:120]})"
+
+
 def all_instances(family, proposal, members: list, recorder: Recorder, tolerance: float) -> dict[str, Any] | str:
     """The same choice, proven on every other instance (with that instance's own dims)."""
     dims, worst = {}, 0.0
     for name, module in members:
-        proposals = family.propose(module, recorder.calls[name])
+        proposals = propose(family, module, recorder.calls[name])
         wanted = family.code(proposal.choice)  # the same code at every instantiation (settings that write nothing may differ)
         same = [p for p in proposals if p.choice == proposal.choice or family.code(p.choice) == wanted] if not isinstance(proposals, str) else []
         if not same:
@@ -488,7 +496,7 @@ def try_function(lib, key: str, fn: Any, calls: list, tolerance: float) -> dict[
     for family in lib.FAMILIES:
         if family.kind != "function":
             continue
-        proposals = family.propose(fn, calls)
+        proposals = propose(family, fn, calls)
         if isinstance(proposals, str):
             entry["tries"].append({"family": family.name, "fits": False, "reason": proposals})
             continue

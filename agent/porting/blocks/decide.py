@@ -97,7 +97,12 @@ def _small(value: Any) -> bool:
 
 
 def _affinity(dim: str, param: str, aliases: tuple[str, ...]) -> int:
-    return len(words(param) & (words(dim) | set(aliases)))
+    """2 when one name's words contain the other's (`bias` and `qkv_bias`), 1 when they share a
+    word (`out_bias` and `qkv_bias`), else 0; the dim's aliases count as its words."""
+    mine, theirs = words(dim) | set(aliases), words(param)
+    if theirs <= mine or words(dim) <= theirs:
+        return 2
+    return 1 if mine & theirs else 0
 
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.FloorDiv: operator.floordiv,
@@ -175,7 +180,7 @@ def express(dim: str, values: list[Any], args: list[dict[str, Any]], aliases: tu
     params = [p for p in args[0] if all(p in a and _scalar(a[p]) for a in args)]
     singles = [p for p in params if all(_same(v, a[p]) for v, a in zip(values, args, strict=True))]
     if any(_small(v) for v in values):
-        singles = [p for p in singles if _affinity(dim, p, aliases)]
+        singles = [p for p in singles if _affinity(dim, p, aliases) == 2]
     if singles:
         return "{" + max(singles, key=lambda p: (_affinity(dim, p, aliases), -params.index(p))) + "}"
     if not any(_small(v) for v in values):

@@ -108,7 +108,8 @@ class TimestepsFamily(Family):
         widths = {c.output.shape[-1] for c in calls if is_tensor(c.output, ndim=2)}
         if len(widths) != 1 or len(calls) != sum(is_tensor(c.output, ndim=2) for c in calls):
             return "its output is not [batch, channels]"
-        return [Proposal(c, {"num_channels": widths.pop()}) for c in self.choices()]
+        width = widths.pop()
+        return [Proposal(c, {"num_channels": width}) for c in self.choices()]
 
     def code(self, choice: dict[str, Scalar]) -> BlockCode:
         return BlockCode(
