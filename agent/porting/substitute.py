@@ -223,10 +223,11 @@ class _Scan(cst.CSTVisitor):
                 attr = _self_attr(a.targets[0].target)
             self.sites.append((node, self.classes[0] if self.classes else None, attr))
         if isinstance(func, cst.Name) and func.value in ("isinstance", "issubclass") and len(node.args) == 2:
-            used = {n.value for n in _names(node.args[1].value)}
-            if used & self.dispatch_names:
+            found = [n for n in _names(node.args[1].value) if n.value in self.dispatch_names]
+            if found:
                 where = ".".join([*self.classes[:1], *self.function[-1:]]) or "module level"
-                self.dispatch.append(f"{func.value}(..., {', '.join(sorted(used & self.dispatch_names))}) in {where}")
+                self.dispatch.append(f"{func.value}(..., {', '.join(sorted({n.value for n in found}))}) in {where}")
+                self.calls_as_func.update(id(n) for n in found)  # rewritten below, not an other use
         attr = _self_attr(func)
         if attr and self.classes:
             key = (self.classes[0], attr)
@@ -474,7 +475,8 @@ def _class_plan(module: cst.Module, plan: ClassPlan, names: dict[str, str], alia
         return module, "the class is not defined at the top of the port"
     scan = _Scan(plan.name, _bases(module))
     module.visit(scan)
-    if scan.dispatch:
+    block = re.match(r"\s*([\w.]+)\(", _aliased(plan.code.main, aliases))
+    if scan.dispatch and not block:
         return module, f"code dispatches on its type: {scan.dispatch[0]}"
     if scan.other_uses:
         return module, f"it is referenced other than by calling it by name (in {scan.other_uses[0]}), so not every instantiation can be rewritten"
@@ -516,7 +518,35 @@ def _class_plan(module: cst.Module, plan: ClassPlan, names: dict[str, str], alia
         attrs[key] = slots or {"": ""}
     rewrite = _RewriteClass(plan, ctor, forward, {k: {s: a for s, a in v.items() if s} for k, v in attrs.items()}, names, aliases)
     rewritten = module.visit(rewrite)
-    return (module, rewrite.error) if rewrite.error else (rewritten, None)
+    if rewrite.error:
+        return module, rewrite.error
+    if scan.dispatch:  # code that calls by type: the block takes the reference class's place there too
+        rewritten = rewritten.visit(_WidenDispatch(scan.dispatch_names, plan.name, block.group(1)))
+    return rewritten, None
+
+
+class _WidenDispatch(cst.CSTTransformer):
+    """`isinstance(x, Base)` -> `isinstance(x, (Base, Block))` for a base of the replaced class,
+    `isinstance(x, Replaced)` -> `isinstance(x, Block)`: what dispatched on the reference class's
+    type dispatches the same way on the block (full-model parity checks the effect)."""
+
+    def __init__(self, names: set[str], replaced: str, block: str):
+        self.names, self.replaced, self.block = names, replaced, block
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
+        func = updated.func
+        if not (isinstance(func, cst.Name) and func.value in ("isinstance", "issubclass") and len(updated.args) == 2):
+            return updated
+        kinds = updated.args[1].value
+        members = [e.value for e in kinds.elements] if isinstance(kinds, cst.Tuple) else [kinds]
+        if not any(isinstance(m, cst.Name) and m.value in self.names for m in members):
+            return updated
+        block = cst.parse_expression(self.block)
+        kept = [block if isinstance(m, cst.Name) and m.value == self.replaced else m for m in members]
+        if self.replaced not in {m.value for m in members if isinstance(m, cst.Name)}:
+            kept.append(block)
+        new = kept[0] if len(kept) == 1 else cst.Tuple([cst.Element(m) for m in kept])
+        return updated.with_changes(args=[updated.args[0], updated.args[1].with_changes(value=new)])
 
 
 def _function_plan(module: cst.Module, plan: FunctionPlan, aliases: dict[str, str]) -> tuple[cst.Module, str | None]:

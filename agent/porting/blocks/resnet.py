@@ -70,7 +70,7 @@ class ResnetBlock2DFamily(Family):
         if len(resample) != 1 or "other" in resample:
             return "its output size is not its input's, twice or half of it"
         drops = [m.p for _, m in modules_of(module, nn.Dropout) if m.p > 0]
-        dims = {"in_channels": c_in, "out_channels": c_out, "temb_channels": temb, "groups": norms[0].num_groups,
+        dims = {"in_channels": c_in, "out_channels": [None, c_out] if c_in == c_out else c_out, "temb_channels": temb, "groups": norms[0].num_groups,
                 "groups_out": norms[1].num_groups, "eps": norms[0].eps, "dropout": drops[0] if drops else 0.0}
         base = {"scale_shift": proj == 2 * c_out, "resample": resample.pop(), "shortcut": bool(short),
                 "shortcut_bias": bool(short) and short[0].bias is not None or not short,

@@ -25,6 +25,12 @@ def _resampled(calls: list[Call], factor: float) -> tuple[int, int] | str:
     return widths.pop() if len(widths) == 1 else ("it never ran" if not widths else "its widths vary")
 
 
+def _out(widths: tuple[int, int]) -> Any:
+    """The output width as a dim: None (meaning "the input's") is as good as the number when
+    they are equal, and a constructor that left it None then keeps doing so."""
+    return [None, widths[1]] if widths[0] == widths[1] else widths[1]
+
+
 class Downsample2DFamily(Family):
     name = "downsample-2d"
     block = "Downsample2D"
@@ -47,7 +53,7 @@ class Downsample2DFamily(Family):
             if conv.kernel_size != (3, 3) or conv.stride != (2, 2) or conv.padding[0] != conv.padding[1] or conv.padding[0] not in (0, 1):
                 return "its convolution is not a 3x3 stride-2 one"
             padding, bias = conv.padding[0], conv.bias is not None
-        dims = {"channels": widths[0], "out_channels": widths[1], "padding": padding, "use_conv": bool(found)}
+        dims = {"channels": widths[0], "out_channels": _out(widths), "padding": padding, "use_conv": bool(found)}
         return [Proposal({"bias": bias}, dims)]
 
     def code(self, choice: dict[str, Scalar]) -> BlockCode:
@@ -78,7 +84,7 @@ class Upsample2DFamily(Family):
             if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.padding != (1, 1):
                 return "its convolution is not a 3x3 one with padding 1"
             bias = conv.bias is not None
-        dims = {"channels": widths[0], "out_channels": widths[1], "use_conv": bool(found)}
+        dims = {"channels": widths[0], "out_channels": _out(widths), "use_conv": bool(found)}
         return [Proposal({"bias": bias}, dims)]
 
     def code(self, choice: dict[str, Scalar]) -> BlockCode:
