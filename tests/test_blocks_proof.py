@@ -2,6 +2,7 @@
 exactly is accepted with its settings; a near miss (the same formula written in another order,
 off by more than the tolerance) stays custom with the closest block and the measured difference."""
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -155,10 +156,8 @@ def proof(tmp_path_factory):
     (spec_dir / "spec.py").write_text(textwrap.dedent(SPEC.format(root=str(root))))
     job = tmp_path_factory.mktemp("job")
     library_dir = Path(library.__file__).parent
-    (job / "job.json").write_text(
-        '{"spec": "%s", "reference_root": "%s", "reference_modules": ["planted"], "library": "%s", "tolerance": 1e-5, "max_calls": 2}'
-        % (spec_dir / "spec.py", root, library_dir)
-    )
+    (job / "job.json").write_text(json.dumps({"spec": str(spec_dir / "spec.py"), "reference_root": str(root), "reference_modules": ["planted"],
+                                              "library": str(library_dir), "tolerance": 1e-5, "max_calls": 2}))
     result, _ = run_job("try_blocks", [job / "job.json", job / "result.json"], workspace=job, result_file=job / "result.json",
                         ro_paths=[root, spec_dir, library_dir], what="the block proof")
     assert result["ok"], result.get("error")

@@ -8,7 +8,7 @@ import pytest
 
 from agent.porting.blocks import BY_NAME
 from agent.porting.blocks.decide import Malformed, decide, express, init_expressions
-from agent.porting.substitute import ClassPlan, FunctionPlan, substitute
+from agent.porting.substitute import ClassPlan, FunctionPlan, substitute, tidy
 
 PORT = '''
 import math
@@ -186,3 +186,25 @@ def test_a_forged_proof_is_refused():
     ):
         with pytest.raises(Malformed):
             decide({"classes": [{**entry, "accepted": accepted}], "functions": []}, 1e-5, {}, set())
+
+
+def test_a_constructor_setting_the_proof_never_saw_is_not_written():
+    """An argument the block has no setting for was proven at one value; an instantiation that
+    passes another literal value (a branch the seeded run never took) would be a silent change."""
+    source = PORT.replace("def __init__(self, in_features, hidden_features):", "def __init__(self, in_features, hidden_features, act=\"gelu\"):")
+    mlp = plan("feed-forward", "Mlp", MLP, {"dim": "{in_features}", "inner_dim": "{hidden_features}"})
+    mlp.frozen = {"act": "gelu"}
+    assert substitute(source, [mlp], []).applied == ["Mlp"]
+    other = source.replace("Mlp(hidden_size, int(hidden_size * mlp_ratio))", 'Mlp(hidden_size, int(hidden_size * mlp_ratio), act="relu")')
+    out = substitute(other, [mlp], [])
+    assert "act=\"relu\", which no proven instance had ('gelu')" in out.failed["Mlp"]
+
+
+def test_written_constructors_drop_what_a_literal_made_moot():
+    code = BY_NAME["resnet-block-2d"].code({"non_linearity": "swish", "shortcut_bias": True, "groups_out": False})
+    text = code.main.format(in_channels="ch", out_channels="None", temb_channels="emb", groups="32", eps="1e-05", dropout="0.0",
+                            scale_shift="False", up="False", down="down")
+    assert tidy(text, code.defaults) == "ResnetBlock2D(in_channels=ch, out_channels=None, temb_channels=emb, groups=32, eps=1e-05, down=down)"
+    text = code.main.format(in_channels="ch", out_channels="None", temb_channels="emb", groups="32", eps="1e-05", dropout="dropout",
+                            scale_shift="use_scale_shift_norm", up="False", down="False")
+    assert 'time_embedding_norm="scale_shift" if use_scale_shift_norm else "default"' in tidy(text, code.defaults)

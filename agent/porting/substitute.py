@@ -14,6 +14,7 @@ parity checks the result.
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ class ClassPlan:
     code: BlockCode
     exprs: dict[str, str]  # dim -> template over the constructor's parameters ("{dim} // {num_heads}") or a literal
     init_params: list[dict[str, Any]] = field(default_factory=list)  # when the port's class has no __init__ of its own
+    frozen: dict[str, Any] = field(default_factory=dict)  # constructor arguments the block does not take: the values proven
 
 
 @dataclass
@@ -154,6 +156,33 @@ def render(template: str, bound: dict[str, str]) -> str | None:
         return None
     bare = template.strip() == "{" + (names[0] if names else "") + "}"
     return PLACEHOLDER.sub(lambda m: bound[m.group(1)] if bare or _atomic(bound[m.group(1)]) else f"({bound[m.group(1)]})", template)
+
+
+def _literal(source: str) -> tuple[bool, Any]:
+    try:
+        return True, ast.literal_eval(source)
+    except (ValueError, SyntaxError):
+        return False, None
+
+
+def tidy(text: str, defaults: tuple[tuple[str, str], ...] = ()) -> str:
+    """A rendered constructor without what a literal made moot: `a if True else b` -> `a`, and
+    keyword arguments that render to the block's own default."""
+    node = cst.parse_expression(text)
+
+    class Fold(cst.CSTTransformer):
+        def leave_IfExp(self, original, updated):
+            known, value = _literal(_src(updated.test))
+            return (updated.body if value else updated.orelse) if known else updated
+
+    node = node.visit(Fold())
+    if defaults and isinstance(node, cst.Call):
+        drop = dict(defaults)
+        args = [a for a in node.args if not (a.keyword and a.keyword.value in drop and _literal(_src(a.value)) == _literal(drop[a.keyword.value]))]
+        if args != list(node.args):
+            args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            node = node.with_changes(args=args)
+    return _src(node)
 
 
 def _self_attr(node: cst.BaseExpression) -> str | None:
@@ -286,7 +315,7 @@ class _RewriteClass(cst.CSTTransformer):
                 if rendered is None:
                     return None
                 values[dim] = rendered
-        return _aliased(template, self.aliases).format(**values, **self.names)
+        return tidy(_aliased(template, self.aliases).format(**values, **self.names), self.plan.code.defaults)
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         func = original.func
@@ -498,6 +527,10 @@ def _class_plan(module: cst.Module, plan: ClassPlan, names: dict[str, str], alia
         repeated = [p for p in bound if sum(PLACEHOLDER.findall(e).count(p) for e in plan.exprs.values()) > 1 and not _pure(bound[p])]
         if repeated:
             return module, f"argument {repeated[0]!r} would be evaluated twice"
+        for p, proven in plan.frozen.items():
+            known, value = _literal(bound.get(p, "..."))
+            if known and value != proven:
+                return module, f"an instantiation passes {p}={bound[p]}, which no proven instance had ({proven!r}) and the block has no setting for"
         if not needs_sites:
             continue
         if owner is None or attr is None:

@@ -165,7 +165,7 @@ def _relative_prefix(run: Run) -> str | None:
 
 
 def _class_plan(c: ClassDecision) -> ClassPlan:
-    return ClassPlan(name=c.port_name, code=c.code, exprs=c.exprs, init_params=c.init_params)
+    return ClassPlan(name=c.port_name, code=c.code, exprs=c.exprs, init_params=c.init_params, frozen=c.frozen)
 
 
 def _function_plan(f: FunctionDecision) -> FunctionPlan:
@@ -211,7 +211,7 @@ def _report(classes: list[ClassDecision], functions: list[FunctionDecision], app
         row = {"reference_class": c.name, "port_class": c.port_name, "instances": len(c.instances), "parameters": c.parameters}
         if c.port_name in applied:
             substituted.append({**row, "block": c.block, "family": c.family, "origin": c.origin, "settings": _settings(c),
-                                "calls_proven": c.calls, "max_abs_diff": c.max_abs})
+                                "assumes": c.frozen, "calls_proven": c.calls, "max_abs_diff": c.max_abs})
             continue
         reason = dropped.get(c.port_name) or (unwritable.get(c.port_name) and f"proven exact, but not written: {unwritable[c.port_name]}") or c.reason
         parts = sorted({i[len(o) + 1:].split(".")[0] for o in c.instances for d in classes if d.port_name in applied

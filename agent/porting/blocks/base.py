@@ -38,6 +38,7 @@ class BlockCode:
     call: str | None = None
     definitions: tuple[tuple[str, str, str], ...] = ()  # (placeholder, preferred class name, source template)
     numpy_to_torch: bool = False  # functions: the reference returned a numpy array, the replacement a tensor
+    defaults: tuple[tuple[str, str], ...] = ()  # (keyword, literal): left out of the written constructor when it renders to this
 
 
 @dataclass

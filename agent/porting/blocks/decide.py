@@ -45,6 +45,7 @@ class ClassDecision:
     reason: str | None = None
     closest: str | None = None
     tried: dict[str, str] = field(default_factory=dict)
+    frozen: dict[str, Any] = field(default_factory=dict)  # constructor arguments the block does not take, as proven
 
     @property
     def proven(self) -> bool:
@@ -182,7 +183,7 @@ def express(dim: str, values: list[Any], args: list[dict[str, Any]], aliases: tu
     if any(_small(v) for v in values):
         singles = [p for p in singles if _affinity(dim, p, aliases) == 2]
     if singles:
-        return "{" + max(singles, key=lambda p: (_affinity(dim, p, aliases), -params.index(p))) + "}"
+        return "{" + max(singles, key=lambda p: (p == dim, _affinity(dim, p, aliases), len(words(p) & words(dim)), -params.index(p))) + "}"
     if not any(_small(v) for v in values):
         for template, node in sourced:
             try:
@@ -290,6 +291,11 @@ def decide_class(entry: dict[str, Any], tolerance: float, port_name: str, source
             d.closest, d.reason = family.block, f"proven exact, but its {dim} ({', '.join(map(repr, values[:3]))}) cannot be written from {d.name}'s constructor arguments"
             return d
         d.exprs[dim] = expr
+    used = {p for e in d.exprs.values() for p in re.findall(r"\{(\w+)\}", e)}
+    for p in args[0] if args else {}:
+        values = [a.get(p) for a in args]
+        if p not in used and all(_scalar(v) and _same(v, values[0]) for v in values):
+            d.frozen[p] = values[0]  # this configuration's value: the port assumes it (the report says so)
     d.code = code
     return d
 

@@ -3,7 +3,8 @@ projection added or applied as scale/shift, GroupNorm, activation, dropout, 3x3 
 shortcut when the width changes; optionally up- or downsampling on the way in).
 
 From the shapes: widths, groups, eps, how the timestep enters (projection width), the shortcut;
-from the calls: up/down sampling. Enumerated: the activation.
+from the calls: up/down sampling. Enumerated: the activation. Dropout, scale/shift and up/down
+are dims, so a reference that takes them as constructor arguments keeps passing them through.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ class ResnetBlock2DFamily(Family):
     name = "resnet-block-2d"
     block = "ResnetBlock2D"
     aliases = {"in_channels": ("channels", "in"), "out_channels": ("out",), "temb_channels": ("emb", "temb", "time"),
-               "groups": ("groups",), "eps": ("eps",), "dropout": ("dropout", "drop")}
+               "groups": ("groups",), "eps": ("eps",), "dropout": ("dropout", "drop"), "scale_shift": ("scale", "shift", "use", "norm"),
+               "up": ("up", "upsample"), "down": ("down", "downsample")}
 
     def choices(self) -> list[dict[str, Scalar]]:
-        return grid(non_linearity=ACTIVATIONS, scale_shift=(False, True), resample=("none", "up", "down"),
-                    shortcut=(False, True), shortcut_bias=(True, False), groups_out=(False, True), dropout=(False, True))
+        return grid(non_linearity=ACTIVATIONS, shortcut_bias=(True, False), groups_out=(False, True))
 
     def propose(self, module: Any, calls: list[Call]) -> list[Proposal] | str:
         from torch import nn
@@ -65,31 +66,27 @@ class ResnetBlock2DFamily(Family):
                 return "it is not called as f(x [batch, channels, h, w], temb [batch, channels])"
             if len(c.args) + len(c.kwargs) != 2:
                 return "it is called with more than the input and the timestep embedding"
-            ratio = c.output.shape[-1] / x.shape[-1]
-            resample.add({1.0: "none", 2.0: "up", 0.5: "down"}.get(ratio, "other"))
-        if len(resample) != 1 or "other" in resample:
+            resample.add(c.output.shape[-1] / x.shape[-1])
+        if len(resample) != 1 or not resample <= {1.0, 2.0, 0.5}:
             return "its output size is not its input's, twice or half of it"
-        drops = [m.p for _, m in modules_of(module, nn.Dropout) if m.p > 0]
-        dims = {"in_channels": c_in, "out_channels": [None, c_out] if c_in == c_out else c_out, "temb_channels": temb, "groups": norms[0].num_groups,
-                "groups_out": norms[1].num_groups, "eps": norms[0].eps, "dropout": drops[0] if drops else 0.0}
-        base = {"scale_shift": proj == 2 * c_out, "resample": resample.pop(), "shortcut": bool(short),
-                "shortcut_bias": bool(short) and short[0].bias is not None or not short,
-                "groups_out": norms[0].num_groups != norms[1].num_groups, "dropout": bool(drops)}
+        ratio = resample.pop()
+        drops = [m.p for _, m in modules_of(module, nn.Dropout)]
+        # what a reference usually takes as constructor arguments is a dim, so the port keeps passing them
+        dims = {"in_channels": c_in, "out_channels": [None, c_out] if c_in == c_out else c_out, "temb_channels": temb,
+                "groups": norms[0].num_groups, "groups_out": norms[1].num_groups, "eps": norms[0].eps,
+                "dropout": drops[0] if drops else 0.0, "scale_shift": proj == 2 * c_out, "up": ratio == 2.0, "down": ratio == 0.5}
+        base = {"shortcut_bias": short[0].bias is not None if short else True, "groups_out": norms[0].num_groups != norms[1].num_groups}
         return [Proposal({**base, "non_linearity": act}, dims) for act in ACTIVATIONS]
 
     def code(self, choice: dict[str, Scalar]) -> BlockCode:
         args = "in_channels={in_channels}, out_channels={out_channels}, temb_channels={temb_channels}, groups={groups}"
         if choice["groups_out"]:
             args += ", groups_out={groups_out}"
-        args += ", eps={eps}"
-        if choice["dropout"]:
-            args += ", dropout={dropout}"
+        args += ', eps={eps}, dropout={dropout}, time_embedding_norm="scale_shift" if {scale_shift} else "default"'
+        args += ", up={up}, down={down}"
         if choice["non_linearity"] != "swish":
             args += f", non_linearity={choice['non_linearity']!r}"
-        if choice["scale_shift"]:
-            args += ', time_embedding_norm="scale_shift"'
-        if choice["resample"] != "none":
-            args += f", {choice['resample']}=True"
-        if choice["shortcut"] and not choice["shortcut_bias"]:
+        if not choice["shortcut_bias"]:
             args += ", conv_shortcut_bias=False"
-        return BlockCode(imports=((RESNET, "ResnetBlock2D"),), main=f"ResnetBlock2D({args})")
+        return BlockCode(imports=((RESNET, "ResnetBlock2D"),), main=f"ResnetBlock2D({args})",
+                         defaults=(("dropout", "0.0"), ("time_embedding_norm", '"default"'), ("up", "False"), ("down", "False")))
