@@ -10,7 +10,7 @@ import git
 import pytest
 from conftest import EXAMPLE, integrate
 
-STAGES = ["resolve", "analyze", "plan", "scaffold", "port", "refine", "convert", "verify", "publish"]
+STAGES = ["resolve", "analyze", "plan", "scaffold", "port", "blocks", "refine", "convert", "verify", "publish"]
 
 
 @pytest.fixture(scope="module")
