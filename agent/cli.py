@@ -24,10 +24,16 @@ class DefaultGroup(click.Group):
     """`integrate SOURCE` runs the main flow; `integrate <command>` runs a subcommand."""
 
     default_command = "run"
+    global_flags = ("--allow-reduced-isolation",)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
-            args = [self.default_command, *args]
+        # A global flag may be written anywhere before `--`: it moves in front of the command.
+        end = args.index("--") if "--" in args else len(args)
+        flags = [a for a in args[:end] if a in self.global_flags]
+        args = [*flags, *(a for a in args[:end] if a not in self.global_flags), *args[end:]]
+        rest = args[len(flags):]
+        if rest and rest[0] not in self.commands and rest[0] not in ("--help", "-h", "--version"):
+            args = [*flags, self.default_command, *rest]
         return super().parse_args(ctx, args)
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -40,7 +46,9 @@ def _console() -> Console:
 
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="integrate")
-def cli() -> None:
+@click.option("--allow-reduced-isolation", is_flag=True,
+              help="Without bubblewrap, run untrusted code anyway, with reduced isolation (it can write files as this user and reach host unix sockets); every report says so.")
+def cli(allow_reduced_isolation: bool) -> None:
     """Port a diffusion model into diffusers, prove the port computes what the reference
     computes, and prepare a pull request.
 
@@ -55,6 +63,10 @@ def cli() -> None:
 
     SOURCE is a local folder laid out like a Hub repo, or a Hub id (org/name).
     """
+    if allow_reduced_isolation:
+        from sandbox.runner import allow_reduced_isolation as allow
+
+        allow()
 
 
 def _validate_llm(llm: str) -> str:
@@ -286,6 +298,37 @@ def _write_user_file(path: Path, data: bytes) -> None:
         raise IntegrateError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+@cli.command("verify")
+@click.argument("where", default=".", metavar="[PATH]")
+@click.option("--reference", type=click.Path(), help="The reference folder, when the manifest names a local source (not on the Hub).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--json", "json_out", type=click.Path(), help="Write the claims table (JSON) here.")
+@click.option("--keep", type=click.Path(), help="Keep the re-measurement's files (reference, converted weights, parity sides) in this new folder.")
+def verify_cmd(where, reference, device, json_out, keep) -> None:
+    """Re-measure every claim of a branch integrate published: file hashes, the reference at its
+    recorded revision, the conversion, parity (every side sandboxed, the spec rendered again from
+    the manifest, never taken from the branch), the generated test and the convention checks.
+
+    PATH is a checkout of the branch (default: the current folder). Prints one table of claim,
+    recorded, re-measured, agrees. Exit 0 only if every claim reproduces, 1 if one does not, 2
+    if verification could not run.
+    """
+    from agent.publish.verify import verify_folder
+
+    if keep and Path(keep).exists():
+        raise IntegrateError(f"--keep folder exists already: {keep}")
+    rows = verify_folder(Path(where), reference=Path(reference) if reference else None, device=device, keep=Path(keep) if keep else None)
+    width = max(len(r.claim) for r in rows)
+    for r in rows:
+        mark = "yes" if r.agrees else "NO"
+        click.echo(f"{r.claim:<{width}}  {r.recorded:<24}  {r.measured:<24}  {mark}")
+    agreed = sum(r.agrees for r in rows)
+    click.echo(f"{agreed}/{len(rows)} claims reproduce")
+    if json_out:
+        _write_user_file(Path(json_out), (json.dumps([r.to_dict() for r in rows], indent=2) + "\n").encode())
+    sys.exit(0 if agreed == len(rows) else 1)
+
+
 @cli.command("check")
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default="text", show_default=True)
@@ -385,74 +428,25 @@ def convert_cmd(checkpoints, mapping, out, max_shard_size, expect_keys, config_f
     The mapping is code, so it runs in the sandbox. Inputs are validated (headers, offsets, dtypes);
     duplicate or missing keys after mapping are errors; nothing is left behind on failure.
     """
-    import shutil
-    import sys as _sys
-    import tempfile
-
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    import sandbox
-    from sandbox import safe_files
+    from agent.conversion import convert_checkpoints
 
-    out_path = Path(out).resolve()
-    if out_path.exists() and (not out_path.is_dir() or any(out_path.iterdir())):
-        raise IntegrateError(f"--out exists and is not empty, refusing to overwrite it: {out}")
-    inputs = [Path(c).resolve() for c in checkpoints]
-    for extra in [*inputs, *(Path(p).resolve() for p in (mapping, expect_keys, config_file) if p)]:
-        if not extra.is_file():
-            raise IntegrateError(f"file not found: {extra}")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".integrate-convert-", dir=out_path.parent))
-    cmd = [_sys.executable, "-m", "sandbox.convert", *map(str, inputs), "--out", str(staging / "out"),
-           "--max-shard-bytes", str(_size(max_shard_size)), "--progress-file", str(staging / "progress"),
-           "--result", str(staging / "result.json")]
-    for flag, value in (("--mapping", mapping), ("--expect-keys", expect_keys), ("--config", config_file)):
-        if value:
-            cmd += [flag, str(Path(value).resolve())]
-    ro = {p.parent for p in inputs} | {Path(p).resolve().parent for p in (mapping, expect_keys, config_file) if p}
-    from agent.prefetch import prefetch
-
-    prefetch(inputs)  # the disk works while the job starts its interpreter and imports torch
-    try:
-        with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=_console()) as bar:
-            task = bar.add_task("converting", total=None)
-
-            def poll() -> None:
-                try:
-                    done, total = map(int, safe_files.read_text(staging, "progress", max_bytes=200).split())
-                    bar.update(task, completed=done, total=total)
-                except (OSError, ValueError):
-                    pass
-
-            res = sandbox.run(cmd, staging, ro_paths=sorted(ro), limits=sandbox.Limits(wall_s=timeout, memory_mb=65536, file_mb=1 << 20), poll=poll)
-            poll()
-        if not res.ok:
-            raise IntegrateError(f"conversion failed: {res.one_line_error() if res.reason == 'exit' else res.reason}")
-        try:  # the staging folder was the job's to write: read and copy it without following links
-            result = safe_files.read_json(staging, "result.json")
-            staged = staging / "staged"
-            safe_files.copy_tree_out(staging, "out", staged, max_bytes=1 << 50)
-        except (OSError, ValueError) as exc:
-            raise IntegrateError(f"conversion left unusable output: {exc}") from None
-        if out_path.exists():  # an empty folder the user made
-            _move_into_empty(staged, out_path)
-        else:
-            staged.rename(out_path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=_console()) as bar:
+        task = bar.add_task("converting", total=None)
+        result, res = convert_checkpoints(
+            [Path(c) for c in checkpoints], Path(out), mapping=mapping and Path(mapping), expect_keys=expect_keys and Path(expect_keys),
+            config=config_file and Path(config_file), max_shard_bytes=_size(max_shard_size), timeout=timeout,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     click.echo(f"{result['tensors_in']} tensors -> {result['tensors_out']} in {result['shards']} shard(s), "
                f"{result['bytes'] / 1e9:.2f} GB, peak memory {res.peak_rss_mb:.0f} MB, {res.wall_s:.1f} s: {out}")
-
-
-def _move_into_empty(src: Path, dest: Path) -> None:
-    for child in src.iterdir():
-        child.rename(dest / child.name)
 
 
 @cli.command("sandbox", context_settings={"ignore_unknown_options": True})
 @click.option("--workspace", type=click.Path(), default=".", show_default=True, help="The only writable folder inside.")
 @click.option("--timeout", type=float, default=60, show_default=True, help="Wall-time limit in seconds.")
-@click.option("--memory-mb", type=int, default=4096, show_default=True, help="Address-space limit.")
+@click.option("--memory-mb", type=int, default=4096, show_default=True, help="Memory limit: address space plus the in-memory /tmp, HOME and /dev/shm.")
 @click.option("--allow-read", multiple=True, type=click.Path(), help="Extra host path visible read-only (repeatable).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def sandbox_cmd(workspace, timeout, memory_mb, allow_read, command) -> None:
@@ -488,6 +482,10 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as exc:  # a bug in integrate itself: still one line, with where to look
+        runner = sys.modules.get("sandbox.runner")  # not imported before: `integrate check` starts faster
+        if runner is not None and isinstance(exc, runner.IsolationRefused):
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
         if os.environ.get("INTEGRATE_DEBUG"):
             raise
         click.echo(f"internal error: {exc.__class__.__name__}: {exc} (set INTEGRATE_DEBUG=1 for the traceback)", err=True)

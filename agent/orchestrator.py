@@ -20,6 +20,7 @@ from agent.stages.refine import refine
 from agent.stages.resolve import resolve
 from agent.stages.scaffold import scaffold
 from agent.stages.verify import verify
+from sandbox.runner import IsolationRefused
 
 STAGES: list[tuple[str, Callable[[Run], dict[str, Any]]]] = [
     ("resolve", resolve),
@@ -76,6 +77,11 @@ def execute(run: Run, console: Console) -> None:
         try:
             with console.status(f"[bold]{name}[/bold] ..."):
                 result = stage(run)
+        except IsolationRefused as exc:  # nothing ran; recorded like any other error, then reported once
+            error = IntegrateError(str(exc))
+            run.fail_stage(name, error.message, time.monotonic() - start)
+            console.print(f"[red]  x {name:<9}[/red] {error.message}")
+            raise error from None
         except IntegrateError as exc:
             run.fail_stage(name, exc.message, time.monotonic() - start)
             console.print(f"[red]  x {name:<9}[/red] {exc.message}")

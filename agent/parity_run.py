@@ -9,14 +9,15 @@ from typing import Any
 
 import sandbox
 from agent.errors import IntegrateError
+from agent.reference_weights import weight_names_and_roots
 from agent.render import render
 from agent.run_state import Run
 from sandbox import safe_files
 from sandbox.mapping import WeightMapping
 from sandbox.parity.errors import ParityError
-from sandbox.parity.host import SandboxLog, SidePaths, fresh_seed, run_parity, sandboxed_launcher
+from sandbox.parity.host import SandboxLog, SidePaths, fresh_seed, run_parity, sandboxed_launcher, side_env
 
-__all__ = ["SidePaths", "candidate_location", "parity_paths", "reference_config", "run_parity_sandboxed", "write_spec"]
+__all__ = ["SidePaths", "candidate_location", "parity_paths", "reference_config", "run_parity_sandboxed", "side_env", "write_spec"]
 
 
 def candidate_location(run: Run) -> tuple[Path, str]:
@@ -44,44 +45,54 @@ def _reference_kwargs_code(analysis: dict[str, Any]) -> str:
 
 
 def parity_paths(run: Run, reference_weights: Sequence[str | Path] = (), converted_dir: str | Path | None = None) -> SidePaths:
-    """What each side of this run's parity may read: the reference side the snapshot and the
-    reference checkpoint, the candidate side the port (and the converted folder)."""
+    """What each side of this run's parity may read: the reference side the snapshot (first: the
+    spec imports the reference from there) and the checkpoint's folders, the candidate side the
+    port's import root (first), and the converted folder."""
     root, _ = candidate_location(run)
-    candidate = [Path(run.result("scaffold")["workspace"]), root]
-    if converted_dir:
-        candidate.append(Path(converted_dir))
-    return SidePaths(
-        reference=[Path(run.result("resolve")["snapshot"]), *sorted({Path(p).parent for p in reference_weights})],
-        candidate=sorted(set(candidate)),
+    _, weight_roots = weight_names_and_roots(run, [Path(p) for p in reference_weights]) if reference_weights else ([], [])
+    snapshot = Path(run.result("resolve")["snapshot"])
+    candidate = [root] + ([Path(converted_dir)] if converted_dir else [])
+    return SidePaths(reference=[snapshot, *(r for r in weight_roots if r != snapshot)], candidate=candidate)
+
+
+def spec_context(run: Run, spec_name: str, *, reference_weights: Sequence[str] = (), converted_dir: str | None = None) -> dict[str, Any]:
+    """Everything the spec template is rendered from: data only (the manifest records it, and
+    `integrate verify` renders the spec again from it instead of trusting a spec in a branch)."""
+    analysis, planned = run.result("analyze"), run.result("plan")
+    _, module = candidate_location(run)
+    names, _ = weight_names_and_roots(run, [Path(p) for p in reference_weights]) if reference_weights else ([], [])
+    return {
+        "class_name": planned["class_name"],
+        "spec_name": spec_name,
+        "reference_module": analysis["top_class"]["module"],
+        "reference_class": analysis["top_class"]["name"],
+        "reference_weight_files": names,
+        "candidate_module": module,
+        "saved": bool(converted_dir),
+        "config": analysis["config_kwargs"],
+        "tuple_args": analysis.get("tuple_args", []),
+        "config_object": analysis.get("config_object"),
+        "tolerance": planned["tolerance"],
+        "inputs": analysis["inputs"],
+    }
+
+
+def render_spec(context: dict[str, Any]) -> str:
+    config_object = context.get("config_object")
+    return render(
+        "parity/spec.py.j2",
+        **{k: v for k, v in context.items() if k not in ("config", "tuple_args", "config_object")},
+        config=reference_config({"config_kwargs": context["config"], "tuple_args": context.get("tuple_args", [])}),
+        reference_kwargs=_reference_kwargs_code({"config_object": config_object}),
     )
 
 
-def rerun_command(spec: Path, paths: SidePaths) -> str:
-    flags = [f"--reference-path {p}" for p in paths.reference] + [f"--candidate-path {p}" for p in paths.candidate]
-    return " ".join(["integrate parity", spec.name, *flags])
-
-
 def write_spec(run: Run, path: Path, *, reference_weights: Sequence[str] = (), converted_dir: str | None = None) -> Path:
-    analysis, planned = run.result("analyze"), run.result("plan")
-    root, module = candidate_location(run)
+    """A spec that names no folder (it finds everything under the paths each side is given), so
+    the same file runs in this run, in a PR branch and in a maintainer's clone."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    safe_files.write_text(path.parent, path.name, render(
-        "parity/spec.py.j2",
-        class_name=planned["class_name"],
-        spec_name=path.name,
-        rerun_command=rerun_command(path, parity_paths(run, reference_weights, converted_dir)),
-        reference_root=run.result("resolve")["snapshot"],
-        reference_module=analysis["top_class"]["module"],
-        reference_class=analysis["top_class"]["name"],
-        reference_weights=list(reference_weights),
-        candidate_root=str(root),
-        candidate_module=module,
-        converted_dir=converted_dir,
-        config=reference_config(analysis),
-        reference_kwargs=_reference_kwargs_code(analysis),
-        tolerance=planned["tolerance"],
-        inputs=analysis["inputs"],
-    ))
+    context = spec_context(run, path.name, reference_weights=reference_weights, converted_dir=converted_dir)
+    safe_files.write_text(path.parent, path.name, render_spec(context))
     return path
 
 

@@ -36,3 +36,14 @@ def reference_weight_files(run: Run) -> list[Path]:
             raise IntegrateError(f"corrupt safetensors file {exc}") from None
         paths.append(Path(local))
     return paths
+
+
+def weight_names_and_roots(run: Run, files: list[Path]) -> tuple[list[str], list[Path]]:
+    """The checkpoint's file names as the source lays them out, and the folders they sit under:
+    a spec finds `name` under one of the roots, so it names no folder itself."""
+    names, roots = [], []
+    for entry, path in zip(run.result("resolve")["weights"], files, strict=True):
+        depth = len(Path(entry["file"]).parts)
+        names.append(entry["file"])
+        roots.append(Path(path).parents[depth - 1])
+    return names, sorted(set(roots))

@@ -20,6 +20,7 @@ def run_job(
     result_file: Path,
     ro_paths: Sequence[Path] = (),
     limits: sandbox.Limits | None = None,
+    env: dict[str, str] | None = None,
     what: str,
 ) -> tuple[dict[str, Any], sandbox.SandboxResult]:
     """Run `python -m sandbox.jobs.<job> ARGS...`; the job writes `result_file` inside `workspace`."""
@@ -29,6 +30,7 @@ def run_job(
         workspace,
         ro_paths=ro_paths,
         limits=limits,
+        env=env,
     )
     # The job could write its workspace: the log goes beside it, never through what it left.
     safe_files.write_text(workspace.parent, f"{workspace.name}.{job}.log", (

@@ -16,12 +16,16 @@ all count as resident), converts it and writes its bytes straight to the planned
 memory stays near the largest tensor group, not the checkpoint. The next input is read ahead by
 the kernel (posix_fadvise) while the current one is written.
 Output goes to a temporary folder renamed into place at the end: a failure leaves nothing.
+Inputs are validated by the rules safetensors itself applies (sandbox.safetensors_header; pickle
+checkpoints are refused unread), and the written shards are opened with safetensors' own reader
+and checked key by key against the plan before anything is reported as converted.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import numbers
 import os
 import re
 import shutil
@@ -33,7 +37,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sandbox.safetensors_header import SafetensorsFormatError, read_header
+from sandbox.safetensors_header import SafetensorsFormatError, name_problem, read_header
 
 if TYPE_CHECKING:
     import torch
@@ -52,10 +56,20 @@ def dtype_names() -> dict:
         torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
         torch.bool: "BOOL",
     }
-    for name, code in (("float8_e4m3fn", "F8_E4M3"), ("float8_e5m2", "F8_E5M2")):
+    optional = (
+        ("float8_e4m3fn", "F8_E4M3"), ("float8_e5m2", "F8_E5M2"), ("float8_e8m0fnu", "F8_E8M0"),
+        ("float8_e4m3fnuz", "F8_E4M3FNUZ"), ("float8_e5m2fnuz", "F8_E5M2FNUZ"),
+        ("uint16", "U16"), ("uint32", "U32"), ("uint64", "U64"), ("complex64", "C64"),
+    )
+    for name, code in optional:
         if hasattr(torch, name):
             names[getattr(torch, name)] = code
     return names
+
+
+# safetensors stores these, but torch has no dtype for them: a diffusers folder holding one
+# could not be loaded, so the converter refuses them (checked without importing torch).
+NOT_LOADABLE_BY_TORCH = {"F6_E2M3", "F6_E3M2"}
 
 
 def torch_dtype(code: str):
@@ -87,7 +101,7 @@ class Mapping:
             raise ConversionError(f"mapping {Path(path).name} fails to load: {exc.__class__.__name__}: {exc}") from exc
         return cls(
             keys=dict(getattr(module, "KEYS", {})),
-            reshape={k: tuple(v) for k, v in getattr(module, "RESHAPE", {}).items()},
+            reshape={k: _shape(k, v) for k, v in getattr(module, "RESHAPE", {}).items()},
             renames=list(getattr(module, "RENAMES", [])),
             drop=dict(getattr(module, "DROP", {})),
             handlers=[(re.compile(p), fn) for p, fn in getattr(module, "HANDLERS", {}).items()],
@@ -100,6 +114,17 @@ class Mapping:
         for old, new in self.renames:
             key = key.replace(old, new)
         return key
+
+
+def _shape(key: str, value: object) -> tuple[int, ...]:
+    """A RESHAPE target as a tuple of ints; True, 2.0 or -1 would write a header safetensors refuses."""
+    try:
+        dims = tuple(value)
+    except TypeError:
+        dims = None
+    if dims is None or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 0 for d in dims):
+        raise ConversionError(f"mapping: RESHAPE[{key!r}] = {value!r}: a shape is a sequence of non-negative integers")
+    return tuple(int(d) for d in dims)
 
 
 @dataclass
@@ -248,8 +273,18 @@ def _plan_renames(steps: list[Step], sources: dict[str, Source]) -> dict[str, Pl
             raise ConversionError(f"mapping fails on {src.key!r}: RESHAPE to {tuple(shape)} does not fit shape {tuple(src.shape)}")
         if step.rename_to in planned:
             raise ConversionError(f"duplicate key after mapping: {step.rename_to!r} (from {planned[step.rename_to].origin!r} and {src.key!r})")
-        planned[step.rename_to] = Planned(step.rename_to, src.dtype, shape, src.end - src.start, origin=src.key)
+        planned[step.rename_to] = _output(Planned(step.rename_to, src.dtype, shape, src.end - src.start, origin=src.key))
     return planned
+
+
+def _output(p: Planned) -> Planned:
+    """`p`, if safetensors can store it and torch can load it back."""
+    problem = name_problem(p.key)
+    if problem:
+        raise ConversionError(f"output key {p.key!r} (from {p.origin!r}) {problem}")
+    if p.dtype in NOT_LOADABLE_BY_TORCH:
+        raise ConversionError(f"tensor {p.origin!r} has dtype {p.dtype}: safetensors stores it, but torch cannot load it from the converted folder")
+    return p
 
 
 def _plan_transforms(steps: list[Step], sources: dict[str, Source], planned: dict[str, Planned]) -> None:
@@ -268,7 +303,7 @@ def _plan_transforms(steps: list[Step], sources: dict[str, Source], planned: dic
                 raise ConversionError(f"duplicate key after mapping: {key!r} (from {planned[key].origin!r} and {step.inputs[0]!r})")
             if t.dtype not in dtype_names():
                 raise ConversionError(f"output {key!r} has dtype {t.dtype}, which safetensors cannot store")
-            planned[key] = Planned(key, dtype_names()[t.dtype], list(t.shape), t.numel() * t.element_size(), origin=step.inputs[0])
+            planned[key] = _output(Planned(key, dtype_names()[t.dtype], list(t.shape), t.numel() * t.element_size(), origin=step.inputs[0]))
 
 
 def _numel(shape) -> int:
@@ -443,8 +478,7 @@ def convert(
             (tmp / f"{WEIGHTS_NAME}.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
         if config:
             shutil.copy(config, tmp / "config.json")
-        for i in range(n_shards):  # what we wrote must read back as valid safetensors
-            read_header(tmp / _shard_name(i, n_shards))
+        _check_loadable(tmp, n_shards, planned)
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)
@@ -463,6 +497,30 @@ def convert(
         "largest_tensor_bytes": max((p.nbytes for p in planned.values()), default=0),
         "out": str(out),
     }
+
+
+def _check_loadable(folder: Path, n_shards: int, planned: dict[str, Planned]) -> None:
+    """Open every written shard with safetensors' own reader and compare keys, dtypes and shapes
+    with the plan: the conversion succeeds only if the output loads."""
+    from safetensors import SafetensorError, safe_open
+
+    by_file: dict[str, dict[str, Planned]] = {}
+    for p in planned.values():
+        by_file.setdefault(_shard_name(p.shard, n_shards), {})[p.key] = p
+    for name, expected in sorted(by_file.items()):
+        try:
+            with safe_open(str(folder / name), framework="numpy") as f:  # numpy: the header check without importing torch
+                keys = set(f.keys())
+                if keys != expected.keys():
+                    odd = sorted(keys ^ expected.keys())[0]
+                    raise ConversionError(f"written {name} does not hold the planned tensors (first difference: {odd!r})")
+                for key in sorted(keys):
+                    view = f.get_slice(key)
+                    got, want = (view.get_dtype(), list(view.get_shape())), (expected[key].dtype, expected[key].shape)
+                    if got != want:
+                        raise ConversionError(f"written {name}: tensor {key!r} reads back as {got[0]} {got[1]}, planned {want[0]} {want[1]}")
+        except SafetensorError as exc:
+            raise ConversionError(f"written {name} does not load with safetensors: {str(exc).splitlines()[0]}") from None
 
 
 def _abandon(copier: _Copier | None, reader: _Reader, handles: dict[int, int], tmp: Path) -> None:

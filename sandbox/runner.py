@@ -2,16 +2,19 @@
 
 Reference repos, LLM-written code and parity specs from PRs all execute here: no network, no
 secrets in the environment, writes confined to the workspace, bounded time, memory, processes
-and file sizes. bubblewrap provides the walls; without it we fall back to `unshare` plus resource
-limits and say so in the result (``isolation == "reduced"``), never silently.
+and file sizes; the in-memory file systems it may write (/tmp, HOME, /dev/shm) are sized and
+counted in its memory limit. bubblewrap provides the walls. Without it the only fallback is
+`unshare` plus resource limits, which leaves the file system and host unix sockets open: it is
+refused unless the caller allows it explicitly (`--allow-reduced-isolation`,
+`allow_reduced_isolation()`), and then every result says what is not confined.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import resource
+import select
 import shutil
 import signal
 import subprocess
@@ -20,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 
 from sandbox.cgroup import PidsCgroup
@@ -52,14 +56,48 @@ SECRET_NAME = re.compile(
 )
 
 
+# The in-memory file systems inside bubblewrap, and each one's share of `Limits.tmpfs_mb`.
+HOME_INSIDE = "/home/sandbox"
+TMPFS_SHARES = {"/tmp": 2, HOME_INSIDE: 1, "/dev/shm": 1}
+
+
+class IsolationRefused(RuntimeError):
+    """bubblewrap cannot be used and reduced isolation was not allowed: nothing was run."""
+
+
+_reduced_isolation_allowed = False
+
+
+def allow_reduced_isolation(allowed: bool = True) -> None:
+    """Let every later `run` in this process fall back to reduced isolation when bubblewrap is
+    missing (what `integrate --allow-reduced-isolation` sets). Each result still says so."""
+    global _reduced_isolation_allowed
+    _reduced_isolation_allowed = allowed
+
+
 @dataclass
 class Limits:
     wall_s: float = 600.0
-    memory_mb: int = 8192
+    memory_mb: int = 8192  # each process's address space plus the in-memory file systems
     cpu_s: int = 1200
     processes: int = 256
     file_mb: int = 4096
     output_bytes: int = 64_000
+    tmpfs_mb: int | None = None  # the part of memory_mb for /tmp, HOME and /dev/shm together (default: a quarter)
+
+    def tmpfs_sizes_mb(self) -> dict[str, int]:
+        """Size of each in-memory file system: `tmpfs_mb` split by TMPFS_SHARES."""
+        budget = self.memory_mb // 4 if self.tmpfs_mb is None else self.tmpfs_mb
+        if not len(TMPFS_SHARES) <= budget < self.memory_mb:
+            raise ValueError(f"tmpfs_mb must be at least {len(TMPFS_SHARES)} and below memory_mb ({self.memory_mb}), not {budget}")
+        total = sum(TMPFS_SHARES.values())
+        sizes = {path: max(1, budget * share // total) for path, share in TMPFS_SHARES.items()}
+        sizes["/tmp"] += budget - sum(sizes.values())  # rounding remainder
+        return sizes
+
+    def address_space_mb(self) -> int:
+        """What is left of memory_mb for each process once the in-memory file systems are full."""
+        return self.memory_mb - sum(self.tmpfs_sizes_mb().values())
 
 
 @dataclass
@@ -69,9 +107,10 @@ class SandboxResult:
     stderr: str
     wall_s: float
     peak_rss_mb: float
-    reason: str  # exit | timeout | memory | killed | file-size | cpu
+    reason: str  # exit | timeout | memory | killed | file-size | cpu | tmpfs-full
     isolation: str  # full | reduced
     isolation_notes: list[str] = field(default_factory=list)
+    detail: str = ""  # one line on why the sandbox stopped it, when a limit did
 
     @property
     def ok(self) -> bool:
@@ -81,7 +120,10 @@ class SandboxResult:
         return asdict(self)
 
     def one_line_error(self) -> str:
-        """The last meaningful line of stderr, for a user-facing message."""
+        """The sandbox's own reason when a limit stopped the command, else the last meaningful
+        line of stderr, for a user-facing message."""
+        if self.detail:
+            return self.detail
         for line in reversed(self.stderr.strip().splitlines()):
             line = line.strip()
             if line and not line.startswith(("File ", "^", "~")):
@@ -108,6 +150,28 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
+def _why_no_bwrap() -> str:
+    if os.environ.get("INTEGRATE_SANDBOX_BACKEND") == "unshare":
+        return "INTEGRATE_SANDBOX_BACKEND=unshare asks for the fallback instead of bubblewrap"
+    return "bubblewrap (bwrap) is not installed"
+
+
+@cache
+def _bwrap_version(bwrap: str) -> tuple[int, int]:
+    """(major, minor) of this bubblewrap; (0, 0) when it does not say. --size (sized tmpfs)
+    came in 0.7.0, --disable-userns in 0.8.0."""
+    try:
+        out = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return (0, 0)
+    found = re.search(r"(\d+)\.(\d+)", out)
+    return (int(found[1]), int(found[2])) if found else (0, 0)
+
+
+def _sizes_tmpfs(bwrap: str) -> bool:
+    return _bwrap_version(bwrap) >= (0, 7)
+
+
 def _python_roots() -> list[str]:
     """Directories the interpreter and its packages live in, mounted read-only inside."""
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix}
@@ -127,23 +191,27 @@ def _nvidia_devices() -> list[str]:
 
 
 def _bwrap_argv(
-    bwrap: str, workspace: Path, private_tmp: Path, ro_paths: Sequence[Path], gpu: bool
+    bwrap: str, workspace: Path, ro_paths: Sequence[Path], gpu: bool, tmpfs_mb: Mapping[str, int]
 ) -> list[str]:
     argv = [
         bwrap,
-        "--unshare-all",  # network, pid, ipc, uts, cgroup and user namespaces
+        "--unshare-all",  # network, pid, ipc, uts and cgroup namespaces
+        "--unshare-user",  # uid 65534 inside, no capabilities
         "--die-with-parent",
         "--new-session",
         "--uid", "65534",
         "--gid", "65534",
         "--hostname", "sandbox",
-        "--proc", "/proc",
-        "--dev", "/dev",
-        "--tmpfs", "/home",
-        "--dir", "/home/sandbox",
-        # private /tmp first: binds below may live under the host's /tmp and must stay visible
-        "--bind", str(private_tmp), "/tmp",
     ]
+    if _bwrap_version(bwrap) >= (0, 8):
+        # No nested user namespace, so no way back to capabilities (to mount a cgroup file
+        # system and raise its own pids.max, say).
+        argv.append("--disable-userns")
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    # The only writable places besides the workspace: sized tmpfs mounts, counted in memory_mb.
+    # Mounted before the binds below, which may live under the host's /tmp and must stay visible.
+    for path, mb in tmpfs_mb.items():
+        argv += [*(["--size", str(mb * 1024 * 1024)] if _sizes_tmpfs(bwrap) else []), "--tmpfs", path]
     for system_dir in ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc/alternatives"):
         if os.path.islink(system_dir):  # merged-/usr systems: /lib -> usr/lib
             argv += ["--symlink", os.readlink(system_dir), system_dir]
@@ -159,28 +227,76 @@ def _bwrap_argv(
     argv += ["--ro-bind", str(PACKAGE_ROOT / "sandbox"), f"{INSIDE_LIB}/sandbox"]
     for p in ro_paths:
         argv += ["--ro-bind", str(p), str(p)]
-    argv += ["--bind", str(workspace), str(workspace), "--chdir", str(workspace)]
+    argv += ["--bind", str(workspace), str(workspace)]
     if gpu:
         for dev in _nvidia_devices():
             argv += ["--dev-bind", dev, dev]
+    # bubblewrap's own tmpfs under / and /dev would otherwise take unbounded writes.
+    argv += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", str(workspace)]
     return argv
 
 
-def _unshare_argv() -> tuple[list[str], list[str]]:
-    notes = [
-        "bubblewrap (bwrap) not found: running with reduced isolation",
-        "file system is NOT confined: untrusted code can read what this user can read",
-    ]
+@cache
+def _unshare_argv() -> tuple[list[str], str | None]:
+    """The fallback's namespaces, or why there are none."""
     unshare = shutil.which("unshare")
     if unshare is None:
-        notes.append("unshare not found: network is NOT isolated")
-        return [], notes
-    probe = subprocess.run([unshare, "--net", "--map-root-user", "--pid", "--fork", "--kill-child", "true"], capture_output=True)
-    if probe.returncode != 0:
-        notes.append("unshare could not create namespaces: network is NOT isolated")
-        return [], notes
-    notes.append("network and process namespaces from unshare; environment filtered; resource limits set")
-    return [unshare, "--net", "--map-root-user", "--pid", "--fork", "--kill-child", "--mount-proc"], notes
+        return [], "unshare is not installed"
+    argv = [unshare, "--net", "--ipc", "--map-root-user", "--pid", "--fork", "--kill-child"]
+    if subprocess.run([*argv, "true"], capture_output=True).returncode != 0:
+        return [], "unshare could not create namespaces"
+    return [*argv, "--mount-proc"], None
+
+
+def _reduced_notes(why_no_bwrap: str, no_namespaces: str | None, pids_cgroup: bool, limits: Limits) -> list[str]:
+    """Exactly what the fallback leaves open (tests/test_sandbox_fallback.py checks each line)."""
+    uid = os.getuid()
+    try:
+        import pwd
+
+        user = pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        user = str(uid)
+    notes = [
+        f"reduced isolation, allowed explicitly (--allow-reduced-isolation): {why_no_bwrap}",
+        f"NOT confined: the file system: the command can read and write every file this user ({user}, uid {uid}) can, not only the workspace",
+        "NOT confined: host unix sockets that have a path (Docker, X11, D-Bus, ssh-agent ...): the command can connect to them",
+        "NOT confined: files as memory: HOME and TMPDIR are a host folder on disk and /dev/shm is the host's; no file counts in the memory limit",
+    ]
+    if no_namespaces:
+        notes.append(f"NOT confined: the network, host processes and System V IPC: {no_namespaces}")
+    if uid == 0 and pids_cgroup:
+        notes.append("NOT confined: the process limit: the tool runs as root, so the command can raise pids.max of its cgroup or leave the cgroup")
+    elif uid == 0:
+        notes.append("NOT confined: the process count: the tool runs as root and no pids cgroup could be created")
+    else:
+        notes.append(f"process limit: RLIMIT_NPROC ({limits.processes} above the user's current processes), which the command cannot raise")
+    if not no_namespaces:
+        notes.append("confined: the network (its own empty namespace: no host loopback service, no abstract unix socket, no DNS), "
+                     "host processes (its own PID namespace), System V IPC (its own namespace)")
+    notes.append(f"confined: the environment (secrets removed); limits on wall time, CPU time, address space ({limits.memory_mb} MB per process) and file size")
+    return notes
+
+
+def _bwrap_notes(bwrap: str, limits: Limits, pids_cgroup: bool) -> list[str]:
+    sizes = limits.tmpfs_sizes_mb()
+    notes = ["bubblewrap: no network, read-only root and system, the workspace is the only writable host folder"]
+    version = ".".join(map(str, _bwrap_version(bwrap)))
+    if _sizes_tmpfs(bwrap):
+        notes.append(f"in memory and counted in the {limits.memory_mb} MB memory limit: /tmp {sizes['/tmp']} MB, "
+                     f"HOME {sizes[HOME_INSIDE]} MB, /dev/shm {sizes['/dev/shm']} MB; {limits.address_space_mb()} MB address space per process")
+    else:
+        notes.append(f"NOT bound: /tmp, HOME and /dev/shm are tmpfs without a size (bubblewrap {version} is older than 0.7, "
+                     "which added --size): what the command writes there is not counted in the memory limit")
+    if _bwrap_version(bwrap) < (0, 8):
+        notes.append(f"nested user namespaces are possible (bubblewrap {version} is older than 0.8, which added --disable-userns)")
+    if pids_cgroup:
+        notes.append(f"process limit: pids cgroup ({limits.processes}), out of the command's reach")
+    elif os.getuid() != 0:
+        notes.append(f"process limit: RLIMIT_NPROC ({limits.processes} above the user's current processes)")
+    else:
+        notes.append("process limit NOT enforced: running as root without a writable pids cgroup")
+    return notes
 
 
 def _user_process_count() -> int:
@@ -196,12 +312,12 @@ def _user_process_count() -> int:
     return count
 
 
-def _child_setup(limits: Limits, nproc: int, cgroup: PidsCgroup | None) -> None:
+def _child_setup(limits: Limits, address_space_mb: int, nproc: int, cgroup: PidsCgroup | None) -> None:
     """Runs in the child between fork and exec."""
     if cgroup is not None:
         cgroup.join()
     mb = 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
+    resource.setrlimit(resource.RLIMIT_AS, (address_space_mb * mb, address_space_mb * mb))
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
     resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * mb, limits.file_mb * mb))
@@ -221,7 +337,7 @@ def _bounded(path: Path, limit: int) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _reason(status: int, inner_signal: int | None, timed_out: bool, stderr: str) -> str:
+def _reason(status: int, inner_signal: int | None, timed_out: bool, stderr: str, full: Sequence[str] = ()) -> str:
     if timed_out:
         return "timeout"
     if inner_signal or os.WIFSIGNALED(status):
@@ -230,17 +346,35 @@ def _reason(status: int, inner_signal: int | None, timed_out: bool, stderr: str)
             return "cpu"
         if sig == signal.SIGXFSZ:
             return "file-size"
-        return "killed"
+        return "tmpfs-full" if full else "killed"
     code = os.WEXITSTATUS(status)
     if code == 128 + signal.SIGXFSZ or "File too large" in stderr:
         return "file-size"
     if code == 128 + signal.SIGXCPU:
         return "cpu"
+    if full and code != 0:
+        return "tmpfs-full"
     if "MemoryError" in stderr or "Cannot allocate memory" in stderr or "std::bad_alloc" in stderr:
         return "memory"
     if code == 128 + signal.SIGKILL:
         return "killed"
     return "exit"
+
+
+def _detail(reason: str, sig: int | None, full: Sequence[str], limits: Limits, in_memory: bool) -> str:
+    """One line on how a limit stopped the command ("" when none did)."""
+    sizes = limits.tmpfs_sizes_mb()
+    names = {HOME_INSIDE: f"HOME ({HOME_INSIDE})"}
+    if reason == "tmpfs-full":
+        places = " and ".join(f"{names.get(p, p)} ({sizes[p]} MB)" for p in full)
+        return (f"{places} {'is' if len(full) == 1 else 'are'} full: the in-memory file systems are part of the "
+                f"{limits.memory_mb} MB memory limit (raise Limits.tmpfs_mb, or write large files to the workspace)")
+    if reason == "killed" and sig == signal.SIGBUS and in_memory:
+        # Not measured full at the end (a cleanup may have emptied it): say what is likely, as likely.
+        places = ", ".join(f"{names.get(p, p)} {mb} MB" for p, mb in sizes.items())
+        return (f"killed by SIGBUS, the signal for a write through mmap that finds no room: likely a full in-memory "
+                f"file system ({places}, part of the {limits.memory_mb} MB memory limit)")
+    return ""
 
 
 def run(
@@ -252,14 +386,25 @@ def run(
     env: Mapping[str, str] | None = None,
     gpu: bool | None = None,
     poll: Callable[[], None] | None = None,
+    allow_reduced_isolation: bool | None = None,
 ) -> SandboxResult:
-    """Run `cmd` contained, with `workspace` as its only writable directory (and cwd).
+    """Run `cmd` contained, with `workspace` as its only writable host directory (and cwd).
 
     `ro_paths` are host paths made visible read-only at the same place. `env` adds variables
     (secret-looking names are still dropped). `gpu=None` exposes NVIDIA devices when present.
     `poll` is called about every 0.1 s while the command runs (to show progress).
+    Without bubblewrap, raises IsolationRefused unless `allow_reduced_isolation` (default: the
+    process-wide `allow_reduced_isolation()` setting) lets it run with reduced isolation.
     """
     limits = limits or Limits()
+    tmpfs_mb = limits.tmpfs_sizes_mb()  # a bad budget fails here, before anything runs
+    bwrap = bwrap_path()
+    if bwrap is None and not (_reduced_isolation_allowed if allow_reduced_isolation is None else allow_reduced_isolation):
+        raise IsolationRefused(
+            f"{_why_no_bwrap()}: untrusted code would run with reduced isolation (it could write any file "
+            "this user can and connect to host unix sockets); install bubblewrap, or pass "
+            "--allow-reduced-isolation to accept that"
+        )
     workspace = Path(workspace).resolve()
     workspace.mkdir(parents=True, exist_ok=True)
     ro = [Path(p).resolve() for p in ro_paths if Path(p).exists()]
@@ -267,70 +412,91 @@ def run(
 
     with tempfile.TemporaryDirectory(prefix="integrate-sbx-") as scratch_dir:
         scratch = Path(scratch_dir)
-        private_tmp = scratch / "tmp"
-        private_tmp.mkdir()
         out_path, err_path = scratch / "stdout", scratch / "stderr"
         inside_env = clean_env(env)
-        bwrap = bwrap_path()
-        if bwrap:
-            prefix = _bwrap_argv(bwrap, workspace, private_tmp, ro, gpu)
-            isolation, notes = "full", ["bubblewrap: no network, read-only system, private /tmp and HOME"]
-            inside_env.update({"HOME": "/home/sandbox", "TMPDIR": "/tmp"})
-            inside_env["PYTHONPATH"] = os.pathsep.join([INSIDE_LIB, *filter(None, [inside_env.get("PYTHONPATH")])])
-        else:
-            prefix, notes = _unshare_argv()
-            isolation = "reduced"
-            home = scratch / "home"
-            home.mkdir()
-            inside_env.update({"HOME": str(home), "TMPDIR": str(private_tmp)})
-            inside_env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT), *filter(None, [inside_env.get("PYTHONPATH")])])
-        # Python's "safe path": the cwd (the workspace) is not put first on sys.path implicitly.
-        inside_env.setdefault("PYTHONSAFEPATH", "1")
-
         # Process limit: a pids cgroup where we may create one; RLIMIT_NPROC binds non-root users.
         cgroup = PidsCgroup.create(limits.processes + 8)
         nproc = limits.processes + (_user_process_count() if os.getuid() != 0 else 0)
-        if cgroup is not None:
-            notes.append(f"process limit: pids cgroup ({limits.processes})")
-        elif os.getuid() != 0:
-            notes.append(f"process limit: RLIMIT_NPROC ({limits.processes} above the user's current processes)")
-        else:
-            notes.append("process limit NOT enforced: running as root without a writable pids cgroup")
-        report_inside = "/tmp/.integrate-measure.json" if bwrap else str(private_tmp / ".integrate-measure.json")
-        shim = [sys.executable, "-m", "sandbox._measure", report_inside, "--"]
-        start = time.monotonic()
         try:
-            status, peak_kb, timed_out = _launch(
-                [*prefix, *shim, *cmd], workspace, inside_env, out_path, err_path, limits, nproc, cgroup, poll
-            )
+            if bwrap:
+                prefix = _bwrap_argv(bwrap, workspace, ro, gpu, tmpfs_mb)
+                isolation, notes = "full", _bwrap_notes(bwrap, limits, cgroup is not None)
+                inside_env.update({"HOME": HOME_INSIDE, "TMPDIR": "/tmp"})
+                inside_env["PYTHONPATH"] = os.pathsep.join([INSIDE_LIB, *filter(None, [inside_env.get("PYTHONPATH")])])
+                shim = f"{INSIDE_LIB}/sandbox/_measure.py"
+                sized = _sizes_tmpfs(bwrap)
+                watched, address_space_mb = (list(tmpfs_mb), limits.address_space_mb()) if sized else ([], limits.memory_mb)
+            else:
+                prefix, no_namespaces = _unshare_argv()
+                isolation, notes = "reduced", _reduced_notes(_why_no_bwrap(), no_namespaces, cgroup is not None, limits)
+                home, private_tmp = scratch / "home", scratch / "tmp"
+                home.mkdir()
+                private_tmp.mkdir()
+                inside_env.update({"HOME": str(home), "TMPDIR": str(private_tmp)})
+                inside_env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT), *filter(None, [inside_env.get("PYTHONPATH")])])
+                shim, watched, address_space_mb = str(PACKAGE_ROOT / "sandbox" / "_measure.py"), [], limits.memory_mb
+            # Python's "safe path": the cwd (the workspace) is not put first on sys.path implicitly.
+            inside_env.setdefault("PYTHONSAFEPATH", "1")
+
+            report_r, report_w = os.pipe()  # the shim's report: no file the command could replace
+            start = time.monotonic()
+            try:
+                argv = [*prefix, sys.executable, "-I", "-S", shim, str(report_w), *watched, "--", *cmd]
+                setup = lambda: _child_setup(limits, address_space_mb, nproc, cgroup)  # noqa: E731
+                status, peak_kb, timed_out = _launch(argv, workspace, inside_env, out_path, err_path, limits.wall_s, setup, report_w, cgroup, poll)
+            finally:
+                os.close(report_w)
+                if cgroup is not None:
+                    cgroup.remove()  # whatever is left, daemons included, dies here
+                    cgroup = None
+                report = _read_report(report_r)
         finally:
-            if cgroup is not None:
-                cgroup.remove()  # whatever is left, daemons included, dies here
+            if cgroup is not None:  # failed before the command started
+                cgroup.remove()
         wall = time.monotonic() - start
         stdout = _bounded(out_path, limits.output_bytes)
         stderr = _bounded(err_path, limits.output_bytes)
-        measured = private_tmp / ".integrate-measure.json"
-        inner_signal = None
-        if measured.exists():
-            try:
-                report = json.loads(measured.read_text())
-                peak_kb, inner_signal = max(peak_kb, report["peak_rss_kb"]), report.get("signal")
-            except (ValueError, KeyError):
-                pass
-        reason = _reason(status, inner_signal, timed_out, stderr)
+        full = [p for p in watched if p in report.get("full", [])]
+        sig = report.get("signal") or (os.WTERMSIG(status) if os.WIFSIGNALED(status) else None)
+        reason = _reason(status, report.get("signal"), timed_out, stderr, full)
         return SandboxResult(
             returncode=os.waitstatus_to_exitcode(status),
             stdout=stdout,
             stderr=stderr,
             wall_s=round(wall, 3),
-            peak_rss_mb=round(peak_kb / 1024, 1),
+            peak_rss_mb=round(max(peak_kb, report.get("peak_rss_kb", 0)) / 1024, 1),
             reason=reason,
             isolation=isolation,
             isolation_notes=notes,
+            detail=_detail(reason, sig, full, limits, bool(watched)),
         )
 
 
-def _launch(argv, workspace, env, out_path, err_path, limits, nproc, cgroup, poll=None) -> tuple[int, int, bool]:
+def _read_report(fd: int) -> dict:
+    """The shim's report (peak_rss_kb, signal, full), read without blocking; {} if it wrote none."""
+    os.set_blocking(fd, False)
+    raw = b""
+    try:
+        while len(raw) < 65536:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            raw += chunk
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(fd)
+    report: dict = {"full": []}
+    for line in raw.decode("utf-8", "replace").splitlines():
+        key, _, value = line.partition(" ")
+        if key == "full":
+            report["full"].append(value)
+        elif key in ("peak_rss_kb", "signal") and value.isdigit():
+            report[key] = int(value)
+    return report
+
+
+def _launch(argv, workspace, env, out_path, err_path, wall_s, setup, report_fd, cgroup, poll=None) -> tuple[int, int, bool]:
     """Start the command, wait up to the wall limit, kill everything on timeout.
 
     Returns (wait status, peak RSS in KB as seen by wait4, timed out).
@@ -344,9 +510,10 @@ def _launch(argv, workspace, env, out_path, err_path, limits, nproc, cgroup, pol
             stdout=out_fh,
             stderr=err_fh,
             start_new_session=True,
-            preexec_fn=lambda: _child_setup(limits, nproc, cgroup),
+            pass_fds=(report_fd,),
+            preexec_fn=setup,
         )
-        status, peak_kb = _wait(proc.pid, limits.wall_s, poll)
+        status, peak_kb = _wait(proc.pid, wall_s, poll)
         timed_out = status is None
         if timed_out:
             _kill_group(proc.pid)
@@ -359,19 +526,36 @@ def _launch(argv, workspace, env, out_path, err_path, limits, nproc, cgroup, pol
     return status, peak_kb, timed_out
 
 
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # before Linux 5.3 / Python 3.9
+        return None
+
+
 def _wait(pid: int, wall_s: float, poll: Callable[[], None] | None = None) -> tuple[int | None, int]:
+    """Wait for `pid` (woken the moment it exits, through a pidfd where the kernel has them)."""
     deadline = time.monotonic() + wall_s
+    pidfd = _pidfd(pid)
     delay = 0.005
-    while True:
-        wpid, status, usage = os.wait4(pid, os.WNOHANG)
-        if wpid == pid:
-            return status, usage.ru_maxrss
-        if time.monotonic() >= deadline:
-            return None, 0
-        if poll is not None:
-            poll()
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
+    try:
+        while True:
+            wpid, status, usage = os.wait4(pid, os.WNOHANG)
+            if wpid == pid:
+                return status, usage.ru_maxrss
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None, 0
+            if poll is not None:
+                poll()
+            if pidfd is not None:
+                select.select([pidfd], [], [], min(left, 0.1))
+            else:
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, 0.1)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 def _kill_group(pid: int) -> None:

@@ -22,6 +22,12 @@ HANDLERS = {r"\\.attn\\.qkv\\.": split_qkv}
 '''
 
 
+def write_text_header(path, header: str, data: bytes):
+    blob = header.encode()
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob + data)
+    return path
+
+
 def write_raw(path, header: dict, data: bytes, length=None):
     blob = json.dumps(header).encode()
     path.write_bytes(struct.pack("<Q", len(blob) if length is None else length) + blob + data)
@@ -73,11 +79,45 @@ F32_2 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
     ("unknown_dtype", "unknown dtype"),
     ("duplicate_after_mapping", "duplicate key after mapping"),
     ("missing_key", "missing key"),
+    ("bool_dim", "invalid shape [True]"),
+    ("lone_surrogate_key", "lone surrogate"),
+    ("duplicate_input_key", "'a' appears twice"),
+    ("gap_in_data", "refuses gaps"),
+    ("trailing_bytes", "refuses trailing bytes"),
+    ("sub_byte_slice", "whole number of bytes"),
+    ("mapping_bool_reshape", "RESHAPE['a'] = (True, 2)"),
+    ("mapping_lone_surrogate_key", "output key 'x\\ud800' (from 'a') holds a lone surrogate"),
+    ("mapping_metadata_key", "output key '__metadata__' (from 'a') is the header's reserved metadata field"),
+    ("torch_cannot_load_dtype", "F6_E2M3: safetensors stores it, but torch cannot load it"),
 ])
 def test_malformed_inputs_are_refused_and_leave_nothing(tmp_path, case, needle):
     ckpt = tmp_path / "bad.safetensors"
     args = []
-    if case == "header_beyond_file":
+    one = '{"dtype":"F32","shape":[1],"data_offsets":[%d,%d]}'
+    if case == "bool_dim":
+        write_text_header(ckpt, '{"a":{"dtype":"F32","shape":[true],"data_offsets":[0,4]}}', b"\0" * 4)
+    elif case == "lone_surrogate_key":
+        write_text_header(ckpt, '{"a\\ud800":%s}' % (one % (0, 4)), b"\0" * 4)
+    elif case == "duplicate_input_key":
+        write_text_header(ckpt, '{"a":' + one % (0, 4) + ',"a":' + one % (0, 4) + '}', b"\0" * 4)
+    elif case == "gap_in_data":
+        write_text_header(ckpt, '{"a":' + one % (0, 4) + ',"b":' + one % (8, 12) + '}', b"\0" * 12)
+    elif case == "trailing_bytes":
+        write_text_header(ckpt, '{"a":%s}' % (one % (0, 4)), b"\0" * 5)
+    elif case == "sub_byte_slice":
+        write_text_header(ckpt, '{"a":{"dtype":"F4","shape":[3],"data_offsets":[0,2]}}', b"\0" * 2)
+    elif case == "torch_cannot_load_dtype":
+        write_text_header(ckpt, '{"a":{"dtype":"F6_E2M3","shape":[4],"data_offsets":[0,3]}}', b"\0" * 3)
+    elif case.startswith("mapping_"):
+        save_file({"a": torch.zeros(2, 2)}, str(ckpt))
+        mapping = {
+            "mapping_bool_reshape": "RESHAPE = {'a': (True, 2)}\n",
+            "mapping_lone_surrogate_key": "KEYS = {'a': 'x\\ud800'}\n",
+            "mapping_metadata_key": "KEYS = {'a': '__metadata__'}\n",
+        }[case]
+        (tmp_path / "map.py").write_text(mapping)
+        args = ["--mapping", "map.py"]
+    elif case == "header_beyond_file":
         write_raw(ckpt, {"a": F32_2}, b"\0" * 8, length=10**6)
     elif case == "header_over_limit":
         write_raw(ckpt, {"a": F32_2}, b"\0" * 8, length=200_000_000)
@@ -169,3 +209,77 @@ def test_prefetch_queues_only_the_start(tmp_path):
     f.write_bytes(b"\0" * (3 << 20))
     assert prefetch([f], limit_bytes=1 << 20) == 1 << 20
     assert prefetch([tmp_path / "missing.bin", f]) == 3 << 20
+
+
+@pytest.mark.parametrize("name, how", [
+    ("model.bin", "safetensors bytes"),  # the name alone decides
+    ("model.pt", "torch zip"),
+    ("model.ckpt", "torch legacy"),
+    ("model.safetensors", "torch zip"),  # the first bytes decide
+    ("model.safetensors", "torch legacy"),
+    ("weights", "plain pickle"),
+])
+def test_pickle_checkpoints_are_refused_with_one_line(tmp_path, name, how):
+    import pickle
+
+    ckpt = tmp_path / name
+    if how == "safetensors bytes":
+        save_file({"a": torch.zeros(2)}, str(ckpt))
+    elif how == "torch zip":
+        torch.save({"a": torch.zeros(2)}, ckpt)
+    elif how == "torch legacy":
+        torch.save({"a": torch.zeros(2)}, ckpt, _use_new_zipfile_serialization=False)
+    else:
+        ckpt.write_bytes(pickle.dumps({"a": [0.0]}, protocol=2))
+    proc = integrate("convert", str(ckpt), "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: conversion failed: {name}: pickle checkpoints are never loaded: convert them to safetensors first"], proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("defect, needle", [
+    ("bool dim", "does not load with safetensors"),
+    ("gap", "does not load with safetensors"),
+    ("key renamed", "does not hold the planned tensors"),
+    ("other shape", "reads back as F32"),
+])
+def test_written_output_is_opened_with_safetensors_before_success(tmp_path, monkeypatch, defect, needle):
+    """A writer bug that produces a file safetensors refuses (or one that differs from the plan)
+    fails the conversion and leaves nothing; simulated by corrupting the header we write."""
+    import sandbox.convert as sc
+
+    real = sc._header_bytes
+
+    def corrupt(items, metadata, length=None):
+        items = [sc.Planned(p.key, p.dtype, list(p.shape), p.nbytes, p.shard, p.offset, p.origin) for p in items]
+        if defect == "bool dim":
+            items[0].shape = [True] * len(items[0].shape) if items[0].shape else [True]
+        elif defect == "gap":
+            items[-1].offset += 4
+        elif defect == "key renamed":
+            items[0].key = "renamed"
+        else:
+            items[0].shape = [items[0].nbytes // 4]  # same bytes, flattened
+        return real(items, metadata, length)
+
+    save_file({"a": torch.zeros(2, 3), "b": torch.ones(4)}, str(tmp_path / "in.safetensors"))
+    monkeypatch.setattr(sc, "_header_bytes", corrupt)
+    with pytest.raises(sc.ConversionError, match=needle):
+        sc.convert([tmp_path / "in.safetensors"], None, tmp_path / "out", early_copy=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.safetensors"]
+
+
+def test_every_dtype_torch_holds_converts_and_loads(tmp_path):
+    from sandbox.convert import convert, dtype_names
+
+    tensors = {f"t_{code}": torch.zeros(3, 2, dtype=dt) for dt, code in dtype_names().items()}
+    tensors["empty"], tensors["scalar"] = torch.zeros(0, 4), torch.tensor(2.5)
+    save_file(tensors, str(tmp_path / "in.safetensors"))
+    (tmp_path / "map.py").write_text("HANDLERS = {r'^t_F32$': lambda key, t: {'made': t * 2}}\n")
+    convert([tmp_path / "in.safetensors"], tmp_path / "map.py", tmp_path / "out")
+    got = load_file(str(tmp_path / "out" / "diffusion_pytorch_model.safetensors"))
+    assert set(got) == (set(tensors) - {"t_F32"}) | {"made"}
+    for key, t in tensors.items():
+        if key != "t_F32":
+            assert got[key].dtype == t.dtype and got[key].shape == t.shape

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import IntegrateError
-from agent.parity_run import candidate_location, write_spec
+from agent.parity_run import candidate_location, parity_paths, side_env, write_spec
+from agent.publish.evidence import evidence_dir
 from agent.reference_weights import reference_weight_files
 from agent.run_state import Run
 from agent.sandboxed import run_job
@@ -27,7 +28,9 @@ def convert(run: Run) -> dict[str, Any]:
     workdir.mkdir()
     files = reference_weight_files(run)
     root, module = candidate_location(run)
-    spec = write_spec(run, workdir / "mapping_spec.py")  # both models, for inference by order of use
+    # both models, for inference by order of use (the job runs them; the verdict comes later)
+    paths = parity_paths(run, files)
+    spec = write_spec(run, workdir / "mapping_spec.py", reference_weights=[str(p) for p in files])
     job = {
         "candidate_root": str(root),
         "candidate_module": module,
@@ -44,7 +47,8 @@ def convert(run: Run) -> dict[str, Any]:
         [workdir / "job.json", workdir / "result.json"],
         workspace=workdir,
         result_file=workdir / "result.json",
-        ro_paths=[Path(scaffolded["workspace"]), Path(run.result("resolve")["snapshot"]), *{p.parent for p in files}],
+        ro_paths=[Path(scaffolded["workspace"]), *paths.reference, *paths.candidate],
+        env=side_env(paths)["mapping"],
         what="weight conversion",
     )
     if not result["ok"]:
@@ -53,12 +57,11 @@ def convert(run: Run) -> dict[str, Any]:
         extra = f" (unmatched: {', '.join(unmatched[:3])})" if unmatched else ""
         raise IntegrateError(f"weight conversion failed: {result['error']}{extra}")
 
-    if planned["layout"] == "standalone":
-        weights = Path(scaffolded["workspace"]) / "weights"
-        mapping_file = Path(scaffolded["workspace"]) / "_weight_mapping.py"
-    else:
-        weights = run.path("weights")
-        mapping_file = run.path("_weight_mapping.py")
+    # The mapping travels with the branch (evidence); the converted weights do not (large, and
+    # reproducible from the reference with that mapping).
+    weights = Path(scaffolded["workspace"]) / "weights" if planned["layout"] == "standalone" else run.path("weights")
+    mapping_file = evidence_dir(run) / "_weight_mapping.py"
+    mapping_file.parent.mkdir(parents=True, exist_ok=True)
     if weights.exists():
         shutil.rmtree(weights)
     try:  # the job's folder is sandbox-writable: copy regular files only, never through a link

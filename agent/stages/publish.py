@@ -1,6 +1,7 @@
-"""publish: commit the evidence in the workspace and write PR.md (summary, parity table,
-convention findings, commands to reproduce). For --target, the work stays on its branch and a
-patch bundle is written beside PR.md; no network is needed."""
+"""publish: write the evidence into the branch (manifest, spec, mapping, reports), write the PR
+body, and commit. Every path in the branch and the body is relative, and every command in the
+body's Reproduce section runs as written from a fresh clone of the branch. For --target the
+work stays on its branch and a patch bundle is written beside the body; no network is needed."""
 
 from __future__ import annotations
 
@@ -11,85 +12,128 @@ from typing import Any
 import git
 
 from agent import __version__
+from agent.publish.evidence import MANIFEST, build_manifest, evidence_dir, write_manifest
 from agent.redact import redact
+from agent.reference_weights import reference_weight_files
 from agent.render import render
 from agent.run_state import Run
-from agent.stages.verify import reports_dir
 from agent.workspace import commit_all, remove_worktree
+from sandbox import safe_files
+
+REFERENCE_FOLDER = "../reference"  # where the Reproduce commands put the reference, beside the clone
+CONVERTED_CONFIG = "diffusers_config.json"
+
+
+def _rel(path: str | Path, root: Path) -> str:
+    return Path(path).resolve().relative_to(root.resolve()).as_posix()
 
 
 def reproduce_commands(run: Run) -> list[str]:
-    inputs, planned, verified = run.inputs, run.result("plan"), run.result("verify")
-    cmd = ["integrate", inputs["source"]]
-    if inputs.get("target"):
-        cmd += ["--target", inputs["target"]]
+    """The checks a maintainer runs from the root of a fresh clone of the branch."""
+    resolved, planned, scaffolded, verified = (run.result(s) for s in ("resolve", "plan", "scaffold", "verify"))
+    workspace = Path(scaffolded["workspace"])
+    evidence = _rel(evidence_dir(run), workspace) if evidence_dir(run) != workspace else "."
+    standalone = planned["layout"] == "standalone"
+    converted = "weights" if standalone else "../converted"
+    import_root = "." if standalone else "src"
+    weights = [f"{REFERENCE_FOLDER}/{w['file']}" for w in resolved["weights"]]
+    if resolved["kind"] == "hub":
+        fetch = ["hf", "download", resolved["origin"], "--revision", resolved["revision"], "--local-dir", REFERENCE_FOLDER]
     else:
-        cmd += ["--out", inputs["out"]]
-    if inputs.get("reference"):
-        cmd += ["--reference", inputs["reference"]]
-    cmd += ["--llm", inputs.get("llm", "auto"), "--device", inputs.get("device", "cpu")]
-    spec = Path(verified["spec"])
-    parity = ["integrate", "parity", str(spec), "--device", inputs.get("device", "cpu"), "--allow-read", str(run.dir)]
-    commands = [
-        "# the whole run",
-        shlex.join(cmd),
-        "# parity only (reference vs port, converted and reloaded)",
-        shlex.join(parity),
-        "# convention checks",
-        shlex.join(["integrate", "check", run.result("scaffold")["model_file"]]),
+        fetch = None
+    commands = ["# every claim below, re-measured in the sandbox (exit 0 only if all reproduce)", shlex.join(["integrate", "verify", "."])]
+    commands += ["# or one by one: the reference, as recorded in the manifest"]
+    if fetch:
+        commands.append(shlex.join(fetch))
+    else:
+        commands.append(f"# (local source {Path(resolved['origin']).name!r}: copy the author's folder to {REFERENCE_FOLDER}; the manifest has its hashes)")
+    commands += [
+        "# the converted weights, from the reference and the mapping in this branch",
+        shlex.join(["integrate", "convert", *weights, "--mapping", f"{evidence}/_weight_mapping.py",
+                    "--config", f"{evidence}/{CONVERTED_CONFIG}", "--out", converted]),
+        "# parity: reference and port each in their own sandbox, the verdict outside both",
+        shlex.join(["integrate", "parity", _rel(verified["spec"], workspace), "--reference-path", REFERENCE_FOLDER,
+                    "--candidate-path", import_root, "--candidate-path", converted]),
+        "# convention checks on the port",
+        shlex.join(["integrate", "check", _rel(scaffolded["model_file"], workspace)]),
     ]
-    if planned["layout"] == "standalone":
-        commands += ["# generated test", shlex.join(["python", "-m", "pytest", verified["test_file"]])]
+    if standalone:
+        commands += ["# the generated test (loads ./weights)", shlex.join(["python", _rel(verified["test_file"], workspace)])]
     return commands
+
+
+def _refinement(run: Run) -> dict[str, Any]:
+    """The refine result as the PR states it: a replayed script is not an API session."""
+    refined = dict(redact(run.result("refine")))
+    if refined.get("backend") == "scripted":
+        refined["replayed"] = True
+        refined.pop("usage", None)
+        refined["reason"] = "replayed script (no API calls)" + (f": {refined['summary']}" if refined.get("summary") else "")
+    return refined
+
+
+def _codemods_still_in(final_code: str, codemods: dict[str, Any]) -> dict[str, Any]:
+    """The structural port's rewrites that the final file still contains (later stages and the
+    refinement may have replaced some)."""
+    kept = [c for c in codemods["converted"] if c["to"] in final_code]
+    return {**codemods, "converted": kept, "replaced_later": len(codemods["converted"]) - len(kept)}
 
 
 def publish(run: Run) -> dict[str, Any]:
     resolved, analysis, planned, scaffolded, converted, verified = (
         run.result(s) for s in ("resolve", "analyze", "plan", "scaffold", "convert", "verify")
     )
-    ported = run.result("port")
     workspace = Path(scaffolded["workspace"])
+    evidence = evidence_dir(run)
+    safe_files.copy_out(Path(converted["weights_dir"]), "config.json", evidence / CONVERTED_CONFIG, max_bytes=4 * 1024 * 1024)
+    manifest = build_manifest(run, weight_files=reference_weight_files(run), spec_inputs=verified["spec_context"])
+    manifest_path = write_manifest(run, manifest)
+    final_code = Path(scaffolded["model_file"]).read_text()
+    source = resolved["origin"] if resolved["kind"] == "hub" else Path(resolved["origin"]).name
     body = render(
         "PR.md.j2",
         version=__version__,
         run_id=run.id,
         class_name=planned["class_name"],
         reference_class=planned["reference_class"],
-        origin=resolved["origin"],
+        origin=source,
+        source_kind=resolved["kind"],
+        revision=resolved.get("revision"),
         layout=planned["layout"],
         model_path=planned["model_path"],
         config_args=list(analysis["config_kwargs"]),
-        registered_in=scaffolded["registered_in"],
+        registered_in=[_rel(p, workspace) if Path(p).is_absolute() else p for p in scaffolded["registered_in"]],
         tensors=converted["tensors"],
         mapping=converted["mapping"],
         reload_equal=converted["reload_equal"],
-        refinement=redact(run.result("refine")),
-        codemods=ported["codemods"],
+        refinement=_refinement(run),
+        codemods=_codemods_still_in(final_code, run.result("port")["codemods"]),
         parity=verified["parity"],
-        seed=0,
         components=verified["components"],
         isolation=verified["isolation"],
         isolation_notes=verified["isolation_notes"],
         findings=verified["findings"],
+        generated_test=verified["generated_test"],
+        generated_test_path=_rel(verified["test_file"], workspace),
+        manifest=_rel(manifest_path, workspace),
         commands=reproduce_commands(run),
     )
     repo = git.Repo(workspace)
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"manifest": str(manifest_path)}
     if planned["layout"] == "standalone":
         pr = workspace / "PR.md"
-        pr.write_text(body)
-        sha = commit_all(repo, f"Add parity evidence, generated test and PR.md for {planned['class_name']}")
+        safe_files.write_text(workspace, "PR.md", body)
+        sha = commit_all(repo, f"Add the evidence ({MANIFEST}, parity spec and reports), the generated test and PR.md for {planned['class_name']}")
         result.update(out=str(workspace), branch=repo.active_branch.name)
     else:
         pr = run.path("PR.md")
-        pr.write_text(body)
-        sha = commit_all(repo, f"Add generated test for {planned['class_name']}")
-        patch = run.path("changes.patch")
+        safe_files.write_text(run.dir, "PR.md", body)
+        sha = commit_all(repo, f"Add the evidence ({MANIFEST}, parity spec and reports) and the generated test for {planned['class_name']}")
         first = scaffolded["commit"]
-        patch.write_text(repo.git.format_patch("--stdout", f"{first}~1..HEAD"))
-        result.update(branch=planned["branch"], patch=str(patch), target=run.inputs["target"])
+        safe_files.write_text(run.dir, "changes.patch", repo.git.format_patch("--stdout", f"{first}~1..HEAD"))
+        result.update(branch=planned["branch"], patch=str(run.path("changes.patch")), target=run.inputs["target"])
         remove_worktree_keep_branch(run)
-    result.update(pr_body=str(pr), commit=sha, reports=str(reports_dir(run)))
+    result.update(pr_body=str(pr), commit=sha, reports=str(evidence / "reports"))
     return result
 
 

@@ -14,7 +14,8 @@ from typing import Any
 import sandbox
 from agent.checks import check_paths
 from agent.errors import IntegrateError, ParityFailed
-from agent.parity_run import parity_paths, run_parity_sandboxed, write_spec
+from agent.parity_run import parity_paths, render_spec, run_parity_sandboxed, spec_context
+from agent.publish.evidence import evidence_dir
 from agent.render import render
 from agent.run_state import Run
 from sandbox import safe_files
@@ -25,17 +26,11 @@ SAMPLE_VALUES = 32
 
 
 def reports_dir(run: Run) -> Path:
-    planned, scaffolded = run.result("plan"), run.result("scaffold")
-    if planned["layout"] == "standalone":
-        return Path(scaffolded["workspace"]) / "reports"
-    return run.path("reports")
+    return evidence_dir(run) / "reports"
 
 
 def spec_path(run: Run) -> Path:
-    planned, scaffolded = run.result("plan"), run.result("scaffold")
-    if planned["layout"] == "standalone":
-        return Path(scaffolded["workspace"]) / "parity_spec.py"
-    return run.path("reports", "parity_spec.py")
+    return evidence_dir(run) / "parity_spec.py"
 
 
 def reference_samples(sides: Path, n: int = SAMPLE_VALUES) -> list[dict[str, Any]]:
@@ -67,7 +62,9 @@ def verify(run: Run) -> dict[str, Any]:
     if reports.exists():
         shutil.rmtree(reports)
     reports.mkdir(parents=True)
-    spec = write_spec(run, spec_path(run), reference_weights=converted["reference_files"], converted_dir=converted["weights_dir"])
+    spec = spec_path(run)
+    context = spec_context(run, spec.name, reference_weights=converted["reference_files"], converted_dir=converted["weights_dir"])
+    safe_files.write_text(spec.parent, spec.name, render_spec(context))
     try:
         mapping = WeightMapping.from_json(safe_files.read_json(run.dir, Path(converted["mapping_json"]).relative_to(run.dir)))
     except (OSError, ValueError) as exc:
@@ -117,6 +114,7 @@ def verify(run: Run) -> dict[str, Any]:
         "generated_test": generated_test,
         "reports": str(reports),
         "spec": str(spec),
+        "spec_context": context,
         "test_file": str(test_file),
     }
     run.write_json("verify/summary.json", result)

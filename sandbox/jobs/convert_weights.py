@@ -23,7 +23,7 @@ from sandbox.convert import ConversionError
 from sandbox.convert import convert as stream_convert
 from sandbox.loading import load_class, read_json
 from sandbox.mapping import match_by_name
-from sandbox.safetensors_header import read_header
+from sandbox.safetensors_header import SafetensorsFormatError, read_header
 
 
 def main() -> int:
@@ -31,7 +31,7 @@ def main() -> int:
     job = read_json(job_file)
     try:
         result = convert(job)
-    except ConversionError as exc:
+    except (ConversionError, SafetensorsFormatError) as exc:  # a one-line reason (a pickle, a bad header)
         result = {"ok": False, "error": str(exc)}
     except Exception as exc:  # the port is untrusted code: report, don't crash
         result = {"ok": False, "error": f"{exc.__class__.__name__}: {exc}", "trace": traceback.format_exc(limit=4)}

@@ -15,6 +15,7 @@ launcher exists for benchmarks and tests of the comparison on trusted specs only
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import sys
@@ -131,6 +132,17 @@ class SidePaths:
     shared: list[Path] = field(default_factory=list)
 
 
+def side_env(paths: SidePaths) -> dict[str, dict[str, str]]:
+    """Each side learns its own paths (and only those) from the environment."""
+    ref = os.pathsep.join(str(p) for p in [*paths.reference, *paths.shared])
+    cand = os.pathsep.join(str(p) for p in [*paths.candidate, *paths.shared])
+    return {
+        "reference": {"INTEGRATE_REFERENCE_PATHS": ref},
+        "candidate": {"INTEGRATE_CANDIDATE_PATHS": cand},
+        "mapping": {"INTEGRATE_REFERENCE_PATHS": ref, "INTEGRATE_CANDIDATE_PATHS": cand},
+    }
+
+
 @dataclass
 class SandboxLog:
     """What the sandboxed sides reported about their isolation, for the report."""
@@ -153,6 +165,7 @@ def sandboxed_launcher(paths: SidePaths, logs: Path, *, device: str, dtype: str,
         "candidate": [*paths.candidate, *paths.shared],
         "mapping": [*paths.reference, *paths.candidate, *paths.shared],
     }
+    envs = side_env(paths)
 
     def launch(phase: str, spec: Path, work: Path, seeds: list[int]) -> None:
         res = sandbox.run(
@@ -160,6 +173,7 @@ def sandboxed_launcher(paths: SidePaths, logs: Path, *, device: str, dtype: str,
              "--device", device, "--dtype", dtype],
             work,
             ro_paths=[spec.parent, *visible[phase]],
+            env=envs[phase],
             limits=limits,
             gpu=device.startswith("cuda") or None,
         )
