@@ -22,7 +22,7 @@ import git
 
 import agent.porting.blocks as library
 from agent.errors import IntegrateError
-from agent.parity_run import candidate_location, parity_paths, run_parity_sandboxed, write_spec
+from agent.parity_run import candidate_location, parity_paths, run_parity_sandboxed, side_env, write_spec
 from agent.porting.blocks.decide import ClassDecision, FunctionDecision, Malformed, decide
 from agent.porting.formatting import format_file
 from agent.porting.substitute import ClassPlan, FunctionPlan, Outcome, substitute
@@ -145,9 +145,10 @@ def _prove(run: Run, workdir: Path, spec: Path, weights: list[str], tolerance: f
         "library": str(library_dir), "tolerance": tolerance, "max_calls": MAX_CALLS,
     }
     (job_dir / "job.json").write_text(json.dumps(job, indent=2))
+    paths = parity_paths(run, weights)  # the reference side's view: the snapshot and the checkpoint, never the port
     result, _ = run_job(
         "try_blocks", [job_dir / "job.json", job_dir / "result.json"], workspace=job_dir, result_file=job_dir / "result.json",
-        ro_paths=[snapshot, spec.parent, library_dir, *sorted({Path(w).parent for w in weights})], what="the block proof",
+        ro_paths=[*paths.reference, spec.parent, library_dir], env=side_env(paths)["reference"], what="the block proof",
     )
     if not result.get("ok"):
         raise IntegrateError(f"the block proof failed: {result.get('error')}")
