@@ -51,9 +51,9 @@ def _describe(name: str, result: dict[str, Any]) -> str:
         c = result["codemods"]
         return f"structural port ({len(c['converted'])} calls rewritten, {len(c['left'])} left), parity max abs {p['max_abs_diff']:.2e}"
     if name == "blocks":
-        share = result["share"]
-        done = f"{len(result['substituted'])} classes, {sum(f.get('replaced', False) for f in result['functions'])} functions -> diffusers blocks"
-        return f"{result['status']}: {done}, {len(result['custom'])} custom; {share['diffusers_share']:.0%} of parameters in diffusers blocks"
+        classes, functions = len(result["substituted"]), sum(f.get("replaced", False) for f in result["functions"])
+        done = f"{classes} class{'es' * (classes != 1)} and {functions} function{'s' * (functions != 1)} -> diffusers blocks"
+        return f"{result['status']}: {done}, {len(result['custom'])} custom; {result['share']['diffusers_share']:.0%} of parameters in diffusers blocks"
     if name == "refine":
         return f"{result['status']}: {result['reason']}"
     if name == "convert":
