@@ -589,7 +589,6 @@ def _function_plan(module: cst.Module, plan: FunctionPlan, aliases: dict[str, st
     params = params_of(fn, skip_first=False)
     if set(plan.roles.values()) - {p.name for p in params}:
         return module, "its parameters are not the ones the proof used"
-    scan = _Scan(plan.name, {})
     scan_fn = _FunctionScan(plan.name)
     module.visit(scan_fn)
     if scan_fn.other_uses:
@@ -602,7 +601,6 @@ def _function_plan(module: cst.Module, plan: FunctionPlan, aliases: dict[str, st
             n == 1 and uses.wrapped.get(k, 0) and uses.loads.get(k, 0) == 1 + uses.wrapped[k] for k, n in uses.assigned.items()
         ):
             strip = set(uses.assigned)
-    del scan
     rewrite = _RewriteFunction(plan, params, aliases, strip)
     rewritten = module.visit(rewrite)
     return (module, rewrite.error) if rewrite.error else (rewritten, None)

@@ -14,6 +14,7 @@ file is back at the port's commit. Structural and behavioural changes never shar
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -64,62 +65,68 @@ def blocks(run: Run) -> dict[str, Any]:
     if not proven_classes and not proven_functions:
         return {**base, **_report(classes, functions, set(), {}, {}, proof), "status": "none proven", "commit": ported["commit"], "parity_runs": 0}
 
-    source = model_path.read_text()
-    relative = _relative_prefix(run)
     prefix = planned["class_name"].removesuffix("Model").removesuffix("Transformer2D").removesuffix("UNet2D") or "Model"
-    dropped: dict[str, str] = {}
-    unwritable: dict[str, str] = {}
-    attempts: list[dict[str, Any]] = []
-    active_c, active_f = list(proven_classes), list(proven_functions)
-    report = None
-    outcome: Outcome | None = None
-    while active_c or active_f:
-        outcome = substitute(source, [_class_plan(c) for c in active_c], [_function_plan(f) for f in active_f], relative=relative, prefix=prefix)
-        unwritable.update(outcome.failed)
-        active_c = [c for c in active_c if c.port_name in outcome.applied]
-        active_f = [f for f in active_f if f.port_name in outcome.applied]
-        if not outcome.applied:
-            break
-        model_path.write_text(outcome.code)
-        format_file(model_path)
-        report, error = _parity(run, spec, workdir / f"parity-{len(attempts) + 1}", weights)
-        attempts.append({"applied": outcome.applied, "passed": bool(report and report["passed"]),
-                         **({"max_abs_diff": report["max_abs_diff"]} if report else {"error": error})})
-        if report and report["passed"]:
-            break
-        culprit = _culprit(report, active_c, active_f)
-        where = (report or {}).get("first_divergence") or {}
-        measured = error or f"max abs {report['max_abs_diff']:.3g}"
-        at = f", first divergence at {where['reference_module']}" if where.get("reference_module") else ""
-        why = f"full-model parity failed with it ({measured}{at})"
-        dropped[culprit] = why
-        active_c = [c for c in active_c if c.port_name != culprit]
-        active_f = [f for f in active_f if f.port_name != culprit]
-        report = None
-
-    applied = set(outcome.applied) if outcome and report and report["passed"] else set()
-    if not applied:
+    trial = _Trial(run, spec, weights, model_path, workdir, _relative_prefix(run), prefix)
+    outcome, report = trial.until_parity(model_path.read_text(), proven_classes, proven_functions)
+    if outcome is None:  # nothing written, or full parity never passed: back to the port
         repo.git.checkout(ported["commit"], "--", str(model_path))
-        status = "reverted" if attempts else "none written"
-        return {**base, **_report(classes, functions, set(), dropped, unwritable, proof), "status": status, "commit": ported["commit"],
-                "parity_runs": len(attempts), "attempts": attempts}
+        return {**base, **_report(classes, functions, set(), trial.dropped, trial.unwritable, proof),
+                "status": "reverted" if trial.attempts else "none written", "commit": ported["commit"],
+                "parity_runs": len(trial.attempts), "attempts": trial.attempts}
 
-    names = [f"{c.name} -> {c.block}" for c in active_c] + [f"{f.name} -> {f.block}" for f in active_f]
+    applied = set(outcome.applied)
+    names = [f"{d.name} -> {d.block}" for d in [*proven_classes, *proven_functions] if d.port_name in applied]
     sha = commit_all(repo, f"{COMMIT_PREFIX}: {', '.join(names)}\n\nEach replacement was run alone on the inputs the reference module "
                            f"received and matched within max abs {tolerance:g}; full-model parity max abs {report['max_abs_diff']:.3g}.")
     return {
         **base,
-        **_report(classes, functions, applied, dropped, unwritable, proof),
+        **_report(classes, functions, applied, trial.dropped, trial.unwritable, proof),
         "status": "applied",
         "commit": sha,
         "parity": {k: report[k] for k in ("passed", "max_abs_diff", "mean_abs_diff", "cosine")},
-        "parity_report": str(workdir / f"parity-{len(attempts)}" / "parity.json"),
-        "parity_runs": len(attempts),
-        "attempts": attempts,
-        "removed": outcome.removed if outcome else [],
-        "definitions": outcome.definitions if outcome else [],
-        "imports": outcome.imports if outcome else [],
+        "parity_report": str(workdir / f"parity-{len(trial.attempts)}" / "parity.json"),
+        "parity_runs": len(trial.attempts),
+        "attempts": trial.attempts,
+        "removed": outcome.removed,
+        "definitions": outcome.definitions,
+        "imports": outcome.imports,
     }
+
+
+class _Trial:
+    """Write the proven substitutions and run full-model parity; drop the one holding the first
+    divergence (else the last) and try again, until parity passes or nothing is left."""
+
+    def __init__(self, run: Run, spec: Path, weights: list[str], model_path: Path, workdir: Path, relative: str | None, prefix: str):
+        self.run, self.spec, self.weights, self.model_path, self.workdir = run, spec, weights, model_path, workdir
+        self.relative, self.prefix = relative, prefix
+        self.dropped: dict[str, str] = {}  # port name -> why full parity failed with it
+        self.unwritable: dict[str, str] = {}  # port name -> why the codemod could not write it
+        self.attempts: list[dict[str, Any]] = []
+
+    def until_parity(self, source: str, classes: list[ClassDecision], functions: list[FunctionDecision]) -> tuple[Outcome | None, dict | None]:
+        while classes or functions:
+            outcome = substitute(source, [_class_plan(c) for c in classes], [_function_plan(f) for f in functions],
+                                 relative=self.relative, prefix=self.prefix)
+            self.unwritable.update(outcome.failed)
+            classes = [c for c in classes if c.port_name in outcome.applied]
+            functions = [f for f in functions if f.port_name in outcome.applied]
+            if not outcome.applied:
+                return None, None
+            self.model_path.write_text(outcome.code)
+            format_file(self.model_path)
+            report, error = _parity(self.run, self.spec, self.workdir / f"parity-{len(self.attempts) + 1}", self.weights)
+            self.attempts.append({"applied": outcome.applied, "passed": bool(report and report["passed"]),
+                                  **({"max_abs_diff": report["max_abs_diff"]} if report else {"error": error})})
+            if report and report["passed"]:
+                return outcome, report
+            culprit = _culprit(report, error, classes, functions)
+            where = ((report or {}).get("first_divergence") or {}).get("reference_module")
+            measured = error or f"max abs {report['max_abs_diff']:.3g}"
+            self.dropped[culprit] = f"full-model parity failed with it ({measured}{f', first divergence at {where}' if where else ''})"
+            classes = [c for c in classes if c.port_name != culprit]
+            functions = [f for f in functions if f.port_name != culprit]
+        return None, None
 
 
 def _back_to_port(repo: git.Repo, port_commit: str, model_path: Path) -> None:
@@ -180,8 +187,9 @@ def _parity(run: Run, spec: Path, work: Path, weights: list[str]) -> tuple[dict[
         return None, exc.message
 
 
-def _culprit(report: dict[str, Any] | None, classes: list[ClassDecision], functions: list[FunctionDecision]) -> str:
-    """The substitution to drop: the one holding the first diverging module, else the last."""
+def _culprit(report: dict[str, Any] | None, error: str | None, classes: list[ClassDecision], functions: list[FunctionDecision]) -> str:
+    """The substitution to drop: the one holding the first diverging module, or the one whose
+    block the error names (a port that no longer builds), else the last one."""
     where = ((report or {}).get("first_divergence") or {}).get("reference_module") or ""
     if where:
         holders = [(len(i), c.port_name) for c in classes for i in c.instances if where == i or where.startswith(i + ".")]
@@ -190,6 +198,10 @@ def _culprit(report: dict[str, Any] | None, classes: list[ClassDecision], functi
         inside = [c.port_name for c in classes for i in c.instances if i.startswith(where + ".")]
         if inside:
             return inside[0]
+    if error:
+        named = [d.port_name for d in [*classes, *functions] if any(re.search(rf"\b{re.escape(b)}\b", error) for b in (d.block or "").split(" + "))]
+        if named:
+            return named[0]
     return (functions or classes)[-1].port_name
 
 
