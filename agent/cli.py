@@ -126,11 +126,12 @@ def _validate_device(device: str) -> None:
 @click.option("--llm-timeout", type=float, help=f"Seconds to wait for one model response before retrying (default {DEFAULT_TIMEOUT_S:g}).")
 @click.option("--prices", type=click.Path(), help="JSON price table ($ per million tokens: input, output, cache_write, cache_read per model).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where parity runs.")
+@click.option("--compile-check", is_flag=True, help="Also check that torch.compile runs the port and matches (slow on CPU).")
 @click.option("--revision", help="Hub revision (branch, tag or commit) for a Hub SOURCE.")
 @click.option("--runs-dir", type=click.Path(), default="runs", show_default=True, help="Where run folders are created.")
 @click.option("--run-id", help="Name of the run folder (default: <model>-<timestamp>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
-def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, max_dollars, max_wall, llm_timeout, prices, device, revision, runs_dir, run_id, as_json) -> None:
+def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, max_dollars, max_wall, llm_timeout, prices, device, compile_check, revision, runs_dir, run_id, as_json) -> None:
     """Port SOURCE into diffusers: resolve, analyze, plan, scaffold, port, refine, convert, verify, publish.
 
     Exits 0 only when parity passed; 1 when the port ran but parity (or the refinement) failed;
@@ -166,6 +167,7 @@ def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, m
         "llm": llm,
         "refine": refine,
         "device": device,
+        "compile_check": compile_check,
         "revision": revision,
     }
     run = Run.create(Path(runs_dir), inputs, run_id)

@@ -77,6 +77,9 @@ def compliance_job(
         result_file=workdir / "result.json",
         ro_paths=visible,
         limits=limits,
+        # first on the path from the start: a port inside a diffusers checkout must not be looked
+        # up in the installed diffusers that the suite's own imports load
+        env={"PYTHONPATH": str(Path(import_root).resolve())},
         what="the compliance suite",
     )
     if not raw.get("ok"):

@@ -6,35 +6,28 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import git
-
 from agent.errors import IntegrateError
+from agent.gitsafe import Git, GitError, init_separate
 
 MARKER = ".integrate-run"
 
 
-def _actor(repo: git.Repo) -> git.Actor:
-    reader = repo.config_reader()
-    name = reader.get_value("user", "name", "") or "integrate"
-    email = reader.get_value("user", "email", "") or "integrate@localhost"
-    return git.Actor(name, email)
-
-
-def check_target(target: Path) -> git.Repo:
+def check_target(target: Path) -> Git:
     """A --target must be a clean git checkout of diffusers' source."""
     if not target.is_dir():
         raise IntegrateError(f"--target not found: {target}")
     try:
-        repo = git.Repo(target)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        repo = Git.for_checkout(target)
+        top = Path(repo.run("rev-parse", "--show-toplevel").strip())
+    except GitError:
         raise IntegrateError(f"--target is not a git checkout: {target}") from None
-    if Path(repo.working_tree_dir).resolve() != target.resolve():
-        raise IntegrateError(f"--target must be the root of the checkout: {repo.working_tree_dir}")
+    if top.resolve() != target.resolve():
+        raise IntegrateError(f"--target must be the root of the checkout: {top}")
     if not (target / "src" / "diffusers" / "__init__.py").is_file():
         raise IntegrateError(f"--target has no src/diffusers/__init__.py: not a diffusers checkout: {target}")
-    if not repo.head.is_valid():
+    if repo.head() is None:
         raise IntegrateError(f"--target has no commits yet: {target}")
-    if repo.is_dirty(index=True, working_tree=True, untracked_files=False):
+    if repo.dirty(untracked=False):
         raise IntegrateError(f"--target has uncommitted changes; commit or stash them first: {target}")
     return repo
 
@@ -49,47 +42,45 @@ def check_out_dir(out: Path, run_id: str | None = None) -> None:
             raise IntegrateError(f"--out folder is not empty, refusing to overwrite it: {out}")
 
 
-def create_standalone(out: Path, run_id: str) -> git.Repo:
+def create_standalone(out: Path, run_id: str, git_dir: Path) -> Git:
+    """A new repository in `out` whose git dir is `git_dir`, outside the folder the model edits
+    (publish moves it into `out/.git` once the model's session is over)."""
     check_out_dir(out, run_id)
     if out.exists():
         shutil.rmtree(out)  # ours, from an interrupted attempt of this run
+    if git_dir.exists():
+        shutil.rmtree(git_dir)
     out.mkdir(parents=True)
     (out / MARKER).write_text(run_id + "\n")
     (out / ".gitignore").write_text(f"{MARKER}\n__pycache__/\n# converted weights are published separately (Hub), not committed\nweights/\n")
-    repo = git.Repo.init(out, initial_branch="main")
-    return repo
+    return init_separate(out, git_dir)
 
 
-def create_worktree(target: Path, path: Path, branch: str, owned: dict) -> git.Repo:
+def create_worktree(target: Path, path: Path, branch: str, owned: dict) -> Git:
     """A worktree of `target` at `path` on a new `branch`. `owned` records what we created."""
     repo = check_target(target)
     if owned.get("worktree"):
         remove_worktree(target, owned)
-    if branch in [h.name for h in repo.heads]:
+    if branch in repo.branches():
         raise IntegrateError(f"branch {branch} already exists in {target}; delete it or pick another name")
     owned.update(worktree=str(path), branch=branch)
-    repo.git.worktree("add", "-b", branch, str(path), "HEAD")
-    return git.Repo(path)
+    repo.run("worktree", "add", "-q", "-b", branch, str(path), "HEAD")
+    return Git.for_workspace(path)
 
 
 def remove_worktree(target: Path, owned: dict) -> None:
-    repo = git.Repo(target)
+    repo = Git.for_checkout(target)
     if owned.get("worktree"):
         try:
-            repo.git.worktree("remove", "--force", owned["worktree"])
-        except git.GitCommandError:
+            repo.run("worktree", "remove", "--force", owned["worktree"])
+        except GitError:
             shutil.rmtree(owned["worktree"], ignore_errors=True)
-            repo.git.worktree("prune")
-    if owned.get("branch") and owned["branch"] in [h.name for h in repo.heads]:
-        repo.git.branch("-D", owned["branch"])
+            repo.run("worktree", "prune")
+    if owned.get("branch") and owned["branch"] in repo.branches():
+        repo.run("branch", "-D", owned["branch"])
     owned.clear()
 
 
-def commit_all(repo: git.Repo, message: str) -> str | None:
+def commit_all(repo: Git, message: str) -> str | None:
     """Commit everything not ignored; returns the sha, or None when nothing changed."""
-    repo.git.add(A=True)
-    if repo.head.is_valid() and not repo.index.diff("HEAD"):
-        return None
-    actor = _actor(repo)
-    commit = repo.index.commit(message, author=actor, committer=actor)
-    return commit.hexsha
+    return repo.commit_all(message)

@@ -2,7 +2,9 @@
 
 Each queued action is either a response body (a Messages API message), or a fault:
 {"status": 429, "headers": {"retry-after": "0"}}, {"status": 529}, {"status": 500}, or
-{"delay": seconds, "then": action} (answered late, after the client may have given up). Requests are recorded for assertions.
+{"delay": seconds, "then": action} (answered late, after the client may have given up), or
+{"raw": text, "content_type": ...} (the body sent as given: cut-off JSON, HTML, anything).
+Requests are recorded for assertions.
 
 Like the real API, a request whose conversation breaks the rules (roles not alternating, a
 tool_use not answered by a tool_result in the next message, a tool_result for no tool_use) is
@@ -48,6 +50,16 @@ def conversation_problem(messages: list[dict]) -> str | None:
             if stray:
                 return f"tool_result for unknown tool_use ids {sorted(stray)} in message {i}"
     return None
+
+
+def tool_results(server: MessagesStandIn) -> dict[str, dict]:
+    """tool_use_id -> the tool_result the model was sent, over every accepted request."""
+    out = {}
+    for req in server.requests:
+        for m in req["body"].get("messages", []):
+            if isinstance(m["content"], list):
+                out.update({b["tool_use_id"]: b for b in m["content"] if b.get("type") == "tool_result"})
+    return out
 
 
 def script_actions(path) -> list[dict]:
@@ -102,10 +114,13 @@ class MessagesStandIn:
                     time.sleep(action["delay"])
                     action = action["then"]
                 status = action.get("status", 200)
-                payload = action.get("body") or ({"type": "error", "error": {"type": "api_error", "message": f"stand-in {status}"}} if status != 200 else action)
-                raw = json.dumps(payload).encode()
+                if "raw" in action:
+                    raw = action["raw"].encode("utf-8", "surrogatepass")
+                else:
+                    payload = action.get("body") or ({"type": "error", "error": {"type": "api_error", "message": f"stand-in {status}"}} if status != 200 else action)
+                    raw = json.dumps(payload).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", action.get("content_type", "application/json"))
                 self.send_header("Content-Length", str(len(raw)))
                 for k, v in action.get("headers", {}).items():
                     self.send_header(k, v)

@@ -42,14 +42,68 @@ def example(tmp_path: Path) -> Path:
     return dest
 
 
+STANDINS = Path(__file__).resolve().parent / "diffusers_standins"
+# diffusers' ruff settings (its pyproject.toml), for the checkout built from the wheel
+DIFFUSERS_RUFF_SETTINGS = """[tool.ruff]
+line-length = 119
+
+[tool.ruff.lint]
+ignore = ["C901", "E501", "E721", "E741", "F402", "F823"]
+select = ["C", "E", "F", "I", "W"]
+
+[tool.ruff.lint.per-file-ignores]
+"__init__.py" = ["E402", "F401", "F403", "F811"]
+"src/diffusers/utils/dummy_*.py" = ["F401"]
+
+[tool.ruff.lint.isort]
+lines-after-imports = 2
+known-first-party = ["diffusers"]
+"""
+
+
+def _family_toc(package: Path, family: str) -> list[dict]:
+    """Docs toc entries of a model family, from the classes its `__init__` imports, sorted by
+    title as diffusers' utils/check_doc_toc.py keeps them."""
+    import ast
+
+    tree = ast.parse((package / "models" / family / "__init__.py").read_text())
+    entries = {
+        alias.name: f"api/models/{node.module}"
+        for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
+        for alias in node.names if alias.name[:1].isupper()
+    }
+    return [{"local": local, "title": title} for title, local in sorted(entries.items(), key=lambda e: e[0].lower())]
+
+
+def write_docs_toc(root: Path, package: Path) -> None:
+    """docs/source/en/_toctree.yml with diffusers' structure (API > Models > Transformers, UNets)."""
+    import yaml
+
+    models = [{"local": "api/models/overview", "title": "Overview"},
+              {"sections": _family_toc(package, "transformers"), "title": "Transformers"},
+              {"sections": _family_toc(package, "unets"), "title": "UNets"}]
+    toc = [{"sections": [{"local": "index", "title": "Diffusers"}], "title": "Get started"},
+           {"isExpanded": False, "sections": [{"sections": models, "title": "Models"}], "title": "API"}]
+    path = root / "docs" / "source" / "en" / "_toctree.yml"
+    path.parent.mkdir(parents=True)
+    path.write_text(yaml.dump(toc, allow_unicode=True))
+
+
 @pytest.fixture(scope="session")
 def diffusers_checkout_template(tmp_path_factory) -> Path:
-    """A git repository built from the installed diffusers package: src/diffusers, committed."""
+    """A git repository built from the installed diffusers package: src/diffusers, plus what the
+    wheel lacks and a port needs: diffusers' ruff settings, a docs toc with diffusers' structure
+    and stand-ins for the tests package and its tester mixins (tests/diffusers_standins). No
+    utils/: diffusers' repository scripts are not in the wheel."""
     import diffusers
 
     root = tmp_path_factory.mktemp("diffusers-template") / "diffusers"
-    shutil.copytree(Path(diffusers.__file__).parent, root / "src" / "diffusers", ignore=shutil.ignore_patterns("__pycache__"))
+    package = Path(diffusers.__file__).parent
+    shutil.copytree(package, root / "src" / "diffusers", ignore=shutil.ignore_patterns("__pycache__"))
     (root / "setup.py").write_text("# stand-in for diffusers' setup.py\n")
+    (root / "pyproject.toml").write_text(DIFFUSERS_RUFF_SETTINGS)
+    shutil.copytree(STANDINS / "tests", root / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    write_docs_toc(root, package)
     repo = git.Repo.init(root, initial_branch="main")
     with repo.config_writer() as cw:
         cw.set_value("user", "name", "Test Maintainer")

@@ -6,8 +6,9 @@ import json
 import pytest
 
 from agent.errors import IntegrateError
+from agent.llm.answer import MalformedAnswer, parse_answer, parse_json
 from agent.llm.cost import Usage, load_prices, prices_for, turn_cost
-from agent.llm.limits import LoopLimits, StuckDetector, budget_exceeded, truncate_middle
+from agent.llm.limits import LoopLimits, StuckDetector, budget_exceeded, cap_turn, truncate_middle
 from agent.llm.trajectory import Trajectory, restore
 from agent.redact import redact, redact_text
 
@@ -106,3 +107,57 @@ def test_trajectory_never_writes_the_api_key(tmp_path, monkeypatch):
     t = Trajectory(tmp_path / "t.jsonl")
     t.append({"type": "tool_results", "results": [{"content": "env: ANTHROPIC_API_KEY=plainsecretvalue42"}]})
     assert "plainsecretvalue42" not in t.path.read_text()
+
+
+def _msg(content, stop="end_turn", **extra):
+    return {"type": "message", "role": "assistant", "content": content, "stop_reason": stop, **extra}
+
+
+def test_parse_answer_accepts_what_the_api_sends_and_cleans_strings():
+    blocks, stop, usage = parse_answer(_msg([{"type": "text", "text": "a\ud800"}, {"type": "tool_use", "id": "toolu_1", "name": "read_file",
+                                                                                    "input": {"path": "x\udfff.py"}}], "tool_use",
+                                            usage={"input_tokens": 3, "output_tokens": 2, "service_tier": "standard", "x": True}))
+    assert stop == "tool_use" and blocks[0]["text"] == "a\ufffd" and blocks[1]["input"]["path"] == "x\ufffd.py"
+    assert usage == {"input_tokens": 3, "output_tokens": 2}
+    json.dumps(blocks).encode("utf-8")  # sendable
+    assert parse_answer({"content": [], "stop_reason": "end_turn"}, envelope=False)[0] == []
+
+
+@pytest.mark.parametrize("data, why", [
+    (None, "JSON NoneType"),
+    ({"content": []}, "not an assistant message"),
+    (_msg(None), "no content list"),
+    (_msg(["text"]), "not an object with a type"),
+    (_msg([{"type": "text"}]), "no text string"),
+    (_msg([{"type": "image", "source": {}}]), "does not handle"),
+    (_msg([{"type": "tool_use", "id": "t 1", "name": "x", "input": {}}], "tool_use"), "id the API would refuse"),
+    (_msg([{"type": "tool_use", "id": "t1", "name": "", "input": {}}], "tool_use"), "name of 0 characters"),
+    (_msg([{"type": "tool_use", "id": "t1", "name": "x" * 129, "input": {}}], "tool_use"), "name of 129"),
+    (_msg([], None), "stop_reason 'None'"),
+    (_msg([], "refusal"), "declined"),
+    (_msg([], usage=[1]), "usage is not an object"),
+])
+def test_parse_answer_refuses_malformed_answers(data, why):
+    with pytest.raises(MalformedAnswer, match=why):
+        parse_answer(data)
+    with pytest.raises(MalformedAnswer, match="not valid JSON"):
+        parse_json(b'{"type": "mess')
+
+
+def test_cap_turn_refuses_calls_past_the_caps_and_keeps_oversized_input_out():
+    limits = LoopLimits(max_calls_per_turn=3, max_turn_input_bytes=1000)
+    calls = [{"type": "tool_use", "id": f"t{i}", "name": "read_file", "input": {"path": f"{i}.py"}} for i in range(5)]
+    kept, refused = cap_turn([{"type": "text", "text": "hi"}, *calls], limits)
+    assert kept[1:] == calls and set(refused) == {"t3", "t4"} and "at most 3" in refused["t3"]
+    big = {"type": "tool_use", "id": "big", "name": "write_file", "input": {"path": "a.py", "content": "x" * 5000}}
+    kept, refused = cap_turn([calls[0], big, calls[1]], limits)
+    assert set(refused) == {"big", "t1"} and "more than 1,000 bytes" in refused["big"]
+    assert kept[1]["input"]["path"] == "a.py" and "5,000 characters omitted" in kept[1]["input"]["content"]
+    assert kept[0] is calls[0]
+
+
+def test_calls_the_loop_declined_are_not_the_models_errors():
+    d = StuckDetector(LoopLimits(max_tool_errors=2))
+    for _ in range(5):
+        assert d.record("read_file", {"path": "a"}, "not run: at most 20 tool calls are run per turn", True, not_run=True) is None
+    assert d.errors_in_a_row == 0

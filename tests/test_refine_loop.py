@@ -13,7 +13,7 @@ from pathlib import Path
 
 import git
 import pytest
-from anthropic_server import MessagesStandIn, message, script_actions
+from anthropic_server import MessagesStandIn, message, script_actions, tool_results
 from conftest import EXAMPLE, ROOT, integrate
 
 sys.path.insert(0, str(ROOT / "examples"))
@@ -134,16 +134,6 @@ def _api_env(server) -> dict:
     return {"ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_API_KEY": API_KEY}
 
 
-def _answers(server) -> dict[str, dict]:
-    """tool_use_id -> the tool_result the model was sent, over every accepted request."""
-    out = {}
-    for req in server.requests:
-        for m in req["body"]["messages"]:
-            if isinstance(m["content"], list):
-                out.update({b["tool_use_id"]: b for b in m["content"] if b.get("type") == "tool_result"})
-    return out
-
-
 def test_faults_are_retried_or_answered_and_the_run_finishes(tmp_path, api):
     u = session.usage(100, 0, 1000, 30)
     real = script_actions(SCRIPT)
@@ -165,9 +155,9 @@ def test_faults_are_retried_or_answered_and_the_run_finishes(tmp_path, api):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["refinement"]["status"] == "refined"
     assert api.rejected == []  # every request the loop sent was a valid conversation
-    answers = _answers(api)
+    answers = tool_results(api)
     assert answers["toolu_30"]["is_error"] and "cut off by max_tokens" in answers["toolu_30"]["content"]
-    assert answers["toolu_31"]["is_error"] and "path must be a non-empty string" in answers["toolu_31"]["content"]
+    assert answers["toolu_31"]["is_error"] and "path must be a string" in answers["toolu_31"]["content"]
     assert answers["toolu_32"]["is_error"] and "missing new" in answers["toolu_32"]["content"]
     assert not answers["toolu_33"]["is_error"]
     assert answers["toolu_34"]["is_error"] and "unknown tool 'delete_everything'" in answers["toolu_34"]["content"]
@@ -225,7 +215,7 @@ def test_killed_mid_turn_resumes_with_every_tool_use_answered(tmp_path, api):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["refinement"]["status"] == "refined"
     assert api.rejected == []
-    answers = _answers(api)
+    answers = tool_results(api)
     assert answers["toolu_40"]["is_error"] and "run stopped while this call was in progress" in answers["toolu_40"]["content"]
     events = _events(run_dir)
     assert [e["type"] for e in events].count("resume") == 2

@@ -47,6 +47,23 @@ def test_port_lands_on_a_branch_and_imports_from_diffusers(tmp_path, diffusers_c
     top = (diffusers_checkout / "src" / "diffusers" / "__init__.py").read_text()
     assert top.count("TinyDiTTransformer2DModel") == 2
 
+    # what diffusers' CI asks of a new model: its dummy, a docs page in the toc, the test at its path
+    from agent.diffusers_repo.dummies import stale_dummy_files
+
+    assert stale_dummy_files(diffusers_checkout / "src") == {}
+    assert "class TinyDiTTransformer2DModel(metaclass=DummyObject):" in (diffusers_checkout / "src/diffusers/utils/dummy_pt_objects.py").read_text()
+    page = (diffusers_checkout / "docs/source/en/api/models/transformer_tiny_dit.md").read_text()
+    assert "[[autodoc]] TinyDiTTransformer2DModel" in page and "from TinyDiT." in page
+    assert "local: api/models/transformer_tiny_dit" in (diffusers_checkout / "docs/source/en/_toctree.yml").read_text()
+    assert {"src/diffusers/utils/dummy_pt_objects.py", "docs/source/en/api/models/transformer_tiny_dit.md",
+            "docs/source/en/_toctree.yml", "tests/models/transformers/test_models_transformer_tiny_dit.py"} <= changed
+    generated = (diffusers_checkout / "tests/models/transformers/test_models_transformer_tiny_dit.py").read_text()
+    assert "from ..testing_utils import (" in generated and "ModelTesterMixin" in generated and "REFERENCE_OUTPUTS" in generated
+    assert "/work/" not in repo.git.show(f"{branch}:src/diffusers/models/transformers/transformer_tiny_dit.py")
+    run = json.loads((tmp_path / "runs" / summary["run_id"] / "run.json").read_text())
+    generated_test = run["stages"]["verify"]["result"]["generated_test"]
+    assert generated_test["passed"] and generated_test["parity_passed"] and generated_test["style"] == "config"
+
     pr = (tmp_path / "runs" / summary["run_id"] / "PR.md").read_text()
     assert "Registered in both halves" in pr
     patch = (tmp_path / "runs" / summary["run_id"] / "changes.patch").read_text()

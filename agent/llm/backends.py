@@ -3,8 +3,11 @@
 `complete(system, messages, tools) -> Turn`. The anthropic backend honours ANTHROPIC_API_KEY and
 ANTHROPIC_BASE_URL (through the SDK), marks the system prompt and the tool list as a cached
 prefix (`cache_control`), adds a moving breakpoint on the newest message, and leaves transient
-failures (429 with retry-after, 529 overloaded, 5xx, timeouts) to the SDK's retries; what still fails becomes one BackendError. The scripted
-backend replays a JSONL file of assistant turns, for tests and demos.
+failures (429 with retry-after, 529 overloaded, 5xx, timeouts) to the SDK's retries; what
+still fails becomes one BackendError. The answer's raw JSON is checked by agent/llm/answer.py
+(a malformed one is a BackendError too, so the loop pauses instead of crashing). The scripted
+backend replays a JSONL file of assistant turns, for tests and demos; its turns are checked the
+same way.
 """
 
 from __future__ import annotations
@@ -15,8 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from agent.llm.answer import MalformedAnswer, parse_answer, parse_json
+
 DEFAULT_MODEL = "claude-sonnet-4-5"
 DEFAULT_TIMEOUT_S = 600.0  # per request, before the SDK retries
+MIN_REQUEST_TIMEOUT_S = 5.0
+MAX_ANSWER_BYTES = 32 << 20
 
 
 class BackendError(Exception):
@@ -31,7 +38,9 @@ class Turn:
 
 
 class Backend(Protocol):
-    def complete(self, system: list[dict], messages: list[dict], tools: list[dict]) -> Turn: ...
+    def complete(self, system: list[dict], messages: list[dict], tools: list[dict], time_left: float | None = None) -> Turn:
+        """One answer; `time_left` (seconds of the session's wall time) bounds the wait when given."""
+        ...
 
 
 def _cached(blocks: list[dict]) -> list[dict]:
@@ -59,22 +68,38 @@ class AnthropicBackend:
             raise BackendError("ANTHROPIC_API_KEY is not set")
         self._anthropic = anthropic
         self.model, self.max_tokens = model, max_tokens
+        self.timeout, self.max_retries = timeout, max_retries
         self.client = anthropic.Anthropic(timeout=timeout, max_retries=max_retries)  # key and base URL from the environment
 
-    def complete(self, system: list[dict], messages: list[dict], tools: list[dict]) -> Turn:
+    def _client(self, time_left: float | None):
+        """The client, with each attempt's timeout cut so that all attempts fit in `time_left`."""
+        if time_left is None:
+            return self.client
+        per_attempt = max(MIN_REQUEST_TIMEOUT_S, min(self.timeout, time_left / (self.max_retries + 1)))
+        return self.client.with_options(timeout=per_attempt)
+
+    def complete(self, system: list[dict], messages: list[dict], tools: list[dict], time_left: float | None = None) -> Turn:
         a = self._anthropic
         try:
-            response = self.client.messages.create(
+            raw = self._client(time_left).messages.with_raw_response.create(
                 model=self.model, max_tokens=self.max_tokens, system=_cached(system), tools=_cached(tools), messages=_cached_conversation(messages)
             )
+            body = raw.http_response.content
         except a.APIStatusError as exc:
-            raise BackendError(f"Anthropic API error {exc.status_code}: {exc.message}") from None
+            raise BackendError(f"Anthropic API error {exc.status_code}: {str(exc.message)[:300]}") from None
         except a.APITimeoutError:
             raise BackendError("Anthropic API timed out (after retries)") from None
         except a.APIConnectionError:
             raise BackendError("cannot reach the Anthropic API (after retries)") from None
-        data = response.model_dump()
-        return Turn(content=data["content"], stop_reason=data.get("stop_reason"), usage={k: v for k, v in (data.get("usage") or {}).items() if isinstance(v, int)})
+        except a.AnthropicError as exc:  # anything else the SDK could not make sense of
+            raise BackendError(f"Anthropic API answer unusable: {type(exc).__name__}: {str(exc)[:200]}") from None
+        try:
+            if len(body) > MAX_ANSWER_BYTES:
+                raise MalformedAnswer(f"the answer is {len(body):,} bytes (more than {MAX_ANSWER_BYTES:,})")
+            content, stop, usage = parse_answer(parse_json(body))
+        except MalformedAnswer as exc:
+            raise BackendError(f"malformed answer from the Anthropic API: {exc}") from None
+        return Turn(content=content, stop_reason=stop, usage=usage)
 
 
 class ScriptedBackend:
@@ -93,7 +118,7 @@ class ScriptedBackend:
                 turn = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise BackendError(f"{path}:{n}: not JSON ({exc.msg})") from None
-            if not isinstance(turn.get("content"), list):
+            if not isinstance(turn, dict) or not isinstance(turn.get("content"), list):
                 raise BackendError(f"{path}:{n}: a turn needs a content list")
             self.turns.append(turn)
         self.position = 0
@@ -102,9 +127,13 @@ class ScriptedBackend:
         """Continue a resumed session with the turn after those already played."""
         self.position = turns
 
-    def complete(self, system: list[dict], messages: list[dict], tools: list[dict]) -> Turn:
+    def complete(self, system: list[dict], messages: list[dict], tools: list[dict], time_left: float | None = None) -> Turn:
         if self.position >= len(self.turns):
             raise BackendError(f"the script has no turn {self.position + 1} (it has {len(self.turns)})")
         turn = self.turns[self.position]
+        try:
+            content, stop, usage = parse_answer({"stop_reason": "end_turn", **turn}, envelope=False)
+        except MalformedAnswer as exc:
+            raise BackendError(f"malformed turn {self.position + 1} of the script: {exc}") from None
         self.position += 1
-        return Turn(content=turn["content"], stop_reason=turn.get("stop_reason", "end_turn"), usage=turn.get("usage", {}))
+        return Turn(content=content, stop_reason=stop, usage=usage)

@@ -2,28 +2,37 @@
 and the checks. The loop only sees tools and verdicts; this module owns how they are made.
 
 run_python, run_parity and run_checks run untrusted code (the model's snippets, the edited
-port), so the first two go through the sandbox; the checks only parse files.
+port), so the first two go through the sandbox; the checks only parse files. Each of them gets
+at most what is left of the session's wall time (`deadline`, set by the loop): run_python's
+sandbox timeout is cut to it, and so is parity's when its callable takes `timeout_s`.
+
+Git runs through agent.gitsafe (hooks, fsmonitor, filters and the user's config off, the git dir
+pinned outside the tree when the env is made, before the model acts).
 """
 
 from __future__ import annotations
 
+import inspect
+import math
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import git
-
 import sandbox
 from agent.checks import check_paths
 from agent.checks.formats import as_text
 from agent.errors import IntegrateError
-from agent.llm.tools import Tool, ToolError, Workspace, file_tools, object_schema
+from agent.gitsafe import Git
+from agent.llm.paths import Workspace, write_text
+from agent.llm.tools import MAX_FILE_BYTES, Tool, ToolError, file_tools, object_schema
 from agent.skills import Skill
 from agent.workspace import commit_all
 
 RUN_PYTHON_MAX_S = 300
+MIN_CALL_S = 1.0  # a call that would get less wall time than this is not started
 
 
 @dataclass
@@ -67,7 +76,7 @@ class RefineEnv:
         python_path: Path,
     ):
         self.ws = Workspace(workspace)
-        self.repo = git.Repo(workspace)
+        self.repo = Git.for_workspace(workspace)  # pinned now, before the model has written anything
         self.skills = skills
         self._parity = parity
         self.check_files = check_files
@@ -75,14 +84,26 @@ class RefineEnv:
         self.ro_paths = ro_paths
         self.python_path = python_path
         self.on_checkpoint: Callable[[str, str], None] = lambda sha, message: None
+        self.deadline = math.inf  # time.monotonic() when the session's wall time runs out
+        self._parity_takes_timeout = "timeout_s" in inspect.signature(parity).parameters
         scratch.mkdir(parents=True, exist_ok=True)
+
+    def time_left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def _budget(self, what: str) -> float:
+        """Seconds `what` may run: what is left of the session's wall time; ToolError when spent."""
+        left = self.time_left()
+        if left < MIN_CALL_S:
+            raise ToolError(f"{what} not run: the session's wall-time budget (--max-wall) is spent")
+        return left
 
     # git --------------------------------------------------------------------------------------
     def head(self) -> str:
-        return self.repo.head.commit.hexsha
+        return self.repo.head()
 
     def dirty(self) -> bool:
-        return self.repo.is_dirty(untracked_files=True)
+        return self.repo.dirty()
 
     def checkpoint(self, message: str) -> str | None:
         """Commit the workspace as a green checkpoint; None when nothing changed."""
@@ -93,19 +114,22 @@ class RefineEnv:
 
     def revert(self, sha: str) -> None:
         """Back to a green checkpoint: tracked edits undone, files the model added removed."""
-        self.repo.git.reset("--hard", sha)
-        self.repo.git.clean("-fd")
+        self.repo.reset_to(sha)
 
     # verdicts ---------------------------------------------------------------------------------
-    def parity(self) -> Verdict:
+    def parity(self, timeout_s: float | None = None) -> Verdict:
+        """Parity now; `timeout_s` caps its wall time when the callable accepts a cap."""
         try:
-            report = self._parity()
+            report = self._parity(timeout_s=timeout_s) if self._parity_takes_timeout and timeout_s else self._parity()
         except IntegrateError as exc:
             return Verdict(False, f"parity could not run: {exc.message}")
         return Verdict(report["passed"], describe_parity(report))
 
     def checks_text(self, paths: list[Path] | None = None) -> str:
-        findings = check_paths(paths or self.check_files, use_cache=False)
+        try:
+            findings = check_paths(paths or self.check_files, use_cache=False)
+        except (RecursionError, ValueError, OSError, MemoryError) as exc:  # e.g. an expression nested past ast's limit
+            return f"the convention checks could not run: {type(exc).__name__}: {exc}"[:500]
         return as_text(findings) if findings else "no convention findings"
 
     # tools ------------------------------------------------------------------------------------
@@ -113,26 +137,34 @@ class RefineEnv:
         tools = file_tools(self.ws, self.skills)
 
         def run_python(code: str, timeout: float = 60) -> str:
-            if not isinstance(timeout, (int, float)) or not 0 < timeout <= RUN_PYTHON_MAX_S:
+            if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= RUN_PYTHON_MAX_S:
                 raise ToolError(f"timeout must be a number of seconds in (0, {RUN_PYTHON_MAX_S}]")
+            if len(code.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+                raise ToolError(f"code is over {MAX_FILE_BYTES:,} bytes")
+            left = self._budget("run_python")
+            wall = min(float(timeout), left)
             snippet = self.scratch / "snippet.py"
-            snippet.write_text(code)
+            snippet.unlink(missing_ok=True)  # the sandbox may have left a link here; never written through
+            write_text(snippet, code.encode("utf-8", "replace"))
             res = sandbox.run(
                 [sys.executable, str(snippet)], self.scratch, ro_paths=[self.ws.root, *self.ro_paths],
-                env={"PYTHONPATH": str(self.python_path)}, limits=sandbox.Limits(wall_s=float(timeout)),
+                env={"PYTHONPATH": str(self.python_path)}, limits=sandbox.Limits(wall_s=wall),
             )
             status = f"exit {res.returncode}" if res.reason == "exit" else f"stopped: {res.reason} after {res.wall_s:.1f} s"
+            if wall < timeout:
+                status += f" (timeout cut to {wall:.0f} s: what was left of the session's wall time)"
             text = f"{status}\n--- stdout\n{res.stdout}\n--- stderr\n{res.stderr}"
             if not res.ok:
                 raise ToolError(text)
             return text
 
         def run_parity() -> str:
-            verdict = self.parity()
+            verdict = self.parity(timeout_s=self._budget("run_parity"))
             sha = self.checkpoint("Refine: green checkpoint (parity passed)") if verdict.passed else None
             return f"{verdict.text}\ngreen checkpoint committed: {sha[:10]}" if sha else verdict.text
 
         def run_checks(path: str | None = None) -> str:
+            self._budget("run_checks")
             return self.checks_text([self.ws.resolve(path)] if path else None)
 
         extra = [

@@ -4,6 +4,10 @@ Small on purpose (mini-swe-agent is the model): one conversation, one list of to
 trajectory. Parity decides what is kept: `finish` is accepted only when parity passes, every
 passing parity after edits commits a green checkpoint, and a session that ends at a limit with
 parity failing goes back to the last green checkpoint.
+
+Budgets bind inside a turn too: each answer is checked (agent/llm/answer.py) and capped
+(`cap_turn`), every tool that runs code gets at most what is left of the wall time (through
+`env.deadline`), and calls left when the time is spent are answered "not run".
 """
 
 from __future__ import annotations
@@ -14,14 +18,15 @@ from typing import Any
 
 from agent.llm.backends import Backend, BackendError
 from agent.llm.cost import Usage
-from agent.llm.env import FINISH, RefineEnv
-from agent.llm.limits import LoopLimits, StuckDetector, budget_exceeded, truncate_middle
+from agent.llm.env import FINISH, MIN_CALL_S, RefineEnv
+from agent.llm.limits import LoopLimits, StuckDetector, budget_exceeded, cap_turn, truncate_middle
 from agent.llm.tools import call_tool
 from agent.llm.trajectory import Trajectory, restore, tool_result_message
 
 NUDGE = "Continue with tool calls. When the port is idiomatic and parity passes, call finish(summary)."
 CUT_OFF = ("Your reply was cut off by max_tokens inside this call, so it was not run. Send it again, shorter "
            "(several edit_file calls instead of one large write_file).")
+OUT_OF_TIME = "not run: the session's wall-time budget (--max-wall) is spent"
 INTERRUPTED = ("The run stopped while this call was in progress, so its result was lost; it may or may not have "
                "taken effect. Check the workspace and repeat it if needed.")
 
@@ -50,6 +55,11 @@ def _tried(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _not_run(call: dict[str, Any], why: str) -> dict[str, Any]:
+    return {"tool_use_id": call["id"], "name": call["name"], "input": call.get("input"), "content": why,
+            "is_error": True, "seconds": 0.0, "not_run": True}
+
+
 class RefineLoop:
     def __init__(self, backend: Backend, env: RefineEnv, trajectory: Trajectory, limits: LoopLimits, usage: Usage,
                  system: list[dict[str, Any]], task: str, meta: dict[str, Any]):
@@ -64,14 +74,17 @@ class RefineLoop:
         ended = self._restore()
         if ended is not None:
             return ended
-        started, earlier = time.monotonic(), self.earlier_seconds
+        self.env.deadline = time.monotonic() + self.limits.max_wall_s - self.earlier_seconds
         while True:
-            reason = budget_exceeded(self.limits, self.usage, earlier + time.monotonic() - started)
+            reason = self._budget_spent()
             if reason:
                 return self._stop(reason)
             outcome = self._turn()
             if outcome is not None:
                 return outcome
+
+    def _budget_spent(self) -> str | None:
+        return budget_exceeded(self.limits, self.usage, self.limits.max_wall_s - self.env.time_left())
 
     def _restore(self) -> Outcome | None:
         """Start the session, or rebuild it from the trajectory; an outcome if it had ended."""
@@ -91,7 +104,7 @@ class RefineLoop:
         for turn in state.assistant_turns:
             self.usage.add(turn.get("usage") or {})
         for r in state.results:
-            self.stuck.record(r["name"], r.get("input"), r["content"], r["is_error"])
+            self.stuck.record(r["name"], r.get("input"), r["content"], r["is_error"], r.get("not_run", False))
         self.messages = state.messages
         self.last_green = state.last_green or self.env.head()
         self.checkpoints = state.checkpoints
@@ -99,8 +112,7 @@ class RefineLoop:
         self.earlier_seconds = state.seconds
         self.env.on_checkpoint = self._record_checkpoint
         if state.pending:  # killed between the model's answer and our tool results
-            self._answer([{"tool_use_id": b["id"], "name": b["name"], "input": b.get("input"), "content": INTERRUPTED,
-                           "is_error": True, "seconds": 0.0} for b in state.pending], interrupted=True)
+            self._answer([_not_run(b, INTERRUPTED) for b in state.pending], interrupted=True)
         elif self.messages and self.messages[-1]["role"] == "assistant":
             self._say(NUDGE)
         return None
@@ -109,36 +121,43 @@ class RefineLoop:
         """One model call and the answers to every tool it called; an outcome when the session ends."""
         t0 = time.monotonic()
         try:
-            turn = self.backend.complete(self.system, self.messages, self.tool_specs)
+            turn = self.backend.complete(self.system, self.messages, self.tool_specs, time_left=self.env.time_left())
         except BackendError as exc:  # not an end: the conversation is intact and a resume continues it
             self.trajectory.append({"type": "paused", "reason": str(exc), "seconds": round(time.monotonic() - t0, 3)})
+            spent = self._budget_spent()
+            if spent:  # the wait used up the session's time: that is the limit, not a pause
+                return self._stop(spent)
             return Outcome("paused", str(exc), None, self.usage.summary(), self.checkpoints, self.env.head(), _tried(self.results))
         cost = self.usage.add(turn.usage)
-        self.trajectory.append({"type": "assistant", "turn": self.usage.turns, "content": turn.content, "stop_reason": turn.stop_reason,
+        content, refused = cap_turn(turn.content, self.limits)
+        self.trajectory.append({"type": "assistant", "turn": self.usage.turns, "content": content, "stop_reason": turn.stop_reason,
                                 "usage": turn.usage, "cost": round(cost, 6), "seconds": round(time.monotonic() - t0, 3)})
-        if turn.content:
-            self.messages.append({"role": "assistant", "content": turn.content})
-        calls = [b for b in turn.content if b.get("type") == "tool_use"]
+        if content:
+            self.messages.append({"role": "assistant", "content": content})
+        calls = [b for b in content if b.get("type") == "tool_use"]
         if not calls:
             if turn.content:
                 self._say(NUDGE if turn.stop_reason != "max_tokens" else "Your reply was cut off by max_tokens. " + NUDGE)
             return None
         finished, results = None, []
         for call in calls:
-            t1 = time.monotonic()
-            text, is_error, finished = self._call(call, cut_off=turn.stop_reason == "max_tokens" and call is turn.content[-1])
-            results.append({"tool_use_id": call["id"], "name": call["name"], "input": call.get("input"),
-                            "content": truncate_middle(text, self.limits.result_chars), "is_error": is_error,
-                            "seconds": round(time.monotonic() - t1, 3)})
             if finished is not None:
-                break
-        for call in calls[len(results):]:  # calls after an accepted finish are answered, not run
-            results.append({"tool_use_id": call["id"], "name": call["name"], "input": call.get("input"),
-                            "content": "not run: the session finished", "is_error": True, "seconds": 0.0})
+                results.append(_not_run(call, "not run: the session finished"))
+            elif call["id"] in refused:
+                results.append(_not_run(call, refused[call["id"]]))
+            elif self.env.time_left() <= 0:
+                results.append(_not_run(call, OUT_OF_TIME))
+            else:
+                t1 = time.monotonic()
+                text, is_error, finished = self._call(call, cut_off=turn.stop_reason == "max_tokens" and call is content[-1])
+                results.append({"tool_use_id": call["id"], "name": call["name"], "input": call.get("input"),
+                                "content": truncate_middle(text, self.limits.result_chars), "is_error": is_error,
+                                "seconds": round(time.monotonic() - t1, 3)})
         stop = self._answer(results)
         if finished is not None:
             return self._end(Outcome("refined", "the model called finish and parity passed", finished, self.usage.summary(),
                                      self.checkpoints, self.env.head(), _tried(self.results), self._last_parity))
+        stop = self._budget_spent() or stop  # a spent budget is the reason, even if the model also erred
         return self._stop(stop) if stop else None
 
     def _call(self, call: dict[str, Any], cut_off: bool) -> tuple[str, bool, str | None]:
@@ -164,11 +183,13 @@ class RefineLoop:
         self.results += results
         stop = None
         for r in results:
-            stop = self.stuck.record(r["name"], r["input"], r["content"], r["is_error"]) or stop
+            stop = self.stuck.record(r["name"], r["input"], r["content"], r["is_error"], r.get("not_run", False)) or stop
         return stop
 
     def _finish(self, summary: str) -> tuple[str, bool, str | None]:
-        verdict = self.env.parity()
+        if self.env.time_left() < MIN_CALL_S:
+            return f"finish {OUT_OF_TIME}; parity is checked once more as the session ends", True, None
+        verdict = self.env.parity(timeout_s=self.env.time_left())
         self._last_parity = verdict.text.splitlines()[0]
         if not verdict.passed:
             return f"finish refused, parity must pass first.\n{verdict.text}", True, None

@@ -49,6 +49,13 @@ def _source(resolved: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "local", "name": Path(resolved["origin"]).name}
 
 
+def _repo_files(repo_files: dict[str, Any] | None) -> list[str]:
+    if not repo_files:
+        return []
+    listed = [*repo_files.get("dummies", []), repo_files.get("docs_page"), repo_files.get("toctree")]
+    return sorted({p for p in listed if p})
+
+
 def build_manifest(run: Run, *, weight_files: list[Path], spec_inputs: dict[str, Any]) -> dict[str, Any]:
     resolved, analysis, planned, scaffolded, converted, verified = (
         run.result(s) for s in ("resolve", "analyze", "plan", "scaffold", "convert", "verify")
@@ -74,6 +81,8 @@ def build_manifest(run: Run, *, weight_files: list[Path], spec_inputs: dict[str,
             "module": planned["module_name"],
             "layout": planned["layout"],
             "files": {_rel(p, workspace): sha256_file(Path(p)) for p in (scaffolded["model_file"], verified["test_file"])},
+            # --target: the dummies, docs page and table of contents the branch changed for diffusers
+            "repo_files": {rel: sha256_file(workspace / rel) for rel in _repo_files(scaffolded.get("repo_files"))},
         },
         "converted": {
             "files": {p.name: sha256_file(p) for p in sorted(weights_dir.iterdir()) if p.is_file()},
@@ -92,6 +101,7 @@ def build_manifest(run: Run, *, weight_files: list[Path], spec_inputs: dict[str,
         },
         "generated_test": {"path": _rel(verified["test_file"], workspace), "passed": verified["generated_test"]["passed"]},
         "checks": {"findings": len(verified["findings"]), "rules": sorted({f["rule"] for f in verified["findings"]})},
+        "compliance": {c["check"]: c["status"] for c in verified["compliance"]["checks"]},
         "reports": sorted(_rel(p, workspace) for p in Path(verified["reports"]).iterdir() if p.is_file()),
     }
 

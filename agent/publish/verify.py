@@ -176,6 +176,7 @@ def verify_manifest(root: Path, rel: str, *, reference: Path | None, device: str
     evidence = (root / rel).parent
     rows: list[Claim] = []
     rows += _file_claims(root, manifest["port"]["files"], "port file unchanged:")
+    rows += _file_claims(root, _hashes(manifest["port"].get("repo_files", {}), "port.repo_files"), "diffusers file unchanged:")
     mapping_rel = manifest["converted"]["mapping"]["path"]
     rows += _file_claims(root, {mapping_rel: manifest["converted"]["mapping"]["sha256"]}, "weight mapping unchanged:")
 
@@ -247,19 +248,25 @@ def _tolerance_claim(tolerance: dict[str, float], dtype: str) -> Claim:
 
 
 def _generated_test(root: Path, test_rel: str, converted: Path, standalone: bool, work: Path, recorded: bool) -> Claim:
-    """The generated test in a copy of the branch (its weights where the test looks for them),
-    in a fresh sandboxed process."""
+    """The generated test in a copy of the branch, in a fresh sandboxed process: a standalone
+    test as a script with the converted weights where it looks for them; a diffusers-form test
+    under pytest with the checkout's own conftest, pointed at the converted weights."""
     tree = work / "tree"
     shutil.copytree(root, tree, symlinks=True, ignore=shutil.ignore_patterns(".git", "weights", "__pycache__"))
-    if standalone:
-        shutil.copytree(converted, tree / Path(test_rel).parent / "weights")
+    claim = f"generated test {test_rel} passes in a fresh process"
+    if not standalone:
+        from agent.diffusers_repo.model_test import run_diffusers_test
+
+        result = run_diffusers_test(tree / test_rel, tree, converted, work / "test")
+        failed = ", ".join(result.get("failed") or []) or result.get("reason", "")
+        measured = "passed" if result["passed"] else f"FAILED: {failed[:120]}"
+        return Claim(claim, "passed" if recorded else "failed", measured, bool(result["passed"]) and recorded)
+    shutil.copytree(converted, tree / Path(test_rel).parent / "weights")
     scratch = work / "test"
     scratch.mkdir()
-    res = sandbox.run([sys.executable, str(tree / test_rel)], scratch, ro_paths=[tree],
-                      env={"PYTHONPATH": str(tree if standalone else tree / "src")})
+    res = sandbox.run([sys.executable, str(tree / test_rel)], scratch, ro_paths=[tree], env={"PYTHONPATH": str(tree)})
     last = next((line for line in reversed((res.stdout + res.stderr).splitlines()) if line.strip()), res.reason)
-    return Claim(f"generated test {test_rel} passes in a fresh process", "passed" if recorded else "failed",
-                 "passed" if res.ok else f"FAILED: {last[:120]}", res.ok and recorded)
+    return Claim(claim, "passed" if recorded else "failed", "passed" if res.ok else f"FAILED: {last[:120]}", res.ok and recorded)
 
 
 def verify_folder(root: Path, *, reference: Path | None = None, device: str = "cpu", keep: Path | None = None) -> list[Claim]:

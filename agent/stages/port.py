@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import git
 import libcst as cst
 
 from agent.checks import check_paths
 from agent.errors import IntegrateError, ParityFailed
+from agent.gitsafe import Git
 from agent.parity_run import parity_paths, run_parity_sandboxed, write_spec
 from agent.porting.codemods import CodemodResult, drop_unused_imports, port_codemods
 from agent.porting.config_capture import capture_config
@@ -78,7 +78,7 @@ def port(run: Run) -> dict[str, Any]:
         where = f"; first divergence at {fd['reference_module']}" if fd else ""
         raise ParityFailed(f"structural port does not match the reference: {'; '.join(report['problems'])}{where}")
 
-    sha = commit_all(git.Repo(scaffolded["workspace"]), f"Port {planned['reference_class']} as {planned['class_name']} (structural, numerics untouched)")
+    sha = commit_all(Git.for_workspace(Path(scaffolded["workspace"])), f"Port {planned['reference_class']} as {planned['class_name']} (structural, numerics untouched)")
     left = [f.to_dict() for f in check_paths([model_path], use_cache=False)]
     return {
         "model_file": str(model_path),

@@ -9,13 +9,16 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-import git
-
 from agent import __version__
+from agent.compliance import markdown_table
+from agent.errors import IntegrateError
+from agent.gitsafe import Git, seal
 from agent.publish.evidence import MANIFEST, build_manifest, evidence_dir, write_manifest
 from agent.redact import redact
 from agent.reference_weights import reference_weight_files
 from agent.render import render
+from agent.repo_checks import markdown_table as repo_checks_table
+from agent.repo_checks import run_repo_checks
 from agent.run_state import Run
 from agent.workspace import commit_all, remove_worktree
 from sandbox import safe_files
@@ -89,6 +92,8 @@ def publish(run: Run) -> dict[str, Any]:
     manifest = build_manifest(run, weight_files=reference_weight_files(run), spec_inputs=verified["spec_context"])
     manifest_path = write_manifest(run, manifest)
     final_code = Path(scaffolded["model_file"]).read_text()
+    # diffusers' own checks on the branch (--target): a branch they fail is not published
+    repo_checks = run_repo_checks(run) if planned["layout"] != "standalone" else None
     source = resolved["origin"] if resolved["kind"] == "hub" else Path(resolved["origin"]).name
     body = render(
         "PR.md.j2",
@@ -115,25 +120,37 @@ def publish(run: Run) -> dict[str, Any]:
         findings=verified["findings"],
         generated_test=verified["generated_test"],
         generated_test_path=_rel(verified["test_file"], workspace),
+        compliance=verified["compliance"],
+        compliance_table=markdown_table(verified["compliance"]),
         manifest=_rel(manifest_path, workspace),
+        repo_checks=repo_checks,
+        repo_checks_table=repo_checks_table(repo_checks) if repo_checks else "",
         commands=reproduce_commands(run),
     )
-    repo = git.Repo(workspace)
+    repo = Git.for_workspace(workspace, in_tree_ok=planned["layout"] == "standalone")  # sealed by an earlier attempt
     result: dict[str, Any] = {"manifest": str(manifest_path)}
     if planned["layout"] == "standalone":
         pr = workspace / "PR.md"
         safe_files.write_text(workspace, "PR.md", body)
         sha = commit_all(repo, f"Add the evidence ({MANIFEST}, parity spec and reports), the generated test and PR.md for {planned['class_name']}")
-        result.update(out=str(workspace), branch=repo.active_branch.name)
+        result.update(out=str(workspace), branch=repo.branch())
+        seal(workspace, repo.git_dir)  # the model is done: out/ becomes a self-contained repository
     else:
         pr = run.path("PR.md")
         safe_files.write_text(run.dir, "PR.md", body)
         sha = commit_all(repo, f"Add the evidence ({MANIFEST}, parity spec and reports) and the generated test for {planned['class_name']}")
         first = scaffolded["commit"]
-        safe_files.write_text(run.dir, "changes.patch", repo.git.format_patch("--stdout", f"{first}~1..HEAD"))
+        safe_files.write_text(run.dir, "changes.patch", repo.format_patch(f"{first}~1..HEAD"))
         result.update(branch=planned["branch"], patch=str(run.path("changes.patch")), target=run.inputs["target"])
         remove_worktree_keep_branch(run)
     result.update(pr_body=str(pr), commit=sha, reports=str(evidence / "reports"))
+    if repo_checks is not None:
+        result["repo_checks"] = {k: repo_checks[k] for k in ("passed", "complete", "blocking")}
+        if repo_checks["blocking"]:
+            raise IntegrateError(
+                f"not published: diffusers' own checks fail on branch {planned['branch']}: {', '.join(repo_checks['blocking'])} "
+                f"(details in {run.path('repo_checks', 'summary.json')}; the PR body is {pr})", exit_code=1,
+            )
     return result
 
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import sandbox
 from agent.errors import IntegrateError
 from agent.llm.backends import DEFAULT_MODEL, AnthropicBackend, Backend, BackendError, ScriptedBackend
 from agent.llm.cost import Usage, load_prices, prices_for
@@ -19,6 +20,8 @@ from agent.reference_weights import reference_weight_files
 from agent.render import render
 from agent.run_state import Run
 from agent.skills import load_skills, skills_index
+
+PARITY_SIDES = 3  # sandboxed runs in one parity check, each under the same limits
 
 
 class RefinementFailed(IntegrateError):
@@ -79,8 +82,10 @@ def refine(run: Run) -> dict[str, Any]:
     spec = write_spec(run, workdir / "spec" / "parity_spec.py", reference_weights=weights)
     device = run.inputs.get("device", "cpu")
 
-    def parity() -> dict[str, Any]:
-        return run_parity_sandboxed(spec, workdir / "parity", parity_paths(run, weights), device=device)
+    def parity(timeout_s: float | None = None) -> dict[str, Any]:
+        # what is left of --max-wall, shared by the sides that run one after another (reference, mapping, candidate)
+        limits = sandbox.Limits(wall_s=min(timeout_s / PARITY_SIDES, sandbox.Limits().wall_s)) if timeout_s else None
+        return run_parity_sandboxed(spec, workdir / "parity", parity_paths(run, weights), device=device, limits=limits)
 
     import_root, _ = candidate_location(run)
     env = RefineEnv(

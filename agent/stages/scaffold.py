@@ -1,5 +1,7 @@
 """scaffold: create the workspace (new repo in --out, or a branch worktree of --target), render
-the model file from templates/, and register the class in diffusers' `__init__` files."""
+the model file from templates/, and register the class in diffusers' `__init__` files. In a
+diffusers checkout the branch also gets what diffusers' CI asks of a new model: regenerated dummy
+objects and an API docs page in the table of contents (agent/diffusers_repo)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.diffusers_repo.branch import add_repo_files
 from agent.errors import IntegrateError
 from agent.porting.config_capture import IN_TREE_IMPORTS, STANDALONE_IMPORTS
 from agent.registration import RegistrationError, register_model
 from agent.render import render
 from agent.run_state import Run
 from agent.workspace import commit_all, create_standalone, create_worktree
+
+
+def source_label(resolved: dict[str, Any]) -> str:
+    """How the branch names the source: a Hub id, or a local folder by its name only (no path of
+    the author's machine goes into the branch)."""
+    return resolved["origin"] if resolved["kind"] == "hub" else Path(resolved["origin"]).name
 
 
 def model_file(run: Run, body: str | None) -> str:
@@ -27,7 +36,7 @@ def model_file(run: Run, body: str | None) -> str:
         year=time.strftime("%Y"),
         class_name=planned["class_name"],
         reference_class=planned["reference_class"],
-        origin=resolved["origin"],
+        origin=source_label(resolved),
         body=body,
         diffusers_imports=(IN_TREE_IMPORTS if planned["layout"] == "diffusers-tree" else STANDALONE_IMPORTS).rstrip(),
         init_args=init_args,
@@ -48,21 +57,26 @@ def scaffold(run: Run) -> dict[str, Any]:
         except RegistrationError as exc:
             raise IntegrateError(str(exc)) from None
         registered = [str(p.relative_to(workspace)) for p in edited]
+        repo_files = add_repo_files(run, workspace)
     else:
         workspace = Path(run.inputs["out"]).resolve()
         owned["out"] = str(workspace)
         run.save()
-        repo = create_standalone(workspace, run.id)
+        repo = create_standalone(workspace, run.id, run.path("out.git"))
         registered = []
+        repo_files = None
 
     path = workspace / planned["model_path"]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(model_file(run, body=None))
-    sha = commit_all(repo, f"Scaffold {planned['class_name']}: model file{' and exports' if registered else ''}")
+    what = "model file, exports, dummy objects and docs page" if registered else "model file"
+    sha = commit_all(repo, f"Scaffold {planned['class_name']}: {what}")
     return {
         "workspace": str(workspace),
         "model_file": str(path),
         "registered_in": registered,
+        "repo_files": repo_files,
         "commit": sha,
-        "branch": planned["branch"] if registered else repo.active_branch.name,
+        "branch": planned["branch"] if registered else repo.branch(),
+        "git_dir": str(repo.git_dir),
     }

@@ -13,6 +13,8 @@ from typing import Any
 
 import sandbox
 from agent.checks import check_paths
+from agent.compliance import run_compliance
+from agent.diffusers_repo.branch import write_and_run_model_test
 from agent.errors import IntegrateError, ParityFailed
 from agent.parity_run import parity_paths, render_spec, run_parity_sandboxed, spec_context
 from agent.publish.evidence import evidence_dir
@@ -23,6 +25,7 @@ from sandbox.mapping import WeightMapping
 from sandbox.parity.exchange import load_tensors, read_result
 
 SAMPLE_VALUES = 32
+COMPILE_SKIPPED = "not requested (--compile-check); about 30 s of CPU on the bundled example"
 
 
 def reports_dir(run: Run) -> Path:
@@ -82,22 +85,32 @@ def verify(run: Run) -> dict[str, Any]:
 
     test_file = workspace / planned["test_path"]
     test_file.parent.mkdir(parents=True, exist_ok=True)
-    safe_files.write_text(test_file.parent, test_file.name, render(
-        "tests/test_model.py.j2",
-        class_name=planned["class_name"],
-        module_name=planned["module_name"],
-        layout=planned["layout"],
-        test_name=test_file.name,
-        config_kwargs=repr(analysis["config_kwargs"]),
-        reference_outputs=repr(reference_samples(work / "sides")),
-        sample_size=SAMPLE_VALUES,
-        atol=planned["tolerance"]["max_abs"],
-        inputs=analysis["inputs"],
-        seed=report["seed"],
-        parity_command=f"integrate parity {spec.name}",
-    ))
-    import_root = workspace / "src" if planned["layout"] == "diffusers-tree" else workspace
-    generated_test = run_generated_test(test_file, import_root, run.path("verify", "test"), [workspace, Path(converted["weights_dir"])])
+    # the data both forms of the generated test are rendered from
+    test_config, test_inputs, samples = analysis["config_kwargs"], analysis["inputs"], reference_samples(work / "sides")
+    if planned["layout"] == "diffusers-tree":  # diffusers' own form: tester mixins + the parity test
+        generated_test = write_and_run_model_test(
+            run, test_file, config=test_config, inputs=test_inputs, reference_outputs=samples, seed=report["seed"],
+            atol=planned["tolerance"]["max_abs"], parity_command=f"integrate parity {spec.name}",
+            checkpoint_dir=Path(converted["weights_dir"]),
+        )
+    else:
+        safe_files.write_text(test_file.parent, test_file.name, render(
+            "tests/test_model.py.j2",
+            class_name=planned["class_name"],
+            module_name=planned["module_name"],
+            layout=planned["layout"],
+            test_name=test_file.name,
+            config_kwargs=repr(test_config),
+            reference_outputs=repr(samples),
+            sample_size=SAMPLE_VALUES,
+            atol=planned["tolerance"]["max_abs"],
+            inputs=test_inputs,
+            seed=report["seed"],
+            parity_command=f"integrate parity {spec.name}",
+        ))
+        generated_test = run_generated_test(test_file, workspace, run.path("verify", "test"), [workspace, Path(converted["weights_dir"])])
+
+    compliance = run_compliance(run, skip=None if run.inputs.get("compile_check") else {"torch_compile": COMPILE_SKIPPED})
 
     components = [
         {"component": "transformer (converted weights)", **{k: report[k] for k in ("max_abs_diff", "mean_abs_diff", "cosine")}, "passed": report["passed"] and not any("saved folder" in p for p in report["problems"])},
@@ -112,6 +125,7 @@ def verify(run: Run) -> dict[str, Any]:
         "isolation_notes": report["sandbox"]["notes"],
         "findings": findings,
         "generated_test": generated_test,
+        "compliance": compliance,
         "reports": str(reports),
         "spec": str(spec),
         "spec_context": context,
