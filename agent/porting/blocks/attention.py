@@ -12,6 +12,7 @@ context and the mask are passed.
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from .base import (
@@ -78,9 +79,10 @@ def processor_source(choice: dict[str, Scalar]) -> str:
     if choice["qk_norm"] != "none":
         what.append("q/k normalised per head")
     kv = "context" if context else "hidden_states"
+    doc = textwrap.wrap(f"Processor for `Attention`: {'; '.join(what)}; attention through `dispatch_attention_fn`.", 100)
     lines = [
         "class {processor}:",
-        f'    """Processor for `Attention`: {"; ".join(what)}; attention through `dispatch_attention_fn`."""',
+        *(['    """' + doc[0] + '"""'] if len(doc) == 1 else ['    """' + doc[0], *("    " + d for d in doc[1:]), '    """']),
         "",
         "    _attention_backend = None",
         "    _parallel_config = None",
