@@ -9,6 +9,7 @@ import pytest
 from conftest import EXAMPLE, integrate
 
 from agent.errors import IntegrateError
+from agent.gitsafe import Git
 from agent.stages.blocks import COMMIT_PREFIX, _back_to_port
 
 
@@ -91,12 +92,13 @@ def test_an_interrupted_attempt_starts_again_from_the_port(tmp_path):
     repo.index.add(["model.py"])
     repo.index.commit(f"{COMMIT_PREFIX}: A -> B")
     model.write_text("half-written\n")  # killed while writing the next attempt
-    _back_to_port(repo, port, model)
-    assert repo.head.commit.hexsha == port and model.read_text() == "port\n"
+    hardened = Git(tmp_path / ".git", tmp_path)
+    _back_to_port(hardened, port, model)
+    assert hardened.head() == port and model.read_text() == "port\n"
 
     repo.index.commit("someone else's commit")
     with pytest.raises(IntegrateError, match="moved past the port"):
-        _back_to_port(repo, port, model)
+        _back_to_port(hardened, port, model)
 
 
 def test_a_substitution_that_breaks_the_whole_model_is_dropped_and_the_rest_kept(tmp_path):

@@ -19,10 +19,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import git
-
 import agent.porting.blocks as library
 from agent.errors import IntegrateError
+from agent.gitsafe import Git
 from agent.parity_run import candidate_location, parity_paths, run_parity_sandboxed, side_env, write_spec
 from agent.porting.blocks.decide import ClassDecision, FunctionDecision, Malformed, decide
 from agent.porting.formatting import format_file
@@ -41,7 +40,7 @@ def blocks(run: Run) -> dict[str, Any]:
     resolved, analysis, planned, scaffolded, ported = (run.result(s) for s in ("resolve", "analyze", "plan", "scaffold", "port"))
     workspace = Path(scaffolded["workspace"])
     model_path = Path(ported["model_file"])
-    repo = git.Repo(workspace)
+    repo = Git.for_workspace(workspace)
     _back_to_port(repo, ported["commit"], model_path)
     workdir = run.path("blocks")
     if workdir.exists():
@@ -69,7 +68,7 @@ def blocks(run: Run) -> dict[str, Any]:
     trial = _Trial(run, spec, weights, model_path, workdir, _relative_prefix(run), prefix)
     outcome, report = trial.until_parity(model_path.read_text(), proven_classes, proven_functions)
     if outcome is None:  # nothing written, or full parity never passed: back to the port
-        repo.git.checkout(ported["commit"], "--", str(model_path))
+        repo.run("checkout", ported["commit"], "--", str(model_path))
         return {**base, **_report(classes, functions, set(), trial.dropped, trial.unwritable, proof),
                 "status": "reverted" if trial.attempts else "none written", "commit": ported["commit"],
                 "parity_runs": len(trial.attempts), "attempts": trial.attempts}
@@ -129,15 +128,15 @@ class _Trial:
         return None, None
 
 
-def _back_to_port(repo: git.Repo, port_commit: str, model_path: Path) -> None:
+def _back_to_port(repo: Git, port_commit: str, model_path: Path) -> None:
     """Start from the port's commit: undo what an interrupted attempt of this stage left."""
-    head = repo.head.commit
-    if head.hexsha != port_commit:
-        if head.message.startswith(COMMIT_PREFIX) and head.parents and head.parents[0].hexsha == port_commit:
-            repo.git.reset("--hard", port_commit)
-        else:
+    if repo.head() != port_commit:
+        message = repo.run("log", "-1", "--format=%B", "HEAD")
+        parent = repo.run("rev-parse", "-q", "--verify", "HEAD~1^{commit}", ok=(0, 1)).strip()
+        if not (message.startswith(COMMIT_PREFIX) and parent == port_commit):
             raise IntegrateError(f"the workspace has moved past the port's commit {port_commit[:10]}; the blocks stage starts from it")
-    repo.git.checkout(port_commit, "--", str(model_path))
+        repo.reset_to(port_commit)
+    repo.run("checkout", port_commit, "--", str(model_path))
 
 
 def _prove(run: Run, workdir: Path, spec: Path, weights: list[str], tolerance: float) -> dict[str, Any]:
