@@ -51,6 +51,8 @@ def _describe(name: str, result: dict[str, Any]) -> str:
         c = result["codemods"]
         return f"structural port ({len(c['converted'])} calls rewritten, {len(c['left'])} left), parity max abs {p['max_abs_diff']:.2e}"
     if name == "blocks":
+        if result["status"] == "skipped":
+            return f"skipped: {result['reason']}"
         classes, functions = len(result["substituted"]), sum(f.get("replaced", False) for f in result["functions"])
         done = f"{classes} class{'es' * (classes != 1)} and {functions} function{'s' * (functions != 1)} -> diffusers blocks"
         return f"{result['status']}: {done}, {len(result['custom'])} custom; {result['share']['diffusers_share']:.0%} of parameters in diffusers blocks"

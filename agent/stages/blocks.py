@@ -50,19 +50,20 @@ def blocks(run: Run) -> dict[str, Any]:
     spec = write_spec(run, workdir / "spec" / "parity_spec.py", reference_weights=weights)
     tolerance = float(planned["tolerance"]["max_abs"])
 
-    proof = _prove(run, workdir, spec, weights, tolerance)
+    base = {"base_commit": ported["commit"], "tolerance": tolerance, "commit": ported["commit"], "parity_runs": 0}
     renamed = {(r["module"], r["from"]): r["to"] for r in ported["codemods"].get("renamed", []) if isinstance(r, dict)}
-    try:
+    try:  # without a proof nothing is replaced: the port stays as it was committed, and the run goes on
+        proof = _prove(run, workdir, spec, weights, tolerance)
         classes, functions = decide(proof, tolerance, renamed, skip={planned["reference_class"], analysis["top_class"]["name"]},
                                     source=model_path.read_text())
-    except Malformed as exc:
-        raise IntegrateError(f"the block proof left a malformed result: {exc}") from None
-
-    base = {"base_commit": ported["commit"], "proof_seconds": proof.get("seconds"), "tolerance": tolerance}
+    except (IntegrateError, Malformed) as exc:
+        why = exc.message if isinstance(exc, IntegrateError) else f"the block proof left a malformed result: {exc}"
+        return {**base, **_report([], [], set(), {}, {}, {}), "status": "skipped", "reason": why}
+    base["proof_seconds"] = proof.get("seconds")
     proven_classes = [c for c in classes if c.proven]
     proven_functions = [f for f in functions if f.proven]
     if not proven_classes and not proven_functions:
-        return {**base, **_report(classes, functions, set(), {}, {}, proof), "status": "none proven", "commit": ported["commit"], "parity_runs": 0}
+        return {**base, **_report(classes, functions, set(), {}, {}, proof), "status": "none proven"}
 
     prefix = planned["class_name"].removesuffix("Model").removesuffix("Transformer2D").removesuffix("UNet2D") or "Model"
     trial = _Trial(run, spec, weights, model_path, workdir, _relative_prefix(run), prefix)
@@ -70,8 +71,7 @@ def blocks(run: Run) -> dict[str, Any]:
     if outcome is None:  # nothing written, or full parity never passed: back to the port
         repo.run("checkout", ported["commit"], "--", str(model_path))
         return {**base, **_report(classes, functions, set(), trial.dropped, trial.unwritable, proof),
-                "status": "reverted" if trial.attempts else "none written", "commit": ported["commit"],
-                "parity_runs": len(trial.attempts), "attempts": trial.attempts}
+                "status": "reverted" if trial.attempts else "none written", "parity_runs": len(trial.attempts), "attempts": trial.attempts}
 
     applied = set(outcome.applied)
     names = [f"{d.name} -> {d.block}" for d in [*proven_classes, *proven_functions] if d.port_name in applied]
