@@ -54,7 +54,7 @@ def test_diffusers_blocks_replace_the_hand_written_modules(ported):
         assert gone not in model, gone
     for line in ("self.t_embedder = TimestepEmbedding(256, hidden_size)",
                  "self.time_proj = Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)",
-                 "c = self.t_embedder(self.time_proj(t)) + self.y_embedder(y)",
+                 "c = self.t_embedder(self.time_proj(t).to(self.t_embedder.linear_1.weight.dtype)) + self.y_embedder(y)",
                  'self.mlp = FeedForward(hidden_size, activation_fn="gelu-approximate", inner_dim=int(hidden_size * mlp_ratio))',
                  "processor=TinyDiTAttnProcessor()",
                  "class TinyDiTAttnProcessor:",

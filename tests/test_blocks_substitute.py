@@ -93,7 +93,7 @@ def test_instantiations_slots_glue_removal_and_imports():
     # the constructor keeps the reference's own expressions, including a default it never passed
     assert "self.t_embedder = TimestepEmbedding(256, hidden_size)" in code
     assert "self.time_proj = Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)" in code
-    assert "c = self.t_embedder(self.time_proj(t))" in code  # the call site follows the glue
+    assert "c = self.t_embedder(self.time_proj(t).to(self.t_embedder.linear_1.weight.dtype))" in code  # the call site follows the glue
     assert 'FeedForward(hidden_size, activation_fn="gelu", inner_dim=int(hidden_size * mlp_ratio))' in code.replace("'", '"')
     # a numpy table becomes a tensor: the from_numpy around it goes
     assert "pos = get_2d_sincos_pos_embed(hidden_size, grid, base_size=grid)" in code

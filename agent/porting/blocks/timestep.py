@@ -85,7 +85,9 @@ class TimestepEmbeddingFamily(Family):
             imports=((EMBEDDINGS, "TimestepEmbedding"), (EMBEDDINGS, "Timesteps")),
             main=f"TimestepEmbedding({args})",
             slots=(("time_proj", _timesteps_call("{in_channels}", choice["flip_sin_to_cos"], choice["downscale_freq_shift"])),),
-            call="{self}({time_proj}({0}))",
+            # Timesteps computes in float32; the cast (a no-op in float32, where the proof ran) lets a
+            # half-precision model run, as diffusers' own models cast before their TimestepEmbedding
+            call="{self}({time_proj}({0}).to({self}.linear_1.weight.dtype))",
         )
 
 
