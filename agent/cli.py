@@ -131,16 +131,27 @@ def _validate_device(device: str) -> None:
 @click.option("--runs-dir", type=click.Path(), default="runs", show_default=True, help="Where run folders are created.")
 @click.option("--run-id", help="Name of the run folder (default: <model>-<timestamp>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout.")
-def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, max_dollars, max_wall, llm_timeout, prices, device, compile_check, revision, runs_dir, run_id, as_json) -> None:
+@click.option("--publish", "publish", multiple=True, metavar="bundle|github|hub",
+              help="Where the result goes once parity passed: bundle (offline PR.md and patch, the default), github (push to a fork, open a draft PR; needs --target and GITHUB_TOKEN or a GitHub App), hub (converted weights as a Hub pull request; HF_TOKEN). Repeat or comma-separate for several.")
+@click.option("--fork", metavar="OWNER/NAME", help="--publish github: the fork to push to (created through the API if missing). Default: your account's fork of the upstream.")
+@click.option("--upstream", metavar="OWNER/NAME", help="--publish github: the repository the PR goes to. Default: the --target checkout's upstream/origin remote on GitHub, else huggingface/diffusers.")
+@click.option("--label", "labels", multiple=True, metavar="NAME", help="--publish github: label for the PR (repeatable; default integrate-generated). Needs triage access upstream; skipped, and said, without it.")
+@click.option("--hub-repo", metavar="OWNER/NAME", help="--publish hub: put the weights in this repo (created if missing) instead of diffusers/ of the SOURCE repo.")
+@click.option("--dry-run", is_flag=True, help="With --publish github/hub: print every API call publishing would make (method, path, body keys) and make none; needs no token.")
+def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, max_dollars, max_wall, llm_timeout, prices, device, compile_check, revision, runs_dir, run_id, as_json,
+            publish, fork, upstream, labels, hub_repo, dry_run) -> None:
     """Port SOURCE into diffusers: resolve, analyze, plan, scaffold, port, refine, convert, verify, publish.
 
     Exits 0 only when parity passed; 1 when the port ran but parity (or the refinement) failed;
     2 when it could not run. Refinement is skipped, and says so, without an LLM.
     """
+    from agent.publish.options import publish_options
     from agent.run_state import Run, slugify
     from agent.stages.resolve import is_hub_id
     from agent.workspace import check_out_dir, check_target
 
+    publishing = publish_options(publish, fork, upstream, hub_repo, labels, dry_run,
+                                 source_is_hub_id=not Path(source).is_dir() and is_hub_id(source), has_target=bool(target))
     llm = _validate_llm(llm)
     refine = _refine_settings(llm, model, prices, {"max_turns": max_turns, "max_tokens": max_tokens, "max_dollars": max_dollars, "max_wall_s": max_wall})
     if llm_timeout is not None and llm_timeout <= 0:
@@ -169,6 +180,7 @@ def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, m
         "device": device,
         "compile_check": compile_check,
         "revision": revision,
+        "publish": publishing,
     }
     run = Run.create(Path(runs_dir), inputs, run_id)
     _execute(run, as_json)
@@ -227,6 +239,16 @@ def _report(run, as_json: bool) -> None:
         pub = s["publish"]
         where = pub.get("out") or f"branch {pub['branch']} in {pub['target']}"
         console.print(f"port: {where}\nPR description: {pub['pr_body']}")
+        remote = pub.get("remote") or {}
+        if remote.get("hub"):
+            console.print(f"Hub pull request: {remote['hub']['pr_url']}")
+        if remote.get("github"):
+            gh = remote["github"]
+            console.print(f"GitHub pull request ({'draft, ' if gh['draft'] else ''}{'opened' if gh['created'] else 'updated'}): {gh['pr_url']}")
+            for note in gh.get("notes", []):
+                console.print(f"[yellow]note:[/yellow] {note}")
+        if remote.get("dry_run"):
+            console.print(f"dry run: {len(remote['dry_run'])} calls printed above, none made")
     if s["status"] != "passed" and s.get("error"):
         console.print(f"run {run.id} stopped at {s['stage_reached']}; after fixing, continue with: integrate resume {shlex.quote(str(run.dir))}")
 
@@ -301,33 +323,52 @@ def _write_user_file(path: Path, data: bytes) -> None:
 
 
 @cli.command("verify")
-@click.argument("where", default=".", metavar="[PATH]")
+@click.argument("where", default=".", metavar="[PATH | PR-URL | OWNER/REPO#N]")
 @click.option("--reference", type=click.Path(), help="The reference folder, when the manifest names a local source (not on the Hub).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--json", "json_out", type=click.Path(), help="Write the claims table (JSON) here.")
 @click.option("--keep", type=click.Path(), help="Keep the re-measurement's files (reference, converted weights, parity sides) in this new folder.")
-def verify_cmd(where, reference, device, json_out, keep) -> None:
+@click.option("--post", is_flag=True, help="Post the result as the tool's review on the pull request (updated on a re-run), with line comments for findings.")
+def verify_cmd(where, reference, device, json_out, keep, post) -> None:
     """Re-measure every claim of a branch integrate published: file hashes, the reference at its
     recorded revision, the conversion, parity (every side sandboxed, the spec rendered again from
     the manifest, never taken from the branch), the generated test and the convention checks.
 
-    PATH is a checkout of the branch (default: the current folder). Prints one table of claim,
-    recorded, re-measured, agrees. Exit 0 only if every claim reproduces, 1 if one does not, 2
-    if verification could not run.
+    PATH is a checkout of the branch (default: the current folder); a pull request (its URL or
+    OWNER/REPO#N) is fetched first (GITHUB_TOKEN, or a GitHub App, for private repositories and
+    for --post). Prints one table of claim, recorded, re-measured, agrees. Exit 0 only if every
+    claim reproduces, 1 if one does not, 2 if verification could not run.
     """
-    from agent.publish.verify import verify_folder
+    import tempfile
+
+    from agent.publish.github import parse_pull_ref
+    from agent.publish.verify import checkout_pull, post_review, verify_folder
 
     if keep and Path(keep).exists():
         raise IntegrateError(f"--keep folder exists already: {keep}")
-    rows = verify_folder(Path(where), reference=Path(reference) if reference else None, device=device, keep=Path(keep) if keep else None)
-    width = max(len(r.claim) for r in rows)
-    for r in rows:
-        mark = "yes" if r.agrees else "NO"
-        click.echo(f"{r.claim:<{width}}  {r.recorded:<24}  {r.measured:<24}  {mark}")
-    agreed = sum(r.agrees for r in rows)
-    click.echo(f"{agreed}/{len(rows)} claims reproduce")
-    if json_out:
-        _write_user_file(Path(json_out), (json.dumps([r.to_dict() for r in rows], indent=2) + "\n").encode())
+    pull_ref = parse_pull_ref(where)
+    if post and pull_ref is None:
+        raise IntegrateError("--post needs a pull request (its URL or OWNER/REPO#N), not a folder")
+    findings: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="integrate-pr-") as tmp:
+        if pull_ref:
+            client, pull = checkout_pull(*pull_ref, Path(tmp) / "checkout")
+            root = Path(tmp) / "checkout"
+            _console().print(f"verifying {pull.html_url} at {pull.head_sha[:12]}")
+        else:
+            root = Path(where)
+        rows = verify_folder(root, reference=Path(reference) if reference else None, device=device,
+                             keep=Path(keep) if keep else None, findings_out=findings)
+        width = max(len(r.claim) for r in rows)
+        for r in rows:
+            click.echo(f"{r.claim:<{width}}  {r.recorded:<24}  {r.measured:<24}  {'yes' if r.agrees else 'NO'}")
+        agreed = sum(r.agrees for r in rows)
+        click.echo(f"{agreed}/{len(rows)} claims reproduce")
+        if json_out:
+            _write_user_file(Path(json_out), (json.dumps([r.to_dict() for r in rows], indent=2) + "\n").encode())
+        if post:
+            review = post_review(client, *pull_ref, rows, findings)
+            click.echo(f"review posted: {getattr(review, 'html_url', None) or review}")
     sys.exit(0 if agreed == len(rows) else 1)
 
 
@@ -464,6 +505,143 @@ def sandbox_cmd(workspace, timeout, memory_mb, allow_read, command) -> None:
     if res.isolation != "full":
         _console().print(f"[yellow]reduced isolation:[/yellow] {'; '.join(res.isolation_notes)}")
     sys.exit(res.returncode if res.reason == "exit" else 124 if res.reason == "timeout" else 137)
+
+
+@cli.group("bot")
+def bot_group() -> None:
+    """The issue-triggered bot: a maintainer labels an issue `integrate` or comments
+    `/integrate <org/model>`, a GPU worker runs integrate and answers with a draft PR (docs/bot.md).
+
+    \b
+    integrate bot workflow > .github/workflows/integrate.yml   the GitHub Actions deployment
+    integrate bot serve                                         the GitHub App's webhook server
+    integrate bot worker                                        runs the jobs the server queues
+    """
+
+
+def _pace(value: str | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        requests_s, writes_s = (float(v) for v in value.split(","))
+    except ValueError:
+        raise IntegrateError(f"--github-pace takes two numbers, seconds between requests and between writes (like 0.25,1), not {value!r}") from None
+    return requests_s, writes_s
+
+
+_QUEUE_HELP = "sqlite:///path.db (one machine, the default) or redis://host:6379/0 (many workers). Env: INTEGRATE_BOT_QUEUE."
+_PACE_HELP = "Seconds between GitHub requests and between writes (default PyGithub's 0.25,1: GitHub's advice)."
+
+
+@bot_group.command("workflow")
+@click.option("--runs-on", default="self-hosted,gpu", show_default=True, help="Runner labels of the job that runs integrate, comma-separated.")
+@click.option("--label", default="integrate", show_default=True, help="The issue label that starts a run.")
+@click.option("--install", default=None, help="What the job pip-installs (default: integrate==<this version>).")
+@click.option("--python", "python_version", default="3.11", show_default=True, help="Python for the job.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cuda", show_default=True)
+@click.option("--timeout-minutes", type=int, default=360, show_default=True)
+@click.option("--app", is_flag=True, help="Publish as a GitHub App (vars.INTEGRATE_APP_ID, secrets.INTEGRATE_APP_PRIVATE_KEY) instead of GITHUB_TOKEN, so the PR's CI runs.")
+def bot_workflow_cmd(runs_on, label, install, python_version, device, timeout_minutes, app) -> None:
+    """Print the GitHub Actions workflow: integrate bot workflow > .github/workflows/integrate.yml"""
+    from agent.bot.workflow import render_workflow
+
+    kwargs = {"install": install} if install else {}
+    click.echo(render_workflow(runs_on=runs_on, label=label, python=python_version, device=device,
+                               timeout_minutes=timeout_minutes, app=app, **kwargs), nl=False)
+
+
+@bot_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--queue", "queue_url", envvar="INTEGRATE_BOT_QUEUE", default="sqlite://bot/queue.db", show_default=True, help=_QUEUE_HELP)
+@click.option("--label", default="integrate", show_default=True, help="The issue label that starts a run.")
+@click.option("--github-pace", metavar="S,W", help=_PACE_HELP)
+def bot_serve_cmd(host, port, queue_url, label, github_pace) -> None:
+    """Receive the GitHub App's webhooks (POST /webhook): verify, de-duplicate, queue; post status comments.
+
+    Needs GITHUB_WEBHOOK_SECRET and the App's credentials (GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY
+    or GITHUB_APP_PRIVATE_KEY_FILE; GITHUB_API_URL for GitHub Enterprise).
+    """
+    import uvicorn
+
+    from agent.bot.github_app import Clients
+    from agent.bot.jobs import JobStore
+    from agent.bot.queue import open_backend
+    from agent.bot.webhook import Announcer, create_app
+
+    secret = os.environ.get("GITHUB_WEBHOOK_SECRET", "")
+    if not secret:
+        raise IntegrateError("GITHUB_WEBHOOK_SECRET is not set (the App's webhook secret): unsigned deliveries are never accepted")
+    clients = Clients(pace_s=_pace(github_pace))
+    huey, kv = open_backend(queue_url)
+    store = JobStore(kv)
+    app = create_app(huey, store, secret.encode(), Announcer(huey, store, clients), label=label)
+    _console().print(f"integrate bot: webhooks on http://{host}:{port}/webhook, queue {queue_url.split('@')[-1]}, as {clients.mode}")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+
+
+@bot_group.command("worker")
+@click.option("--queue", "queue_url", envvar="INTEGRATE_BOT_QUEUE", default="sqlite://bot/queue.db", show_default=True, help=_QUEUE_HELP)
+@click.option("--workdir", type=click.Path(), default="bot/work", show_default=True, help="Where each job's checkout and run folder go.")
+@click.option("--threads", type=int, default=1, show_default=True, help="Jobs this worker runs at once (one per GPU is the usual).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cuda", show_default=True, help="Where parity runs (a request's --device wins).")
+@click.option("--fork", metavar="OWNER/NAME", help="Push branches to this fork (default: a branch of the issue's repository).")
+@click.option("--pr-label", "pr_labels", multiple=True, help="Label for the PRs (repeatable; default integrate-generated).")
+@click.option("--per-repo-limit", type=int, default=1, show_default=True, help="Jobs running at once per repository, over all workers.")
+@click.option("--lease", type=float, default=120.0, show_default=True, help="Seconds without a heartbeat after which a job is re-queued.")
+@click.option("--heartbeat", type=float, default=10.0, show_default=True, help="Seconds between heartbeats (and progress updates).")
+@click.option("--reap-every", type=float, default=20.0, show_default=True, help="Seconds between looks for dead workers' jobs.")
+@click.option("--integrate-command", help="The command that runs a job, instead of this integrate (a wrapper, or a stand-in in tests).")
+@click.option("--github-pace", metavar="S,W", help=_PACE_HELP)
+def bot_worker_cmd(queue_url, workdir, threads, device, fork, pr_labels, per_repo_limit, lease, heartbeat, reap_every,
+                   integrate_command, github_pace) -> None:
+    """Run queued jobs: each one is `integrate <org/model> --target <clone> --publish github`."""
+    from agent.bot.execution import ExecutionSettings
+    from agent.bot.github_app import Clients
+    from agent.bot.jobs import JobStore
+    from agent.bot.queue import open_backend
+    from agent.bot.worker import Timing, Worker, run_worker
+    from agent.publish.options import check_repo_name
+    from sandbox import runner
+
+    check_repo_name("--fork", fork)
+    for name, value in (("--threads", threads), ("--per-repo-limit", per_repo_limit), ("--lease", lease), ("--heartbeat", heartbeat), ("--reap-every", reap_every)):
+        if value <= 0:
+            raise IntegrateError(f"{name} must be positive, not {value}")
+    if heartbeat * 2 > lease:
+        raise IntegrateError(f"--heartbeat ({heartbeat:g} s) must be at most half of --lease ({lease:g} s)")
+    clients = Clients(pace_s=_pace(github_pace))
+    huey, kv = open_backend(queue_url)
+    command = tuple(shlex.split(integrate_command)) if integrate_command else (sys.executable, "-m", "agent.cli")
+    flags = ("--allow-reduced-isolation",) if runner._reduced_isolation_allowed and not integrate_command else ()
+    settings = ExecutionSettings(Path(workdir).resolve(), command, device, fork, tuple(pr_labels), flags)
+    timing = Timing(lease_s=lease, heartbeat_s=heartbeat, reap_s=reap_every, wait_s=max(1.0, heartbeat), limit=per_repo_limit)
+    worker = Worker(huey, JobStore(kv), clients, settings, timing)
+    _console().print(f"integrate bot worker {worker.name}: {threads} thread(s), queue {queue_url.split('@')[-1]}, work in {settings.workdir}")
+    run_worker(huey, worker, threads=threads)
+
+
+@bot_group.command("run-event")
+@click.option("--event-name", help="The event (default: $GITHUB_EVENT_NAME).")
+@click.option("--event", "event_path", type=click.Path(), help="The event's JSON payload (default: $GITHUB_EVENT_PATH).")
+@click.option("--target", type=click.Path(), required=True, help="The repository's checkout (a diffusers checkout).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cuda", show_default=True)
+@click.option("--label-name", default="integrate", show_default=True, help="The issue label that starts a run.")
+@click.option("--workdir", type=click.Path(), help="Where the run folder goes (default: $RUNNER_TEMP/integrate-bot).")
+@click.option("--integrate-command", help="The command that runs the job, instead of this integrate.")
+def bot_run_event_cmd(event_name, event_path, target, device, label_name, workdir, integrate_command) -> None:
+    """Handle one GitHub event in GitHub Actions (the workflow's integrate job runs this)."""
+    from agent.bot.actions import default_workdir, read_event, run_event
+    from agent.bot.execution import ExecutionSettings
+    from sandbox import runner
+
+    name, payload = read_event(event_name, event_path)
+    command = tuple(shlex.split(integrate_command)) if integrate_command else (sys.executable, "-m", "agent.cli")
+    flags = ("--allow-reduced-isolation",) if runner._reduced_isolation_allowed and not integrate_command else ()
+    repo = (payload.get("repository") or {}).get("full_name") if isinstance(payload, dict) else None
+    settings = ExecutionSettings(Path(workdir).resolve() if workdir else default_workdir(), command, device, repo, (), flags)
+    sys.exit(run_event(name, payload, Path(target).resolve(), settings, label=label_name,
+                       say=lambda line: _console().print(line)))
 
 
 def main() -> None:

@@ -103,3 +103,39 @@ def test_a_manifest_that_smuggles_code_into_the_spec_is_refused(published, tmp_p
 def test_verify_needs_a_manifest(tmp_path):
     proc = integrate("verify", str(tmp_path), cwd=tmp_path)
     assert proc.returncode == 2 and "no integrate-evidence.json" in proc.stderr
+
+
+def test_a_pull_request_is_fetched_verified_and_reviewed_once(published, tmp_path):
+    """`integrate verify OWNER/REPO#N --post` against the stand-in GitHub (real PyGithub, real git
+    fetch): the branch is fetched from the head repository, every claim reproduces, and the
+    result lands as the tool's one review, updated (not duplicated) on a re-run."""
+    from github import Auth
+    from github_server import GitHubStandIn
+    from publish_helpers import git
+
+    from agent.publish.github import GitHubClient
+    from agent.publish.retry import RetryPolicy
+
+    out, reference = published
+    base = tmp_path / "base"
+    git("clone", "-q", str(out), str(base), cwd=tmp_path)
+    git("reset", "-q", "--hard", git("rev-list", "--max-parents=0", "HEAD", cwd=base), cwd=base)
+    with GitHubStandIn(tmp_path / "github") as gh:
+        gh.add_user("alice", "tok-alice")
+        gh.add_user("maintainer", "tok-maint")
+        gh.add_repo("acme/models", source=base, collaborators=("maintainer",))
+        c = GitHubClient(Auth.Token("tok-alice"), gh.url, RetryPolicy(retries=2, backoff_s=0.05, max_wait_s=5, secondary_wait_s=0.1), pace_s=(0, 0))
+        upstream = c.repo("acme/models")
+        fork = c.ensure_fork(upstream, poll_s=0.01)
+        git("push", "-q", fork.clone_url, "HEAD:refs/heads/integrate/tiny-dit", cwd=out)
+        pr = c.open_or_update_pull(upstream, fork.owner, "integrate/tiny-dit", "Add TinyDiT", "body").pull
+
+        env = {"GITHUB_API_URL": gh.url, "GITHUB_TOKEN": "tok-maint"}
+        for attempt in (1, 2):
+            proc = integrate("verify", f"acme/models#{pr.number}", "--reference", str(reference), "--post", cwd=tmp_path, env=env, timeout=900)
+            assert proc.returncode == 0, proc.stderr + proc.stdout
+            assert "claims reproduce" in proc.stdout and "review posted" in proc.stdout
+            reviews = [r for r in gh.reviews if r["user"] == "maintainer"]
+            assert len(reviews) == 1, f"attempt {attempt}: {len(reviews)} reviews"
+            assert "claims reproduce" in reviews[0]["body"]
+        assert "tok-maint" not in proc.stdout + proc.stderr

@@ -167,7 +167,8 @@ def _close(recorded: Any, measured: float, tol: float) -> bool:
         return False
 
 
-def verify_manifest(root: Path, rel: str, *, reference: Path | None, device: str, work: Path) -> list[Claim]:
+def verify_manifest(root: Path, rel: str, *, reference: Path | None, device: str, work: Path,
+                    findings_out: list[dict[str, Any]] | None = None) -> list[Claim]:
     from agent.checks import check_paths
     from agent.conversion import convert_checkpoints
     from agent.parity_run import SidePaths, render_spec, run_parity_sandboxed
@@ -231,6 +232,8 @@ def verify_manifest(root: Path, rel: str, *, reference: Path | None, device: str
 
     model_file = next(p for p in manifest["port"]["files"] if not Path(p).name.startswith("test_"))
     findings = check_paths([root / model_file], use_cache=False)
+    if findings_out is not None:
+        findings_out += [{**f.to_dict(), "path": model_file} for f in findings]
     rows.append(Claim(f"convention findings on {model_file}", str(manifest["checks"]["findings"]), str(len(findings)),
                       len(findings) == manifest["checks"]["findings"]))
     return rows
@@ -269,7 +272,8 @@ def _generated_test(root: Path, test_rel: str, converted: Path, standalone: bool
     return Claim(claim, "passed" if recorded else "failed", "passed" if res.ok else f"FAILED: {last[:120]}", res.ok and recorded)
 
 
-def verify_folder(root: Path, *, reference: Path | None = None, device: str = "cpu", keep: Path | None = None) -> list[Claim]:
+def verify_folder(root: Path, *, reference: Path | None = None, device: str = "cpu", keep: Path | None = None,
+                  findings_out: list[dict[str, Any]] | None = None) -> list[Claim]:
     root = root.resolve()
     if not root.is_dir():
         raise IntegrateError(f"not a folder: {root}")
@@ -279,7 +283,47 @@ def verify_folder(root: Path, *, reference: Path | None = None, device: str = "c
             work = keep or Path(tmp)
             work.mkdir(parents=True, exist_ok=True)
             try:
-                rows += verify_manifest(root, rel, reference=reference, device=device, work=work)
+                rows += verify_manifest(root, rel, reference=reference, device=device, work=work, findings_out=findings_out)
             except ManifestError as exc:
                 rows.append(Claim(f"{rel} is a manifest integrate wrote", "yes", exc.message, False))
     return rows
+
+
+# -- pull requests --------------------------------------------------------------------------------
+
+def checkout_pull(repo: str, number: int, dest: Path):
+    """The pull request's head commit checked out in `dest` (a new repository): fetched from the
+    head repository with the token in git's environment only. Returns (client, pull info)."""
+    import git
+
+    from agent.publish.github import GitHubClient
+    from agent.publish.push import checkout, fetch_ref
+
+    client = GitHubClient.from_env(repo=repo)
+    pull = client.get_pull(repo, number)
+    git.Repo.init(dest)  # fresh: no hooks, no filters, nothing of the branch's own configuration
+    fetch_ref(dest, pull.head_clone_url, pull.head_ref, client.token(), "refs/heads/integrate-verify")
+    checkout(dest, "integrate-verify")
+    return client, pull
+
+
+def review_summary(rows: list[Claim]) -> str:
+    agreed = sum(r.agrees for r in rows)
+    lines = [
+        f"**integrate verify**: {agreed}/{len(rows)} claims reproduce"
+        + (" - every claim of this branch was measured again and agrees." if agreed == len(rows) else "."),
+        "",
+        "| claim | recorded | re-measured | agrees |",
+        "|---|---|---|---|",
+        *(f"| {r.claim} | {r.recorded} | {r.measured} | {'yes' if r.agrees else '**no**'} |" for r in rows),
+    ]
+    return "\n".join(lines)
+
+
+def post_review(client, repo: str, number: int, rows: list[Claim], findings: list[dict[str, Any]]):
+    """The result as the tool's one review on the pull request (updated on a re-run): the claims
+    table, and a line comment per convention finding on a line the pull request changed."""
+    from agent.publish.github import LineComment
+
+    comments = [LineComment(f["path"], int(f["line"]), f"**{f['rule']}**: {f['message']}", f["rule"]) for f in findings if f.get("line")]
+    return client.post_review(repo, number, review_summary(rows), comments)

@@ -139,9 +139,18 @@ def publish(run: Run) -> dict[str, Any]:
         pr = run.path("PR.md")
         safe_files.write_text(run.dir, "PR.md", body)
         sha = commit_all(repo, f"Add the evidence ({MANIFEST}, parity spec and reports) and the generated test for {planned['class_name']}")
+        sha = sha or repo.head()  # a resumed publish finds its commit already made
         first = scaffolded["commit"]
         safe_files.write_text(run.dir, "changes.patch", repo.format_patch(f"{first}~1..HEAD"))
         result.update(branch=planned["branch"], patch=str(run.path("changes.patch")), target=run.inputs["target"])
+    # --- remote publishing (agent/publish): Hub PR, push, draft GitHub PR; {} for the bundle ---
+    # Not when diffusers' own checks block the branch; before the worktree goes, so a failure
+    # here (exit 2) leaves the stage to `integrate resume`.
+    if not (repo_checks is not None and repo_checks["blocking"]):
+        from agent.publish.remote import publish_remote  # PyGithub and huggingface_hub: only when publishing
+
+        result["remote"] = publish_remote(run, body)
+    if planned["layout"] != "standalone":
         remove_worktree_keep_branch(run)
     result.update(pr_body=str(pr), commit=sha, reports=str(evidence / "reports"))
     if repo_checks is not None:
