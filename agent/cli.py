@@ -126,6 +126,7 @@ def _validate_device(device: str) -> None:
 @click.option("--llm-timeout", type=float, help=f"Seconds to wait for one model response before retrying (default {DEFAULT_TIMEOUT_S:g}).")
 @click.option("--prices", type=click.Path(), help="JSON price table ($ per million tokens: input, output, cache_write, cache_read per model).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where parity runs.")
+@click.option("--inputs", "inputs_file", type=click.Path(), help="Python file defining inputs(seed) for the model's forward, as parity specs do (docs/inputs.md); wins over integrate_inputs.py in SOURCE and over inputs worked out from the model.")
 @click.option("--compile-check", is_flag=True, help="Also check that torch.compile runs the port and matches (slow on CPU).")
 @click.option("--revision", help="Hub revision (branch, tag or commit) for a Hub SOURCE.")
 @click.option("--runs-dir", type=click.Path(), default="runs", show_default=True, help="Where run folders are created.")
@@ -138,7 +139,7 @@ def _validate_device(device: str) -> None:
 @click.option("--label", "labels", multiple=True, metavar="NAME", help="--publish github: label for the PR (repeatable; default integrate-generated). Needs triage access upstream; skipped, and said, without it.")
 @click.option("--hub-repo", metavar="OWNER/NAME", help="--publish hub: put the weights in this repo (created if missing) instead of diffusers/ of the SOURCE repo.")
 @click.option("--dry-run", is_flag=True, help="With --publish github/hub: print every API call publishing would make (method, path, body keys) and make none; needs no token.")
-def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, max_dollars, max_wall, llm_timeout, prices, device, compile_check, revision, runs_dir, run_id, as_json,
+def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, max_dollars, max_wall, llm_timeout, prices, device, inputs_file, compile_check, revision, runs_dir, run_id, as_json,
             publish, fork, upstream, labels, hub_repo, dry_run) -> None:
     """Port SOURCE into diffusers: resolve, analyze, plan, scaffold, port, refine, convert, verify, publish.
 
@@ -161,6 +162,8 @@ def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, m
         raise IntegrateError(f"source not found: {source} (not a folder, and not a Hub id like org/name)")
     if reference and not Path(reference).exists():
         raise IntegrateError(f"--reference not found: {reference}")
+    if inputs_file and not Path(inputs_file).is_file():
+        raise IntegrateError(f"--inputs file not found: {inputs_file}")
     if target and out:
         raise IntegrateError("use either --target (a diffusers checkout) or --out (a standalone folder), not both")
     if target:
@@ -180,6 +183,7 @@ def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, m
         "device": device,
         "compile_check": compile_check,
         "revision": revision,
+        "inputs_file": str(Path(inputs_file).resolve()) if inputs_file else None,
         "publish": publishing,
     }
     run = Run.create(Path(runs_dir), inputs, run_id)
@@ -250,7 +254,11 @@ def _report(run, as_json: bool) -> None:
         if remote.get("dry_run"):
             console.print(f"dry run: {len(remote['dry_run'])} calls printed above, none made")
     if s["status"] != "passed" and s.get("error"):
-        console.print(f"run {run.id} stopped at {s['stage_reached']}; after fixing, continue with: integrate resume {shlex.quote(str(run.dir))}")
+        if s["stage_reached"] in ("resolve", "analyze"):
+            # the run holds a copy of the source taken when it started: resume would not see a fix
+            console.print(f"run {run.id} stopped at {s['stage_reached']}; after fixing the source, run the same command again")
+        else:
+            console.print(f"run {run.id} stopped at {s['stage_reached']}; after fixing, continue with: integrate resume {shlex.quote(str(run.dir))}")
 
 
 @cli.command("parity")
@@ -375,22 +383,24 @@ def verify_cmd(where, reference, device, json_out, keep, post) -> None:
 @cli.command("check")
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default="text", show_default=True)
-@click.option("--select", help="Comma-separated rule ids or names (or id prefixes: M, P).")
+@click.option("--select", help="Comma-separated rule ids or names (or id prefixes: M, P, R, T).")
 @click.option("--ignore", help="Comma-separated rule ids or names to skip.")
+@click.option("--port", is_flag=True, help="Also run the port-only rules (T: tampering with the verdict), as verification does.")
+@click.option("--include-deprecated", is_flag=True, help="Also check diffusers' deprecated pipelines with every rule.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the findings cache.")
-@click.option("--fix", is_flag=True, help="Rewrite what can be fixed (P001, R001 for models, R002), then report what is left.")
+@click.option("--fix", is_flag=True, help="Apply the fixes that are proven safe (P001, R001 for models, R002); report the rest.")
 @click.option("--changed-only", is_flag=True, help="Only files changed against --base-ref (committed, staged, unstaged or untracked).")
 @click.option("--base-ref", default="HEAD", show_default=True, help="Git ref that --changed-only compares against.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--explain", metavar="ID", help="Print a rule's documentation and exit.")
-def check_cmd(paths, fmt, select, ignore, no_cache, fix, changed_only, base_ref, list_rules, explain) -> None:
+def check_cmd(paths, fmt, select, ignore, port, include_deprecated, no_cache, fix, changed_only, base_ref, list_rules, explain) -> None:
     """Run the diffusers convention checks on PATHS (files or folders).
 
     Exit 0 clean, 1 findings, 2 could not run. Suppress one line with
     `# integrate: ignore[ID]`, a whole file with `# integrate: ignore-file[ID]`.
     """
     from agent.checks import RULES
-    from agent.checks.engine import check_paths
+    from agent.checks.engine import RULE_CRASHED, check_paths
     from agent.checks.formats import FORMATS
     from agent.checks.registry import resolve_ids
 
@@ -398,7 +408,8 @@ def check_cmd(paths, fmt, select, ignore, no_cache, fix, changed_only, base_ref,
         resolve_ids([])  # registers the rules
         if list_rules:
             for r in RULES.values():
-                click.echo(f"{r.id}  {r.name:<22} {r.scope:<10} {r.summary}")
+                flags = (" [blocks a pass]" if r.blocks_pass else "") + ("" if r.default else " [--port]")
+                click.echo(f"{r.id}  {r.name:<34} {r.scope:<10} {r.summary}{flags}")
             return
         try:
             ids = resolve_ids([explain])
@@ -417,13 +428,15 @@ def check_cmd(paths, fmt, select, ignore, no_cache, fix, changed_only, base_ref,
         if not paths:
             click.echo(FORMATS[fmt]([]))
             return
+    chosen = select.split(",") if select else None
+    if port and chosen is None:
+        resolve_ids([])
+        chosen = sorted(RULES)
 
     def run():
         return check_paths(
-            paths,
-            select=select.split(",") if select else None,
-            ignore=ignore.split(",") if ignore else None,
-            use_cache=not no_cache,
+            paths, select=chosen, ignore=ignore.split(",") if ignore else None,
+            use_cache=not no_cache, include_deprecated=include_deprecated,
         )
 
     try:
@@ -431,18 +444,17 @@ def check_cmd(paths, fmt, select, ignore, no_cache, fix, changed_only, base_ref,
         if fix:
             from agent.checks.fix import fix_findings
 
-            fixed = fix_findings([f for f in findings if RULES.get(f.rule) and RULES[f.rule].fixable])
-            for file in fixed:
-                _console().print(f"fixed {file}")
-            if fixed:
-                findings = run()
+            for result in fix_findings([f for f in findings if RULES.get(f.rule) and RULES[f.rule].fixable], recheck=run):
+                if result.applied:
+                    _console().print(f"fixed {result.path} ({result.rule})")
+                else:
+                    _console().print(f"[yellow]fix not applied[/yellow] {result.path} ({result.rule}): {result.reason}")
+            findings = run()
     except KeyError as exc:
         raise IntegrateError(f"unknown rule: {exc.args[0]}") from None
     except FileNotFoundError as exc:
         raise IntegrateError(f"path not found: {exc.args[0]}") from None
     click.echo(FORMATS[fmt](findings))
-    from agent.checks.engine import RULE_CRASHED
-
     crashed = [f for f in findings if f.rule == RULE_CRASHED]
     if crashed:
         raise IntegrateError(f"{len(crashed)} rule crash(es), first: {crashed[0].path}: {crashed[0].message}")

@@ -33,7 +33,11 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-# A kwargs file may name the arguments whose reference default is a tuple: JSON has only lists.
+# config.json keys that describe the file, not the model.
+HUB_KEYS = {"architectures", "model_type", "_name_or_path", "torch_dtype", "transformers_version", "_class_name",
+            "_diffusers_version", "_factory"}
+
+# A kwargs payload may name the arguments whose reference default is a tuple: JSON has only lists.
 TUPLE_ARGS_KEY = "__tuple_args__"
 
 
@@ -47,8 +51,9 @@ def build_config_object(kind: str, values: dict[str, Any]) -> Any:
     return dict(values) if kind == "mapping" else SimpleNamespace(**values)
 
 
-def read_kwargs(path: str | Path) -> dict[str, Any]:
-    kwargs = read_json(path)
+def kwargs_from_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """The constructor's keyword arguments from a payload (tuples restored, config object built)."""
+    kwargs = dict(payload)
     obj = kwargs.pop(CONFIG_OBJECT_KEY, None)
     if obj is not None:
         return {obj["param"]: build_config_object(obj["kind"], obj["values"])}
@@ -56,3 +61,7 @@ def read_kwargs(path: str | Path) -> dict[str, Any]:
         if isinstance(kwargs.get(name), list):
             kwargs[name] = tuple(kwargs[name])
     return kwargs
+
+
+def read_kwargs(path: str | Path) -> dict[str, Any]:
+    return kwargs_from_payload(read_json(path))

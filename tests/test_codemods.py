@@ -148,3 +148,92 @@ def test_einops_layers_become_exact_modules():
     new.load_state_dict(ref.state_dict())
     x = torch.randn(2, 3, 4, 4)
     assert torch.equal(ref(x), new(x))
+
+
+def test_rewrites_need_evidence_that_parity_runs_them_and_attention_needs_4d():
+    from agent.porting.codemods import CallEvidence
+
+    src = """
+        import torch.nn.functional as F
+        from einops import rearrange
+
+        def f(q, k, v, flag):
+            a = F.scaled_dot_product_attention(q, k, v)
+            if flag:
+                a = rearrange(a, "b h n d -> b n (h d)")
+            return a + F.scaled_dot_product_attention(q, k, v)
+    """
+    evidence = CallEvidence(executed={5, 6, 7, 9}, attention_ranks={6: [4], 9: [6]})
+    r = port_codemods(textwrap.dedent(src), DISPATCH, evidence)
+    assert [c["line"] for c in r.converted] == [6]
+    reasons = {item.line: item.reason for item in r.left}
+    assert "not executed" in reasons[8] and "6-D" in reasons[9]
+    assert "from einops import rearrange" in r.code and r.code.count("scaled_dot_product_attention(") == 1
+    without = port_codemods(textwrap.dedent(src), DISPATCH)  # no record (a unit use): everything translatable is rewritten
+    assert sorted(c["line"] for c in without.converted) == [6, 8, 9]
+
+
+def test_top_class_over_a_reference_module_keeps_it_first_and_names_its_kwargs():
+    src = textwrap.dedent("""
+        import torch
+        from torch import nn
+
+        class Base(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.lin = nn.Linear(dim, dim)
+                self.config = {"dim": dim}
+
+        class Net(Base):
+            def __init__(self, dim=4, **kwargs):
+                super().__init__(dim)
+                self.scale = kwargs["scale"]
+
+            def forward(self, x):
+                return self.lin(x) * self.scale
+    """)
+    out, renamed = capture_config(src, "Net", "NetModel", in_tree=False, defaults={"scale": 2.0},
+                                  module_bases={"Base", "Net"}, passthrough={"param": "kwargs", "keys": ["scale"]})
+    assert "class NetModel(Base, ModelMixin, ConfigMixin):" in out
+    assert "def __init__(self, dim=4, scale=2.0):" in out and "kwargs = dict(scale=scale)" in out
+    assert renamed == {"config": "reference_config"} and "self.reference_config = {" in out  # in the base too
+    ns = {}
+    exec(out, ns)
+    model = ns["NetModel"](dim=4)  # super().__init__(dim) reaches Base, Base's super() reaches ModelMixin
+    assert model.scale == 2.0 and model.config.scale == 2.0 and model.reference_config == {"dim": 4}
+    assert model(torch.ones(1, 4)).shape == (1, 4)
+
+
+def test_only_torchs_attention_is_rewritten_not_a_function_of_the_same_name():
+    r = mods("""
+        import torch
+        from torch import nn
+        from torch.nn import functional as Fn
+        from torch.nn.functional import scaled_dot_product_attention as sdpa
+
+        def scaled_dot_product_attention(q, k, v):
+            return Fn.scaled_dot_product_attention(q, k, v)
+
+        def f(q, k, v, attn):
+            a = scaled_dot_product_attention(q, k, v)  # the module's own function
+            b = attn.scaled_dot_product_attention(q, k, v)  # some object's method
+            return a + b + sdpa(q, k, v) + nn.functional.scaled_dot_product_attention(q, k, v) + torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    """)
+    assert [c["line"] for c in r.converted] == [8, 13, 13, 13]
+    assert "a = scaled_dot_product_attention(q, k, v)" in r.code and "attn.scaled_dot_product_attention(q, k, v)" in r.code
+
+
+def test_environment_reads_become_the_default_the_sandboxed_reference_used():
+    r = mods("""
+        import os
+        import os as system
+
+        PRECISION = os.environ.get("ATTN_PRECISION", "fp32")
+        CHUNK = system.getenv("CHUNK", 4)
+        NAME = os.environ.get(PRECISION, "x")
+        MISSING = os.environ.get("NO_DEFAULT")
+    """)
+    assert 'PRECISION = "fp32"' in r.code and "CHUNK = 4" in r.code
+    assert [c["from"] for c in r.converted] == ["environment variable ATTN_PRECISION", "environment variable CHUNK"]
+    assert [item.what for item in r.left] == ["environment read", "environment read"]  # non-literal name, no default
+    assert "import os\n" in r.code and "import os as system" not in r.code

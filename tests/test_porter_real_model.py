@@ -30,12 +30,12 @@ def test_ldm_unet_ports_with_exact_parity(tmp_path):
     assert c["renamed_attributes"] == {"dtype": "reference_dtype"}
     assert "AttentionPool2d" in c["pruned"]
     assert all(item["file"].startswith("ldm/") and item["line"] > 0 for item in c["left"])
-    port = tmp_path / "out" / "ldm-unet" / "unet_ldm.py"
-    assert "class LdmUnet2DModel(ModelMixin, ConfigMixin):" in port.read_text()  # not UNet2DModel: diffusers has one
+    port = tmp_path / "out" / "ldm-unet" / "unet_ldm_2d.py"
+    assert "class LdmUNet2DModel(ModelMixin, ConfigMixin):" in port.read_text()  # not UNet2DModel: diffusers has one
     imported = set()
     for node in ast.walk(ast.parse(port.read_text())):
         if isinstance(node, ast.ImportFrom):
             imported.add((node.module or "").split(".")[0])
         elif isinstance(node, ast.Import):
             imported |= {a.name.split(".")[0] for a in node.names}
-    assert "ldm" not in imported and "einops" in imported  # self-contained; one einops call is left (reported)
+    assert "ldm" not in imported and "einops" in imported  # self-contained; einops calls the inputs never reach are left (reported)

@@ -1,4 +1,5 @@
-"""libcst codemods of the structural port: einops calls to torch, SDPA to dispatch_attention_fn.
+"""libcst codemods of the structural port: einops calls to torch, SDPA to dispatch_attention_fn,
+environment reads to the default the sandboxed reference used.
 
 Each codemod changes layout code only; the numbers it computes are the reference's. What it
 cannot translate exactly stays in place and is reported with its line, never approximated.
@@ -6,6 +7,7 @@ cannot translate exactly stays in place and is reported with its line, never app
 
 from __future__ import annotations
 
+import ast
 from dataclasses import asdict, dataclass
 
 import libcst as cst
@@ -30,6 +32,27 @@ class LeftUndone:
 
 
 @dataclass
+class CallEvidence:
+    """What the probe's forward on the parity inputs executed in one reference file: its lines,
+    and per line the ranks of the tensors `scaled_dot_product_attention` received there."""
+
+    executed: set[int]
+    attention_ranks: dict[int, list[int]]
+
+    @classmethod
+    def for_file(cls, call_sites: dict, rel: str) -> CallEvidence:
+        ranks = {}
+        for site, values in call_sites.get("attention_ranks", {}).items():
+            path, _, line = site.rpartition(":")
+            if path == rel:
+                ranks[int(line)] = list(values)
+        return cls(set(call_sites.get("executed", {}).get(rel, [])), ranks)
+
+
+NOT_EXECUTED = "not executed by the parity inputs, so parity could not check a rewrite: left as it is"
+
+
+@dataclass
 class CodemodResult:
     code: str
     converted: list[dict]
@@ -45,22 +68,42 @@ def _string_literal(node: cst.BaseExpression) -> str | None:
 
 
 class _EinopsImports(cst.CSTVisitor):
-    """Which local names refer to einops functions or the einops module."""
+    """Which local names refer to einops functions or the einops module, and to torch's
+    functional module or its scaled_dot_product_attention (a reference's own function of that
+    name is not torch's)."""
 
     def __init__(self) -> None:
         self.functions: dict[str, str] = {}  # local name -> einops function
         self.others: dict[str, str] = {}  # local name -> einops function without a codemod (pack, ...)
         self.modules: set[str] = set()
         self.layers: dict[str, str] = {}  # local name -> Rearrange | Reduce | ...
+        self.functional: set[str] = {"torch.nn.functional"}  # dotted names of torch.nn.functional
+        self.sdpa: set[str] = set()  # local names of torch's scaled_dot_product_attention
+        self.os_modules: set[str] = set()  # local names of the os module
 
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:
             name = cst.helpers.get_full_name_for_node(alias.name)
             if name == "einops":
                 self.modules.add(alias.evaluated_alias or "einops")
+            elif name == "torch.nn.functional" and alias.asname:
+                self.functional.add(alias.evaluated_alias)
+            elif name == "torch.nn" and alias.asname:
+                self.functional.add(f"{alias.evaluated_alias}.functional")
+            elif name == "os":
+                self.os_modules.add(alias.evaluated_alias or "os")
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         module = cst.helpers.get_full_name_for_node(node.module) if node.module else ""
+        if not isinstance(node.names, cst.ImportStar) and module in ("torch", "torch.nn", "torch.nn.functional"):
+            for alias in node.names:
+                local = alias.evaluated_alias or alias.name.value
+                if module == "torch.nn.functional" and alias.name.value == "scaled_dot_product_attention":
+                    self.sdpa.add(local)
+                elif module == "torch.nn" and alias.name.value == "functional":
+                    self.functional.add(local)
+                elif module == "torch" and alias.name.value == "nn":
+                    self.functional.add(f"{local}.functional")
         if isinstance(node.names, cst.ImportStar) or not module.startswith("einops"):
             return
         for alias in node.names:
@@ -77,9 +120,10 @@ class _EinopsImports(cst.CSTVisitor):
 class _Rewrite(cst.CSTTransformer):
     METADATA_DEPENDENCIES = (PositionProvider,)
 
-    def __init__(self, imports: _EinopsImports, sdpa: bool):
+    def __init__(self, imports: _EinopsImports, sdpa: bool, evidence: CallEvidence | None = None):
         self.imports = imports
         self.sdpa = sdpa
+        self.evidence = evidence
         self.converted: list[dict] = []
         self.left: list[LeftUndone] = []
         self.used_dispatch = False
@@ -95,8 +139,19 @@ class _Rewrite(cst.CSTTransformer):
             return func.attr.value if func.attr.value in EINOPS_FUNCS else None
         return None
 
+    def _unverified(self, original: cst.Call, what: str) -> bool:
+        """A call the parity run never executes keeps its reference form (and is listed)."""
+        if self.evidence is None or self._line(original) in self.evidence.executed:
+            return False
+        self.left.append(LeftUndone(self._line(original), what, NOT_EXECUTED))
+        return True
+
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         kind = self._einops_function(original.func)
+        if kind and self._unverified(original, f"einops.{kind}"):
+            return updated
+        if isinstance(original.func, cst.Name) and original.func.value in self.imports.layers and self._unverified(original, f"einops layer {original.func.value}(...)"):
+            return updated
         if kind:
             return self._einops(original, updated, kind)
         if isinstance(original.func, cst.Name) and original.func.value in self.imports.layers:
@@ -105,9 +160,44 @@ class _Rewrite(cst.CSTTransformer):
         if other:
             self.left.append(LeftUndone(self._line(original), f"einops.{other}", "no exact torch codemod for this einops function"))
             return updated
-        if self.sdpa and m.matches(original.func, m.Name("scaled_dot_product_attention") | m.Attribute(attr=m.Name("scaled_dot_product_attention"))):
+        if self._is_environment_read(original):
+            return self._environment_default(original, updated)
+        if self.sdpa and self._is_torch_sdpa(original.func):
+            if self._unverified(original, "scaled_dot_product_attention"):
+                return updated
             return self._sdpa(original, updated)
         return updated
+
+    def _is_environment_read(self, call: cst.Call) -> bool:
+        name = cst.helpers.get_full_name_for_node(call.func) or ""
+        module, _, rest = name.partition(".")
+        return module in self.imports.os_modules and rest in ("environ.get", "getenv")
+
+    def _environment_default(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        """`os.environ.get("NAME", default)` becomes `default`: a model file may not read the
+        environment, and the sandboxed reference ran with NAME unset, so the default is the value
+        parity measured. A read without a literal name or default stays (and the T006 rule
+        reports it)."""
+        line = self._line(original)
+        args = updated.args
+        if len(args) != 2 or any(a.star or a.keyword for a in args) or _string_literal(args[0].value) is None:
+            self.left.append(LeftUndone(line, "environment read", "no literal variable name and default: left as it is"))
+            return updated
+        default = args[1].value
+        code = cst.Module([]).code_for_node(default)
+        try:
+            ast.literal_eval(code)
+        except (ValueError, SyntaxError):
+            self.left.append(LeftUndone(line, "environment read", "the default is not a literal: left as it is"))
+            return updated
+        self.converted.append({"line": line, "from": f"environment variable {_string_literal(args[0].value)}", "to": code})
+        return default
+
+    def _is_torch_sdpa(self, func: cst.BaseExpression) -> bool:
+        if isinstance(func, cst.Name):
+            return func.value in self.imports.sdpa
+        return (m.matches(func, m.Attribute(attr=m.Name("scaled_dot_product_attention")))
+                and cst.helpers.get_full_name_for_node(func.value) in self.imports.functional)
 
     def _other_einops(self, func: cst.BaseExpression) -> str | None:
         if isinstance(func, cst.Name):
@@ -184,8 +274,16 @@ class _Rewrite(cst.CSTTransformer):
         return cst.parse_expression(code)
 
     def _sdpa(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        """SDPA takes (batch, heads, seq, dim); dispatch_attention_fn takes (batch, seq, heads, dim)."""
+        """SDPA takes (batch, heads, seq, dim); dispatch_attention_fn takes (batch, seq, heads, dim).
+        The transposes are right only for 4-D tensors: with evidence, every call seen at this line
+        must have had 4-D query, key and value (a windowed 6-D call stays as it is)."""
         line = self._line(original)
+        if self.evidence is not None:
+            ranks = self.evidence.attention_ranks.get(line, [])
+            if ranks != [4]:
+                seen = f"query/key/value were {', '.join(f'{r}-D' for r in ranks)}" if ranks else "the line ran but recorded no attention call"
+                self.left.append(LeftUndone(line, "scaled_dot_product_attention", f"{seen}, not 4-D (batch, heads, tokens, dim): left as it is"))
+                return updated
         if any(a.star for a in updated.args):
             self.left.append(LeftUndone(line, "scaled_dot_product_attention", "star-arguments"))
             return updated
@@ -278,25 +376,33 @@ class _ImportedNames(cst.CSTVisitor):
         self.names.add(_bound_name(node) if node.asname or "." in (cst.helpers.get_full_name_for_node(node.name) or "") else node.evaluated_alias or node.name.value)
 
 
-def drop_unused_imports(module: cst.Module) -> tuple[cst.Module, list[str]]:
-    """Remove imports nothing in the module uses any more (after the codemods removed their uses)."""
+def _unused_imports(module: cst.Module) -> set[str]:
     imported, uses = _ImportedNames(), _NameUses()
     module.visit(imported)
     module.visit(uses)
-    unused = {n for n in imported.names if n not in uses.names}
+    return {n for n in imported.names if n not in uses.names}
+
+
+def drop_unused_imports(module: cst.Module, keep: set[str] = frozenset()) -> tuple[cst.Module, list[str]]:
+    """Remove imports nothing in the module uses any more (after the codemods removed their
+    uses), except the names in `keep`."""
+    unused = _unused_imports(module) - set(keep)
     return (module.visit(_DropImports(unused)) if unused else module), sorted(unused)
 
 
-def port_codemods(source: str, dispatch_import: str) -> CodemodResult:
-    """Apply the einops and attention codemods to `source` (a module's code)."""
+def port_codemods(source: str, dispatch_import: str, evidence: CallEvidence | None = None) -> CodemodResult:
+    """Apply the einops and attention codemods to `source` (a module's code). With `evidence`
+    (what the parity inputs execute in this file), only executed calls are rewritten, and
+    attention only where it was called with 4-D tensors."""
     module = cst.parse_module(source)
+    unused_before = _unused_imports(module)  # re-exports of a package __init__ stay: others import them
     imports = _EinopsImports()
     module.visit(imports)
-    rewrite = _Rewrite(imports, sdpa=True)
+    rewrite = _Rewrite(imports, sdpa=True, evidence=evidence)
     module = MetadataWrapper(module).visit(rewrite)
     if rewrite.layer_classes:
         module = insert_after_imports(module, "\n\n".join(code for _, code in rewrite.layer_classes.values()))
-    module, dropped = drop_unused_imports(module)
+    module, dropped = drop_unused_imports(module, keep=unused_before)
     if rewrite.layer_classes and "torch" not in _ImportedNames.of(module):
         module = insert_after_imports(module, "import torch\n")
     if rewrite.used_dispatch:

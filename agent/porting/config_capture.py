@@ -81,9 +81,36 @@ def _flatten_config_object(fn: cst.FunctionDef, obj: dict, defaults: dict) -> cs
     )
 
 
+def _flatten_passthrough(fn: cst.FunctionDef, passthrough: dict, defaults: dict) -> cst.FunctionDef:
+    """`def __init__(self, dim, **kwargs)` whose config.json keys reach the model through
+    **kwargs: each key becomes a named argument (saved by register_to_config, which from_pretrained
+    needs: it passes only named arguments), and the body first rebuilds the dict it passed on."""
+    tight = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
+    new = [cst.Param(cst.Name(k), default=cst.parse_expression(repr(defaults[k])), equal=tight) for k in passthrough["keys"]]
+    params = fn.params
+    if isinstance(params.star_arg, cst.Param):
+        params = params.with_changes(kwonly_params=[*params.kwonly_params, *new], star_kwarg=None)
+    else:
+        params = params.with_changes(params=[*params.params, *new], star_kwarg=None)
+    params = params.with_changes(
+        params=[p.with_changes(comma=cst.MaybeSentinel.DEFAULT) for p in params.params],
+        kwonly_params=[p.with_changes(comma=cst.MaybeSentinel.DEFAULT) for p in params.kwonly_params],
+    )
+    fields = ", ".join(f"{k}={k}" for k in passthrough["keys"])
+    line = cst.parse_statement(f"{passthrough['param']} = dict({fields})  # passed on as **{passthrough['param']}, as the reference does\n")
+    body = list(fn.body.body)
+    at = 1 if body and m.matches(body[0], m.SimpleStatementLine(body=[m.Expr(m.SimpleString() | m.ConcatenatedString())])) else 0
+    return fn.with_changes(params=params, body=fn.body.with_changes(body=[*body[:at], line, *body[at:]]))
+
+
 class _CaptureConfig(cst.CSTTransformer):
-    def __init__(self, old: str, new: str, tuple_args: set[str], config_object: dict | None = None, defaults: dict | None = None):
+    def __init__(
+        self, old: str, new: str, tuple_args: set[str], config_object: dict | None = None, defaults: dict | None = None,
+        module_bases: set[str] | None = None, passthrough: dict | None = None,
+    ):
         self.old, self.new = old, new
+        self.passthrough = passthrough
+        self.module_bases = module_bases or set()
         self.tuple_args = tuple_args
         self.config_object = config_object
         self.defaults = defaults or {}
@@ -95,7 +122,13 @@ class _CaptureConfig(cst.CSTTransformer):
             return updated
         self.found = True
         bases = [b for b in updated.bases if not m.matches(b.value, TORCH_MODULE)]
-        bases = [cst.Arg(cst.Name("ModelMixin")), cst.Arg(cst.Name("ConfigMixin")), *bases]
+        mixins = [cst.Arg(cst.Name("ModelMixin")), cst.Arg(cst.Name("ConfigMixin"))]
+        if any(_base_name(b.value) in self.module_bases for b in bases):
+            # A reference module as base: it comes first, so the class's super().__init__(...)
+            # still reaches it, and its own super().__init__() reaches ModelMixin, then nn.Module.
+            bases = [*bases, *mixins]
+        else:
+            bases = [*mixins, *bases]
         bases = [b.with_changes(comma=cst.MaybeSentinel.DEFAULT) for b in bases]
         body = []
         for stmt in updated.body.body:
@@ -105,6 +138,8 @@ class _CaptureConfig(cst.CSTTransformer):
                 stmt = _tuple_normalisation(stmt, self.tuple_args)
                 if self.config_object:
                     stmt = _flatten_config_object(stmt, self.config_object, self.defaults)
+                if self.passthrough:
+                    stmt = _flatten_passthrough(stmt, self.passthrough, self.defaults)
             body.append(stmt)
         updated = updated.with_changes(bases=bases, body=updated.body.with_changes(body=body))
         assigned = _SelfAttributes()
@@ -119,13 +154,45 @@ class _CaptureConfig(cst.CSTTransformer):
         return updated.with_changes(value=self.new) if updated.value == self.old else updated
 
 
+def _rename_in_ancestors(module: cst.Module, top: str, renamed: dict[str, str]) -> cst.Module:
+    """Reference base classes of the model class share its `self`: an attribute that clashes
+    with a mixin property is renamed in them too."""
+    classes = {s.name.value: s for s in module.body if isinstance(s, cst.ClassDef)}
+    ancestors, frontier = set(), [top]
+    while frontier:
+        current = frontier.pop()
+        for b in classes[current].bases if current in classes else []:
+            name = _base_name(b.value)
+            if name in classes and name not in ancestors and name != top:
+                ancestors.add(name)
+                frontier.append(name)
+    if not ancestors:
+        return module
+    for name in ancestors:
+        assigned = _SelfAttributes()
+        classes[name].visit(assigned)
+        for a in sorted(assigned.assigned & MIXIN_PROPERTIES):
+            renamed.setdefault(a, f"reference_{a}")
+    if not renamed:
+        return module
+    body = [s.visit(_RenameSelfAttribute(renamed)) if isinstance(s, cst.ClassDef) and s.name.value in ancestors | {top} else s for s in module.body]
+    return module.with_changes(body=body)
+
+
+def _base_name(node: cst.BaseExpression) -> str:
+    return (cst.helpers.get_full_name_for_node(node) or "").split(".")[-1]
+
+
 def insert_after_imports(module: cst.Module, code: str) -> cst.Module:
     body = list(module.body)
     last_import = -1
     for i, stmt in enumerate(body):
         if isinstance(stmt, cst.SimpleStatementLine) and all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body):
             last_import = i
-    new = list(cst.parse_module(code).body)
+    parsed = cst.parse_module(code)
+    new = list(parsed.body)
+    if new and parsed.header:  # a leading comment belongs to the first inserted statement
+        new[0] = new[0].with_changes(leading_lines=[*parsed.header, *new[0].leading_lines])
     return module.with_changes(body=[*body[: last_import + 1], *new, *body[last_import + 1:]])
 
 
@@ -137,15 +204,21 @@ def capture_config(
     tuple_args: set[str] | None = None,
     config_object: dict | None = None,
     defaults: dict | None = None,
+    module_bases: set[str] | None = None,
+    passthrough: dict | None = None,
 ) -> tuple[str, dict[str, str]]:
     """`source` with `reference_class` turned into the diffusers model `class_name`, and the
     self-attributes renamed because they clash with ModelMixin properties. With `config_object`
-    ({param, kind, keys}) the one config argument becomes named arguments (`defaults` per key)."""
+    ({param, kind, keys}) the one config argument becomes named arguments (`defaults` per key);
+    with `passthrough` ({param, keys}) so do the keys the reference takes through **param.
+    `module_bases`: reference nn.Module classes, which stay before the mixins when the class
+    subclasses one (so its super().__init__ keeps reaching them)."""
     module = cst.parse_module(source)
-    transformer = _CaptureConfig(reference_class, class_name, set(tuple_args or ()), config_object, defaults)
+    transformer = _CaptureConfig(reference_class, class_name, set(tuple_args or ()), config_object, defaults, module_bases, passthrough)
     module = module.visit(transformer)
     if not transformer.found:
         raise ValueError(f"class {reference_class} not found at the top level of the reference file")
+    module = _rename_in_ancestors(module, class_name, transformer.renamed_attributes)
     module = insert_after_imports(module, IN_TREE_IMPORTS if in_tree else STANDALONE_IMPORTS)
     if config_object and config_object["kind"] != "mapping":
         module = insert_after_imports(module, "from types import SimpleNamespace\n")

@@ -11,14 +11,14 @@ import sys
 from pathlib import Path
 
 
-def _ruff() -> list[str] | None:
+def ruff_command() -> list[str] | None:
     exe = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
     return [exe] if Path(exe).exists() else None
 
 
 def format_file(path: Path, line_length: int = 119) -> str:
     """Sort imports and format `path` in place. Returns "formatted" or why it was skipped."""
-    ruff = _ruff()
+    ruff = ruff_command()
     if ruff is None:
         return "skipped: ruff not found"
     common = ["--no-cache", "--isolated", f"--line-length={line_length}"]

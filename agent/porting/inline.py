@@ -1,12 +1,16 @@
-"""Inline the reference's local helper modules into the one model file diffusers prefers.
+"""Inline the reference's own modules into the one model file diffusers prefers.
 
-`from pkg.layers import Attention` (or `from .layers import ...`) where `pkg/layers.py` is part
-of the reference code is replaced by the definitions it needs: the imported names and,
-transitively, the module-level definitions they use, in their original order, before the
-entry module's own code. Imports of the helper modules are merged. A helper name that collides
-with a different definition elsewhere is renamed in its own module (scope-aware, so locals and
-keyword arguments are untouched). Forms it cannot inline (`import pkg.layers as L`, star
-imports) are reported, never guessed.
+Every import of a reference module is followed, at any depth (module level, inside a function,
+inside `try`), in every form real repos use: `from .layers import Attention`,
+`from pkg.layers import *`, `from . import flags` / `from .. import layers` /
+`import pkg.layers as L` (module objects: `flags.USE_FOO` becomes the inlined `USE_FOO`).
+The port gets the definitions the top-level class needs, transitively, each module's in its
+original order and after the modules it depends on. A name that collides with a different
+definition is renamed with every reference that resolves to it, in nested functions and
+classes too (scope analysis, not text). Identical definitions (same text, same dependencies)
+are kept once. What cannot be inlined faithfully (a reference module used as an object, a
+module attribute assigned, an import of a reference module that is not there, a name a
+module does not define) stops the port with the reference file and line.
 """
 
 from __future__ import annotations
@@ -15,19 +19,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
-from libcst.metadata import GlobalScope, MetadataWrapper, ScopeProvider
 
 from agent.porting.codemods import LeftUndone
+from agent.porting.modules import (
+    ImportBinding,
+    InlineError,
+    ReferenceModules,
+    RefModule,
+    code_of,
+    defined_names,
+    full_name,
+    is_import,
+    is_main_guard,
+    used_names,
+)
+
+__all__ = ["InlineError", "InlineResult", "inline_local_imports", "kept_lines"]
 
 
 @dataclass
 class InlineResult:
     code: str
-    inlined: list[dict] = field(default_factory=list)  # {"module", "names"}
+    inlined: list[dict] = field(default_factory=list)  # {"module", "names", "via"}
     renamed: list[dict] = field(default_factory=list)  # {"module", "from", "to"}
     left: list[LeftUndone] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)  # entry-module definitions the model does not use
     kept: dict[str, set[str]] = field(default_factory=dict)  # file -> module-level names in the port
+    dropped_statements: list[dict] = field(default_factory=list)  # helper-module statements run at import
 
 
 def kept_lines(source: str, names: set[str]) -> list[tuple[int, int]]:
@@ -48,179 +66,106 @@ def kept_lines(source: str, names: set[str]) -> list[tuple[int, int]]:
     return spans
 
 
-def _module_name(rel: str) -> str:
-    parts = list(Path(rel).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
+class _Closure:
+    """Which top-level statements of which reference modules the port needs."""
 
-
-def _resolve(node: cst.ImportFrom, current: str, is_package: bool) -> str:
-    module = cst.helpers.get_full_name_for_node(node.module) if node.module else ""
-    level = len(node.relative)
-    if not level:
-        return module
-    base = current.split(".") if is_package else current.split(".")[:-1]
-    base = base[: len(base) - (level - 1)] if level > 1 else base
-    return ".".join([*base, module] if module else base)
-
-
-def _defined_names(stmt: cst.CSTNode) -> set[str]:
-    """Module-level names a statement binds."""
-    if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
-        return {stmt.name.value}
-    names: set[str] = set()
-
-    class Collect(cst.CSTVisitor):
-        def visit_AssignTarget(self, node):
-            for n in _target_names(node.target):
-                names.add(n)
-
-        def visit_AnnAssign(self, node):
-            names.update(_target_names(node.target))
-
-        def visit_ImportAlias(self, node):
-            names.add(node.evaluated_alias or cst.helpers.get_full_name_for_node(node.name).split(".")[0])
-
-        def visit_FunctionDef(self, node):
-            names.add(node.name.value)
-            return False
-
-        def visit_ClassDef(self, node):
-            names.add(node.name.value)
-            return False
-
-    stmt.visit(Collect())
-    return names
-
-
-def _target_names(target: cst.BaseExpression) -> list[str]:
-    if isinstance(target, cst.Name):
-        return [target.value]
-    if isinstance(target, (cst.Tuple, cst.List)):
-        return [n for el in target.elements for n in _target_names(el.value)]
-    return []
-
-
-def _used_names(stmt: cst.CSTNode) -> set[str]:
-    names: set[str] = set()
-
-    class Collect(cst.CSTVisitor):
-        def visit_Name(self, node):
-            names.add(node.value)
-
-    stmt.visit(Collect())
-    return names
-
-
-def _is_import(stmt: cst.CSTNode) -> bool:
-    return isinstance(stmt, cst.SimpleStatementLine) and all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body)
-
-
-def _is_main_guard(stmt: cst.CSTNode) -> bool:
-    return isinstance(stmt, cst.If) and "__main__" in cst.Module([]).code_for_node(stmt.test)
-
-
-class _RenameGlobal(cst.CSTTransformer):
-    """Rename a module-level binding and every reference that resolves to it."""
-
-    METADATA_DEPENDENCIES = (ScopeProvider,)
-
-    def __init__(self, old: str, new: str):
-        self.old, self.new = old, new
-        self.targets: set[cst.Name] = set()
-
-    def visit_Module(self, node: cst.Module) -> None:
-        scope = self.get_metadata(ScopeProvider, node)
-        assert isinstance(scope, GlobalScope)
-        for assignment in scope.assignments[self.old]:
-            if isinstance(assignment.node, (cst.FunctionDef, cst.ClassDef)):
-                self.targets.add(assignment.node.name)
-            elif isinstance(assignment.node, cst.Name):
-                self.targets.add(assignment.node)
-        for access in scope.accesses[self.old]:
-            if isinstance(access.node, cst.Name):
-                self.targets.add(access.node)
-
-    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.Name:
-        return updated.with_changes(value=self.new) if original in self.targets else updated
-
-
-def _rename(module: cst.Module, old: str, new: str) -> cst.Module:
-    return MetadataWrapper(module).visit(_RenameGlobal(old, new))
-
-
-@dataclass
-class _Helper:
-    name: str
-    module: cst.Module
-    order: int
-
-
-class _Inliner:
-    def __init__(self, snapshot: Path, code_files: list[str], sources: dict[str, str] | None = None):
-        self.snapshot = snapshot
-        self.sources = sources or {}
-        self.files = {_module_name(f): f for f in code_files if f.endswith(".py")}
-        self.result = InlineResult(code="")
-        self.needed: dict[str, set[str]] = {}  # module -> names requested from it
-        self.modules: dict[str, cst.Module] = {}
+    def __init__(self, modules: ReferenceModules):
+        self.mods = modules
+        self.kept: dict[str, set[int]] = {}
+        self.externs: dict[str, set[str]] = {}  # module -> module-level third-party bindings kept
         self.deps: dict[str, set[str]] = {}
+        self.via: dict[str, set[str]] = {}  # module -> the imports that reached it
+        self.stars: dict[str, dict[str, str]] = {}  # module -> {name: module it comes from by `import *`}
+        self._seen: set[tuple[str, str]] = set()
 
-    def parse(self, module: str) -> cst.Module:
-        if module not in self.modules:
-            rel = self.files[module]
-            text = self.sources[rel] if rel in self.sources else (self.snapshot / rel).read_text()
-            self.modules[module] = cst.parse_module(text)
-        return self.modules[module]
-
-    def local_imports(self, module: str, tree: cst.Module) -> list[tuple[cst.CSTNode, str, list[str] | None]]:
-        """(statement, local module, imported names or None for unsupported forms)."""
-        out = []
-        is_package = self.files[module].endswith("__init__.py")
-        for stmt in tree.body:
-            if not _is_import(stmt):
-                continue
-            for imp in stmt.body:
-                if isinstance(imp, cst.ImportFrom):
-                    target = _resolve(imp, module, is_package)
-                    if target in self.files:
-                        if isinstance(imp.names, cst.ImportStar):
-                            out.append((stmt, target, None))
-                        else:
-                            out.append((stmt, target, [(a.name.value, a.evaluated_alias) for a in imp.names]))
-                elif isinstance(imp, cst.Import):
-                    for alias in imp.names:
-                        name = cst.helpers.get_full_name_for_node(alias.name)
-                        if name in self.files:
-                            out.append((stmt, name, None))
-        return out
-
-    def collect(self, module: str, names: set[str], stack: tuple[str, ...] = ()) -> None:
-        """Record that `names` are needed from helper `module`, recursively through its own local imports."""
-        if module in stack:
+    def need(self, module: str, name: str, importer: tuple[RefModule, ImportBinding | str] | None = None) -> None:
+        if (module, name) in self._seen:
             return
-        known = self.needed.setdefault(module, set())
-        if names <= known and module in self.deps:
+        self._seen.add((module, name))
+        ref = self.mods.get(module)
+        if name in ref.defs:
+            for i in ref.defs[name]:
+                self.keep(ref, i)
             return
-        known |= names
-        self.deps.setdefault(module, set())
-        tree = self.parse(module)
-        # the closure of needed definitions inside this module
-        defs = [(stmt, _defined_names(stmt)) for stmt in tree.body if not _is_import(stmt) and not _is_main_guard(stmt)]
-        wanted = _closure(defs, known)
-        self.needed[module] = wanted
-        for _stmt, target, imported in self.local_imports(module, tree):
-            if imported is None:
-                continue
-            used = {alias or name for name, alias in imported} & _used_names_in(defs, wanted)
-            sources = {name for name, alias in imported if (alias or name) in used}
-            if sources:
-                self.deps[module].add(target)
-                self.collect(target, sources, (*stack, module))
+        binding = ref.top_level_import(name)
+        if binding is not None:
+            self.follow(ref, binding)
+            return
+        star = self._star_source(ref, name)
+        if star:
+            target, statement = star
+            self.stars.setdefault(module, {})[name] = target
+            self.deps.setdefault(module, set()).add(target)
+            self.via.setdefault(target, set()).add(statement)
+            self.need(target, name, (ref, statement))
+            return
+        if importer is not None:
+            src, how = importer
+            what = how if isinstance(how, str) else how.imported.statement
+            line = src.line_of_import(name) if not isinstance(how, str) else 1
+            raise InlineError(src.rel, line, f"`{what}`: {ref.rel} does not define {name!r}")
 
-    def order(self, roots: list[str]) -> list[str]:
-        """Helper modules, each after the helpers it depends on."""
+    def _star_source(self, ref: RefModule, name: str) -> tuple[str, str] | None:
+        for stmt in ref.tree.body:
+            if isinstance(stmt, cst.SimpleStatementLine):
+                for s in stmt.body:
+                    if isinstance(s, cst.ImportFrom) and isinstance(s.names, cst.ImportStar):
+                        target = self.mods.from_module(ref, s)
+                        if target in self.mods and name in self.mods.star_names(target):
+                            return target, code_of(s)
+        return None
+
+    def follow(self, ref: RefModule, binding: ImportBinding) -> None:
+        imp = binding.imported
+        if imp.kind == "extern":
+            if binding.module_level:
+                self.externs.setdefault(ref.name, set()).add(binding.assignment.name)
+            return
+        if imp.kind == "missing":
+            if binding.assignment.references or binding.module_level:
+                line = ref.line_of_import(binding.assignment.name)
+                raise InlineError(ref.rel, line, f"`{imp.statement}` imports {imp.target}, which is not in the reference code (add the file to the source folder)")
+            return
+        self.deps.setdefault(ref.name, set()).add(imp.target)
+        self.via.setdefault(imp.target, set()).add(imp.statement)
+        if imp.kind == "name":
+            self.need(imp.target, imp.source, (ref, binding))
+
+    def keep(self, ref: RefModule, index: int) -> None:
+        kept = self.kept.setdefault(ref.name, set())
+        if index in kept:
+            return
+        kept.add(index)
+        stmt = ref.tree.body[index]
+        for name in sorted(used_names(stmt)):
+            self.need(ref.name, name)
+        for binding in ref.imports:
+            inside = binding.top_index == index
+            if inside and not binding.module_level and binding.imported.kind in ("name", "missing", "module"):
+                self.follow(ref, binding)
+            if binding.imported.kind == "module" and (inside or binding.module_level):
+                for attr in self.module_attributes(ref, binding, index):
+                    self.need(binding.imported.target, attr, (ref, binding))
+
+    def module_attributes(self, ref: RefModule, binding: ImportBinding, index: int) -> list[str]:
+        """`flags.X` -> X for every use of an imported reference module inside statement `index`."""
+        attrs = []
+        for access in binding.assignment.references:
+            node = access.node
+            if ref.top_index(node) != index:
+                continue
+            parent = ref.parents.get(node)
+            line = ref.positions[node].start.line
+            if not (isinstance(parent, cst.Attribute) and parent.value is node):
+                raise InlineError(ref.rel, _original_line(ref, line), f"the reference module {binding.imported.target} is used as an object ({binding.assignment.name}); only `{binding.assignment.name}.NAME` can be inlined")
+            holder = ref.parents.get(parent)
+            if isinstance(holder, (cst.AssignTarget, cst.AugAssign)) and getattr(holder, "target", None) is parent:
+                raise InlineError(ref.rel, _original_line(ref, line), f"assigns {full_name(parent)}: module state of {binding.imported.target} cannot be inlined")
+            attrs.append(parent.attr.value)
+        return attrs
+
+    def order(self, entry: str) -> list[str]:
+        """Helper modules, each after the modules it depends on (the entry excluded)."""
         seen: set[str] = set()
         out: list[str] = []
 
@@ -232,160 +177,326 @@ class _Inliner:
                 visit(dep)
             out.append(module)
 
-        for root in roots:
-            visit(root)
-        return out
+        visit(entry)
+        return [m for m in out if m != entry and (self.kept.get(m) or self.externs.get(m))]
 
 
-def _used_names_in(defs, wanted: set[str]) -> set[str]:
-    used: set[str] = set()
-    for stmt, bound in defs:
-        if bound & wanted:
-            used |= _used_names(stmt)
-    return used
+def _original_line(ref: RefModule, line: int) -> int:
+    """A line of the codemodded text mapped to the reference text (same statement text)."""
+    text = ref.tree.code.splitlines()
+    wanted = text[line - 1].strip() if 0 < line <= len(text) else ""
+    for i, original in enumerate(ref.original.splitlines(), 1):
+        if wanted and original.strip() == wanted:
+            return i
+    return line
 
 
-def _closure(defs: list[tuple[cst.CSTNode, set[str]]], roots: set[str]) -> set[str]:
-    """Names transitively needed by `roots` among module-level definitions."""
-    known = {n for _, b in defs for n in b}
-    wanted, frontier = set(), set(roots)
-    while frontier:
-        name = frontier.pop()
-        wanted.add(name)
-        for stmt, bound in defs:
-            if name in bound:
-                frontier |= (_used_names(stmt) & known) - wanted
-    return wanted
+def _is_docstring(stmt: cst.CSTNode) -> bool:
+    return isinstance(stmt, cst.SimpleStatementLine) and all(
+        isinstance(s, cst.Expr) and isinstance(s.value, (cst.SimpleString, cst.ConcatenatedString)) for s in stmt.body)
 
 
-def prune_to(tree: cst.Module, top: str) -> tuple[cst.Module, list[str]]:
-    """Keep imports and the definitions `top` needs; drop the rest (training loops, samplers)."""
-    defs = [(stmt, _defined_names(stmt)) for stmt in tree.body if not _is_import(stmt)]
-    wanted = _closure(defs, {top})
-    body, dropped = [], []
-    for stmt in tree.body:
-        if _is_import(stmt):
-            body.append(stmt)
+class _Names:
+    """The name each kept binding gets in the port: the entry's win, helpers that collide with
+    a different definition are renamed `<name>_<module>`."""
+
+    def __init__(self, modules: ReferenceModules, closure: _Closure):
+        self.mods, self.closure = modules, closure
+        self.final: dict[tuple[str, str], str] = {}
+        self.owner: dict[str, tuple[str, str]] = {}  # port name -> (module, name) it holds
+        self.duplicates: set[tuple[str, str]] = set()  # bindings identical to one already in the port
+
+    def claim(self, module: str, name: str, rename_ok: bool) -> tuple[str, bool]:
+        """(port name, is a duplicate of what is there)."""
+        holder = self.owner.get(name)
+        if holder is None or holder == (module, name):
+            self.owner[name] = (module, name)
+            self.final[(module, name)] = name
+            return name, False
+        if self.equivalent(holder, (module, name), set()):
+            self.final[(module, name)] = name
+            self.duplicates.add((module, name))
+            return name, True
+        if not rename_ok:
+            return name, False
+        short = module.split(".")[-1] or "mod"
+        new, n = f"{name}_{short}", 2
+        while new in self.owner or self._bound_anywhere(new):
+            new, n = f"{name}_{short}{n}", n + 1
+        self.owner[new] = (module, name)
+        self.final[(module, name)] = new
+        return new, False
+
+    def _bound_anywhere(self, name: str) -> bool:
+        return any(name in self.mods.get(m).defs for m in self.closure.kept)
+
+    def canon(self, module: str, name: str, depth: int = 0) -> tuple:
+        ref = self.mods.get(module)
+        if name in ref.defs:
+            return ("def", module, name)
+        binding = ref.top_level_import(name)
+        if binding is not None and depth < 20:
+            imp = binding.imported
+            if imp.kind == "name":
+                return self.canon(imp.target, imp.source, depth + 1)
+            return (imp.kind, imp.target)
+        star = self.closure.stars.get(module, {}).get(name)
+        if star and depth < 20:
+            return self.canon(star, name, depth + 1)
+        return ("free", name)
+
+    def equivalent(self, a: tuple[str, str], b: tuple[str, str], assumed: set) -> bool:
+        ca, cb = self.canon(*a), self.canon(*b)
+        if ca == cb:
+            return True
+        if ca[0] != "def" or cb[0] != "def":
+            return ca[0] == cb[0] == "extern" and ca[1] == cb[1]
+        if (ca, cb) in assumed:
+            return True
+        assumed.add((ca, cb))
+        ra, rb = self.mods.get(ca[1]), self.mods.get(cb[1])
+        sa = [ra.tree.body[i] for i in ra.defs[ca[2]]]
+        sb = [rb.tree.body[i] for i in rb.defs[cb[2]]]
+        if [code_of(s) for s in sa] != [code_of(s) for s in sb]:
+            return False
+        used = set().union(*(used_names(s) for s in sa)) - {ca[2]}
+        return all(self.equivalent((ca[1], u), (cb[1], u), assumed) for u in sorted(used) if self._is_global(ra, u) or self._is_global(rb, u))
+
+    def _is_global(self, ref: RefModule, name: str) -> bool:
+        return name in ref.defs or ref.top_level_import(name) is not None or name in self.closure.stars.get(ref.name, {})
+
+    def of(self, module: str, name: str, depth: int = 0) -> str:
+        """The port name of what `name` means in `module`."""
+        if (module, name) in self.final:
+            return self.final[(module, name)]
+        ref = self.mods.get(module)
+        binding = ref.top_level_import(name)
+        if binding is not None and binding.imported.kind == "name" and depth < 20:
+            return self.of(binding.imported.target, binding.imported.source, depth + 1)
+        star = self.closure.stars.get(module, {}).get(name)
+        if star and depth < 20:
+            return self.of(star, name, depth + 1)
+        return name
+
+
+class _Rewrite(cst.CSTTransformer):
+    """Applies the renames of one module: Name nodes, `module.attr` accesses, import aliases."""
+
+    def __init__(self, names: dict, attrs: dict, drop: set, realias: dict, by_name: dict[str, str]):
+        self.names, self.attrs, self.drop, self.realias, self.by_name = names, attrs, drop, realias, by_name
+
+    def leave_Name(self, original, updated):
+        if original in self.names:
+            return updated.with_changes(value=self.names[original])
+        return updated
+
+    def leave_Attribute(self, original, updated):
+        if original in self.attrs:
+            return cst.Name(self.attrs[original])
+        return updated
+
+    def _import(self, original, updated):
+        if isinstance(updated.names, cst.ImportStar):
+            return updated
+        names = []
+        for before, after in zip(original.names, updated.names, strict=True):
+            if before in self.drop:
+                continue
+            if before in self.realias:
+                after = after.with_changes(asname=cst.AsName(name=cst.Name(self.realias[before])))
+            names.append(after)
+        if not names:
+            return cst.RemovalSentinel.REMOVE
+        names[-1] = names[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        return updated.with_changes(names=names)
+
+    leave_Import = _import
+    leave_ImportFrom = _import
+
+    def leave_Global(self, original, updated):
+        return updated.with_changes(names=[n.with_changes(name=cst.Name(self.by_name.get(n.name.value, n.name.value))) for n in updated.names])
+
+    def leave_IndentedBlock(self, original, updated):
+        if not updated.body:
+            return updated.with_changes(body=[cst.SimpleStatementLine([cst.Pass()])])
+        return updated
+
+
+def _rewriter(ref: RefModule, names: _Names, closure: _Closure, mods: ReferenceModules) -> tuple[_Rewrite, dict]:
+    rename_nodes: dict = {}
+    attrs: dict = {}
+    drop: set = set()
+    realias: dict = {}
+    by_name: dict[str, str] = {}
+    if ref.globals is not None:
+        for assignment in ref.globals.assignments:
+            new = names.final.get((ref.name, assignment.name))
+            if new is None or new == assignment.name:
+                continue
+            by_name[assignment.name] = new
+            node = assignment.node
+            if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+                rename_nodes[node.name] = new
+            elif isinstance(node, cst.Name):
+                rename_nodes[node] = new
+            elif isinstance(node, (cst.Import, cst.ImportFrom)):
+                continue  # a third-party import: re-aliased below
+            for access in assignment.references:
+                if isinstance(access.node, cst.Name):
+                    rename_nodes[access.node] = new
+    for binding in ref.imports:
+        imp = binding.imported
+        if imp.kind == "extern":
+            new = names.final.get((ref.name, binding.assignment.name)) if binding.module_level else None
+            if new and new != binding.assignment.name:
+                realias[binding.alias] = new
+                for access in binding.assignment.references:
+                    if isinstance(access.node, cst.Name):
+                        rename_nodes[access.node] = new
             continue
-        bound = _defined_names(stmt)
-        if bound & wanted or (not bound and not _is_main_guard(stmt) and not isinstance(stmt, (cst.FunctionDef, cst.ClassDef))):
-            body.append(stmt)  # needed, or a statement with effects we keep as it is
-        else:
-            dropped += sorted(bound) or ["__main__ block"]
-    return tree.with_changes(body=body), dropped
+        drop.add(binding.alias)
+        for access in binding.assignment.references:
+            node = access.node
+            if imp.kind == "name":
+                rename_nodes[node] = names.of(imp.target, imp.source)
+            elif imp.kind == "module":
+                parent = ref.parents.get(node)
+                if isinstance(parent, cst.Attribute) and parent.value is node:
+                    attrs[parent] = names.of(imp.target, parent.attr.value)
+    star_names = {}
+    for name, star in closure.stars.get(ref.name, {}).items():
+        new = names.of(star, name)
+        if new != name:
+            star_names[name] = new
+    # `from .x import *`: the statement goes, the names it brought are inlined
+    star_drop = {id(s) for stmt in ref.tree.body if isinstance(stmt, cst.SimpleStatementLine) for s in stmt.body
+                 if isinstance(s, cst.ImportFrom) and isinstance(s.names, cst.ImportStar) and mods.from_module(ref, s) in mods}
+    return _Rewrite(rename_nodes, attrs, drop, realias, by_name), {"star_drop": star_drop, "star_names": star_names}
+
+
+def _apply(stmt: cst.CSTNode, rewrite: _Rewrite, extra: dict) -> cst.CSTNode | None:
+    if isinstance(stmt, cst.SimpleStatementLine):
+        body = [s for s in stmt.body if id(s) not in extra["star_drop"]]
+        if not body:
+            return None
+        stmt = stmt.with_changes(body=body) if len(body) != len(stmt.body) else stmt
+    out = stmt.visit(rewrite)
+    if isinstance(out, cst.RemovalSentinel) or (isinstance(out, cst.SimpleStatementLine) and not out.body):
+        return None
+    if extra["star_names"]:
+        out = out.visit(_RenameByValue(extra["star_names"]))
+    return out
+
+
+class _RenameByValue(cst.CSTTransformer):
+    """Names brought in by `from .x import *` have no binding to follow: renamed by value."""
+
+    def __init__(self, renames: dict[str, str]):
+        self.renames = renames
+
+    def leave_Name(self, original, updated):
+        return updated.with_changes(value=self.renames[updated.value]) if updated.value in self.renames else updated
 
 
 def inline_local_imports(
     snapshot: Path, entry_file: str, code_files: list[str], sources: dict[str, str] | None = None, top: str | None = None
 ) -> InlineResult:
-    """`sources` optionally replaces file contents (e.g. after per-file codemods); with `top`, the
-    entry module keeps only what that class needs."""
-    inliner = _Inliner(snapshot, code_files, sources)
-    entry = _module_name(entry_file)
-    inliner.files.setdefault(entry, entry_file)
-    tree = inliner.parse(entry)
-    result = inliner.result
-    if top:
-        tree, result.pruned = prune_to(tree, top)
-    result.kept[entry_file] = {n for stmt in tree.body if not _is_import(stmt) for n in _defined_names(stmt)}
+    """The entry module with every reference module it uses inlined. `sources` optionally
+    replaces file contents (the per-file codemods); with `top`, the entry module keeps only what
+    that class needs (training loops and samplers in the same file are dropped and listed).
+    Raises InlineError (file, line, what) for what cannot be inlined faithfully."""
+    mods = ReferenceModules(snapshot, code_files, sources)
+    entry = mods.add(entry_file)
+    ref = mods.get(entry)
+    result = InlineResult(code="")
+    closure = _Closure(mods)
+    roots = [top] if top else sorted(ref.defs)
+    for name in roots:
+        closure.need(entry, name)
+    for i, stmt in enumerate(ref.tree.body):  # statements with effects stay, with what they use
+        if not is_import(stmt) and not is_main_guard(stmt) and not defined_names(stmt) and not isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            closure.keep(ref, i)
+    kept_entry = closure.kept.get(entry, set())
+    result.pruned = sorted({n for i, s in enumerate(ref.tree.body) if i not in kept_entry and not is_import(s) for n in defined_names(s)} - {
+        n for i in kept_entry for n in defined_names(ref.tree.body[i])})
+    if any(is_main_guard(s) for s in ref.tree.body):
+        result.pruned.append("__main__ block")
 
-    local = inliner.local_imports(entry, tree)
-    used_in_entry = {n for stmt in tree.body if not _is_import(stmt) for n in _used_names(stmt)}
-    local = [
-        (stmt, target, None if imported is None else [(n, a) for n, a in imported if (a or n) in used_in_entry])
-        for stmt, target, imported in local
-    ]
-    for stmt, target, imported in local:
-        if imported is None:
-            line = next((i + 1 for i, s in enumerate(tree.body) if s is stmt), 0)
-            result.left.append(LeftUndone(line, f"import of local module {target}", "module or star import: inline by hand"))
-            continue
-        if imported:
-            inliner.collect(target, {name for name, _ in imported})
-    if not inliner.needed:
-        result.code = tree.code
-        return result
-
-    # Names the entry binds itself (they win; helpers that collide are renamed).
-    taken: dict[str, str] = {}
-    for stmt in tree.body:
-        if not _is_import(stmt):
-            for n in _defined_names(stmt):
-                taken[n] = cst.Module([]).code_for_node(stmt)
-    import_aliases: dict[str, dict[str, str]] = {}  # module -> {local alias in importer: source name}
+    names = _Names(mods, closure)
+    for i in sorted(kept_entry):
+        for n in defined_names(ref.tree.body[i]):
+            names.claim(entry, n, rename_ok=False)
+    for b in ref.imports:
+        if b.module_level and b.imported.kind == "extern":
+            names.claim(entry, b.assignment.name, rename_ok=False)
+    helpers = closure.order(entry)
+    skip: dict[str, set[int]] = {}
+    for module in helpers:
+        mref = mods.get(module)
+        for b in mref.imports:
+            if b.module_level and b.imported.kind == "extern" and b.assignment.name in closure.externs.get(module, set()):
+                new, dup = names.claim(module, b.assignment.name, rename_ok=True)
+                if dup:
+                    skip.setdefault(module, set()).add(id(b.alias))
+        for i in sorted(closure.kept.get(module, ())):
+            bound = defined_names(mref.tree.body[i])
+            dups = []
+            for n in sorted(bound):
+                new, dup = names.claim(module, n, rename_ok=True)
+                dups.append(dup)
+                if new != n:
+                    result.renamed.append({"module": module, "from": n, "to": new})
+            if bound and all(dups):
+                skip.setdefault(module, set()).add(i)
 
     helper_imports: list[str] = []
     helper_code: list[str] = []
-    renames_for_entry: dict[str, str] = {}
-    for module in inliner.order([t for _, t, imported in local if imported]):
-        mtree = inliner.parse(module)
-        wanted = inliner.needed[module]
-        # rename collisions inside the helper module
-        for stmt in mtree.body:
-            if _is_import(stmt) or _is_main_guard(stmt):
+    for module in helpers:
+        mref = mods.get(module)
+        rewrite, extra = _rewriter(mref, names, closure, mods)
+        for b in mref.imports:
+            if b.module_level and b.imported.kind == "extern" and b.assignment.name in closure.externs.get(module, set()):
+                if id(b.alias) in skip.get(module, set()):
+                    continue
+                new = names.final.get((module, b.assignment.name), b.assignment.name)
+                stmt = cst.parse_statement(b.imported.statement)
+                if new != b.assignment.name:
+                    imp = stmt.body[0]
+                    alias = imp.names[0].with_changes(asname=cst.AsName(name=cst.Name(new)))
+                    stmt = stmt.with_changes(body=[imp.with_changes(names=[alias])])
+                helper_imports.append(code_of(stmt).strip())
+        kept_code = []
+        for i in sorted(closure.kept.get(module, ())):
+            if i in skip.get(module, set()):
                 continue
-            for name in _defined_names(stmt) & wanted:
-                code = cst.Module([]).code_for_node(stmt)
-                if name in taken and taken[name] != code:
-                    new = f"{name}_{module.split('.')[-1]}"
-                    mtree = _rename(mtree, name, new)
-                    result.renamed.append({"module": module, "from": name, "to": new})
-                    import_aliases.setdefault(module, {})[name] = new
-        inliner.modules[module] = mtree
-        kept: list[str] = []
-        for stmt in mtree.body:
-            if _is_main_guard(stmt):
-                continue
-            if _is_import(stmt):
-                if not any(t in inliner.files for t in _import_targets(stmt, module, inliner)):
-                    helper_imports.append(cst.Module([]).code_for_node(stmt).strip())
-                continue
-            bound = _defined_names(stmt)
-            renamed_bound = {import_aliases.get(module, {}).get(n, n) for n in bound}
-            wanted_here = {import_aliases.get(module, {}).get(n, n) for n in wanted}
-            if renamed_bound & wanted_here:
-                code = cst.Module([]).code_for_node(stmt)
-                if all(taken.get(n) == code for n in renamed_bound):
-                    continue  # identical definition already present
-                for n in renamed_bound:
-                    taken[n] = code
-                kept.append(code)
-        result.kept[inliner.files[module]] = set(wanted)
-        if kept:
-            helper_code.append(f"# ---- from {inliner.files[module]} ----\n" + "\n".join(kept))
-            result.inlined.append({"module": inliner.files[module], "names": sorted(wanted)})
+            out = _apply(mref.tree.body[i], rewrite, extra)
+            if out is not None:
+                kept_code.append(code_of(out))
+        kept_names = sorted({n for i in closure.kept.get(module, ()) for n in defined_names(mref.tree.body[i])})
+        result.kept[mref.rel] = set(kept_names)
+        for stmt in mref.tree.body:  # what runs when the helper is imported is not part of the port: listed
+            if not (is_import(stmt) or is_main_guard(stmt) or defined_names(stmt) or _is_docstring(stmt)):
+                line = _original_line(mref, mref.positions[stmt].start.line)
+                result.dropped_statements.append({"file": mref.rel, "line": line, "code": code_of(stmt).strip().splitlines()[0][:120]})
+        if kept_code:
+            helper_code.append(f"# ---- from {mref.rel} ----\n" + "\n".join(kept_code))
+            result.inlined.append({"module": mref.rel, "names": kept_names, "via": sorted(closure.via.get(module, ()))})
 
-    # The entry's local imports go; names it imported under a renamed helper name follow.
-    for _stmt, target, imported in local:
-        if imported is None:
-            continue
-        for name, alias in imported:
-            new = import_aliases.get(target, {}).get(name)
-            if new and (alias or name) != new:
-                renames_for_entry[alias or name] = new
-            elif alias and alias != name:
-                renames_for_entry[alias] = name
-    local_stmts = {id(stmt) for stmt, _, imported in local if imported is not None}
-    body = [s for s in tree.body if id(s) not in local_stmts]
-    tree = tree.with_changes(body=body)
-    for old, new in renames_for_entry.items():
-        tree = _rename(tree, old, new)
+    rewrite, extra = _rewriter(ref, names, closure, mods)
+    body = []
+    for i, stmt in enumerate(ref.tree.body):
+        if is_import(stmt) or i in kept_entry:
+            out = _apply(stmt, rewrite, extra)
+            if out is not None:
+                body.append(out)
+    result.kept[ref.rel] = {n for i in kept_entry for n in defined_names(ref.tree.body[i])}
+    tree = ref.tree.with_changes(body=body)
+    if helper_code or helper_imports:
+        from agent.porting.config_capture import insert_after_imports
 
-    existing = {cst.Module([]).code_for_node(s).strip() for s in tree.body if _is_import(s)}
-    extra_imports = list(dict.fromkeys(i for i in helper_imports if i not in existing))
-    from agent.porting.config_capture import insert_after_imports
-
-    tree = insert_after_imports(tree, "\n".join(extra_imports) + "\n\n" + "\n\n".join(helper_code) + "\n" if extra_imports else "\n\n".join(helper_code) + "\n")
+        existing = {code_of(s).strip() for s in tree.body if is_import(s)}
+        extra_imports = list(dict.fromkeys(i for i in helper_imports if i not in existing))
+        block = ("\n".join(extra_imports) + "\n\n" if extra_imports else "") + "\n\n".join(helper_code) + "\n"
+        tree = insert_after_imports(tree, block)
     result.code = tree.code
     return result
-
-
-def _import_targets(stmt: cst.SimpleStatementLine, module: str, inliner: _Inliner) -> list[str]:
-    out = []
-    is_package = inliner.files[module].endswith("__init__.py")
-    for imp in stmt.body:
-        if isinstance(imp, cst.ImportFrom):
-            out.append(_resolve(imp, module, is_package))
-        elif isinstance(imp, cst.Import):
-            out += [cst.helpers.get_full_name_for_node(a.name) for a in imp.names]
-    return out

@@ -22,6 +22,7 @@ from typing import Any
 
 import sandbox
 from agent.errors import IntegrateError
+from agent.input_recipe import InputsError, check_inputs
 from agent.publish.evidence import FORMAT, MANIFEST, sha256_file
 from sandbox import safe_files
 
@@ -84,6 +85,10 @@ def _check_spec_context(ctx: Any) -> dict[str, Any]:
         raise ManifestError("manifest: tolerance is malformed")
     if not isinstance(ctx.get("config"), dict) or not isinstance(ctx.get("inputs"), list):
         raise ManifestError("manifest: config or inputs is malformed")
+    try:
+        ctx["inputs"] = check_inputs(ctx["inputs"])  # rendered into the spec: plain checked data only
+    except InputsError as exc:
+        raise ManifestError(f"manifest: inputs: {exc}") from None
     json.dumps(ctx)  # plain data only
     return ctx
 
@@ -169,7 +174,7 @@ def _close(recorded: Any, measured: float, tol: float) -> bool:
 
 def verify_manifest(root: Path, rel: str, *, reference: Path | None, device: str, work: Path,
                     findings_out: list[dict[str, Any]] | None = None) -> list[Claim]:
-    from agent.checks import check_paths
+    from agent.checks import blocking, check_port
     from agent.conversion import convert_checkpoints
     from agent.parity_run import SidePaths, render_spec, run_parity_sandboxed
 
@@ -198,6 +203,8 @@ def verify_manifest(root: Path, rel: str, *, reference: Path | None, device: str
 
     ref_dir = fetch_reference(manifest, work / "reference", reference)
     rows += _file_claims(ref_dir, manifest["reference"]["files"], "reference file:")
+    if context["inputs"] and context["inputs"][0]["kind"] == "file":
+        rows.append(_inputs_file_claim(context["inputs"][0], ref_dir))
     rows += _file_claims(ref_dir, manifest["reference"]["weights"], "reference weights:")
 
     converted = work / "converted"
@@ -231,12 +238,29 @@ def verify_manifest(root: Path, rel: str, *, reference: Path | None, device: str
     rows.append(_generated_test(root, test_rel, converted, standalone, work, manifest["generated_test"]["passed"]))
 
     model_file = next(p for p in manifest["port"]["files"] if not Path(p).name.startswith("test_"))
-    findings = check_paths([root / model_file], use_cache=False)
+    findings = check_port([root / model_file])
+    tampering = blocking(findings)
+    rows.append(Claim(f"no blocking finding (tampering, unparsable file) in {model_file}", "0", str(len(tampering)), not tampering))
     if findings_out is not None:
         findings_out += [{**f.to_dict(), "path": model_file} for f in findings]
     rows.append(Claim(f"convention findings on {model_file}", str(manifest["checks"]["findings"]), str(len(findings)),
                       len(findings) == manifest["checks"]["findings"]))
     return rows
+
+
+def _inputs_file_claim(entry: dict[str, Any], ref_dir: Path) -> Claim:
+    """An inputs file runs on the reference side, so a branch's own could bend the reference's
+    numbers: it is accepted only when it is the reference's own integrate_inputs.py, byte for byte
+    as the spec embeds it."""
+    from agent.stages.analyze import INPUTS_FILE, embeddable_inputs_source
+
+    claim = f"inputs file is the reference's own {INPUTS_FILE}"
+    try:
+        own = embeddable_inputs_source(safe_files.read_text(ref_dir, INPUTS_FILE, max_bytes=1 << 20), INPUTS_FILE)
+    except (OSError, IntegrateError) as exc:
+        return Claim(claim, entry.get("origin", "?"), f"the reference has no usable {INPUTS_FILE}: {exc}", False)
+    same = own == entry["source"]
+    return Claim(claim, entry.get("origin", "?"), "identical" if same else "differs (an inputs file from outside the reference)", same)
 
 
 def _tolerance_claim(tolerance: dict[str, float], dtype: str) -> Claim:

@@ -1,31 +1,29 @@
-"""plan: decide names, layout, files and tolerances, and write plan.md."""
+"""plan: decide names, layout, files, tolerances and the license header, list what the port
+will depend on, and write plan.md."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
+from agent.porting.dependencies import port_dependencies, reference_dependencies
+from agent.porting.inline import InlineError, inline_local_imports
+from agent.porting.license import reference_license
+from agent.porting.naming import data_dims, diffusers_exports, diffusers_spelling, snake_case, split_suffix
 from agent.render import render
 from agent.run_state import Run, slugify
 from agent.skills import load_skills
+
+__all__ = ["plan", "diffusers_class_name", "snake_case", "camel_case"]
 
 # The structural port moves code without touching numerics, so it is held to 1e-5 at fp32,
 # tighter than the engine's default preset.
 STRUCTURAL_TOLERANCE = {"max_abs": 1e-5, "cosine": 0.99999}
 
-
-def snake_case(name: str) -> str:
-    """TinyDiT -> tiny_dit, UNet2D -> unet2d, PixArtAlpha -> pix_art_alpha."""
-    tokens = re.findall(r"[A-Z]+(?![a-z])|[A-Z][a-z]*|[a-z]+|\d+", name)
-    words: list[str] = []
-    for tok in tokens:
-        if words and (len(tok) == 1 and tok.isupper() or tok.isdigit()):
-            words[-1] += tok  # a lone capital or a number belongs to the word before it
-        elif words and len(words[-1]) == 1 and words[-1].isupper():
-            words[-1] += tok
-        else:
-            words.append(tok)
-    return "_".join(w.lower() for w in words)
+# A reference base name that is only a family word says nothing about the model: the source's
+# name goes in front (`Unet3D` from video-diffusion-pytorch is not diffusers' `UNet3D...`).
+GENERIC = {"unet", "dit", "transformer", "net", "model", "vit", "diffusion"}
 
 
 def camel_case(slug: str) -> str:
@@ -33,43 +31,65 @@ def camel_case(slug: str) -> str:
 
 
 def _exists_in_diffusers(name: str) -> bool:
-    import diffusers
-
-    return name in getattr(diffusers, "_import_structure", {}).get("models", []) or hasattr(diffusers, name)
+    return name in diffusers_exports()[1]
 
 
 def diffusers_class_name(reference_class: str, analysis: dict[str, Any], source_name: str) -> tuple[str, str]:
-    """(class name, model family): UNets are `<Name>2DModel` under models/unets, transformers
-    `<Name>Transformer2DModel` under models/transformers. A name diffusers already has is
-    replaced by one built from the source's name."""
-    image_input = any(len(i["shape"]) == 4 for i in analysis["inputs"])
-    if "unet" in reference_class.lower():
-        family, suffix = "unets", "2DModel" if image_input else "Model"
-        base = re.sub(r"(Model|Net|Network)$", "", reference_class) if not reference_class.lower().endswith("unet") else reference_class
+    """(class name, model family). UNets are `<Name><N>DModel` under models/unets, transformers
+    `<Name>Transformer<N>DModel` under models/transformers, with N the dimensionality of the data
+    the forward consumes (no N for token sequences) and diffusers' spelling of known words. A
+    name diffusers already has, or a bare family word, is replaced by one built from the source."""
+    dims = data_dims(analysis)
+    d = f"{dims}D" if dims else ""
+    base = diffusers_spelling(split_suffix(reference_class))
+    attention = any("attention" in t.lower() or "attn" in t.lower() for t in analysis["submodule_types"])
+    if "unet" in base.lower():
+        family, suffix = "unets", f"{d}Model"
+    elif attention or "dit" in base.lower() or "transformer" in base.lower():
+        family, suffix = "transformers", f"Transformer{d}Model"
+        base = re.sub(r"Transformer$", "", base) or base
     else:
-        base = re.sub(r"(Model|Net|Network)$", "", reference_class) or reference_class
-        attention = any("attention" in t.lower() or "attn" in t.lower() for t in analysis["submodule_types"])
-        if attention or "dit" in base.lower() or "transformer" in base.lower():
-            family, suffix = "transformers", "Transformer2DModel" if image_input else "TransformerModel"
-            base = re.sub(r"Transformer$", "", base)
-        else:
-            family, suffix = "transformers", "Model"
+        family, suffix = "transformers", f"{d}Model"
     name = f"{base}{suffix}"
-    if _exists_in_diffusers(name) or _exists_in_diffusers(base):
-        name = f"{camel_case(source_name)}{suffix}"
+    if base.lower() in GENERIC or _exists_in_diffusers(name) or _exists_in_diffusers(base):
+        base = diffusers_spelling(split_suffix(camel_case(source_name)))
+        if family == "unets" and "unet" not in base.lower():
+            base += "UNet"
+        if family == "transformers" and suffix.startswith("Transformer"):
+            base = re.sub(r"Transformer$", "", base) or base
+        name = f"{base}{suffix}"
     return name, family
+
+
+def module_name_for(class_name: str, family: str, dims: int | None) -> str:
+    if family == "unets":
+        rest = re.sub(r"UNet", "", re.sub(r"([123]D)?Model$", "", class_name), count=1)
+        parts = [p for p in ["unet", snake_case(rest) if rest else "", f"{dims}d" if dims else ""] if p]
+        return "_".join(parts) if len(parts) > 1 else "unet_model"
+    short = snake_case(re.sub(r"(Transformer)?([123]D)?Model$", "", class_name))
+    return f"transformer_{short}" if "Transformer" in class_name else short
+
+
+def _dependencies(snapshot: Path, analysis: dict[str, Any], code_files: list[str]) -> list[dict]:
+    """What the port will import from outside torch and diffusers' own dependencies: the
+    reference code the model uses, inlined the way the port will (parsing only)."""
+    local = {Path(f).parts[0].removesuffix(".py") for f in code_files}
+    try:
+        merged = inline_local_imports(snapshot, analysis["top_class"]["file"], code_files, top=analysis["top_class"]["name"])
+    except InlineError:
+        return reference_dependencies(snapshot, code_files)
+    return port_dependencies(merged.code, local)
 
 
 def plan(run: Run) -> dict[str, Any]:
     resolved, analysis = run.result("resolve"), run.result("analyze")
+    snapshot = Path(resolved["snapshot"])
     reference_class = analysis["top_class"]["name"]
     source_name = slugify(resolved["origin"])
     class_name, family = diffusers_class_name(reference_class, analysis, source_name)
-    short = snake_case(re.sub(r"(Transformer2DModel|TransformerModel|2DModel|Model)$", "", class_name))
-    if family == "unets":
-        module_name = f"unet_{short.removeprefix('unet_').removesuffix('_unet') or 'model'}"
-    else:
-        module_name = f"transformer_{short}" if "Transformer" in class_name else short
+    dims = data_dims(analysis)
+    module_name = module_name_for(class_name, family, dims)
+    short = module_name.removeprefix("transformer_")
     target = run.inputs.get("target")
     if target:
         layout = "diffusers-tree"
@@ -88,11 +108,17 @@ def plan(run: Run) -> dict[str, Any]:
         ]
     else:
         files += ["weights/config.json", "weights/diffusion_pytorch_model.safetensors"]
+    code_files = analysis.get("code_files", resolved["code_files"])
+    source = Path(run.inputs["source"]) if Path(run.inputs["source"]).is_dir() else None
+    named = resolved["origin"] if resolved["kind"] == "hub" else Path(resolved["origin"]).name  # no local paths in the file
+    license_info = reference_license(snapshot, source, analysis["top_class"]["file"], named)
+    dependencies = _dependencies(snapshot, analysis, code_files)
 
     result = {
         "reference_class": reference_class,
         "class_name": class_name,
         "family": family,
+        "data_dims": dims,
         "module_name": module_name,
         "layout": layout,
         "model_path": model_path,
@@ -100,6 +126,8 @@ def plan(run: Run) -> dict[str, Any]:
         "files": files,
         "tolerance": STRUCTURAL_TOLERANCE,
         "branch": f"integrate/{short.replace('_', '-')}",
+        "license": license_info,
+        "dependencies": dependencies,
     }
     run.path("plan.md").write_text(render(
         "plan.md.j2",
@@ -112,7 +140,12 @@ def plan(run: Run) -> dict[str, Any]:
         module_classes=[c["name"] for c in analysis["module_classes"]],
         config_args=list(analysis["config_kwargs"]),
         ignored_config_keys=analysis["ignored_config_keys"],
+        passthrough=analysis.get("config_passthrough"),
+        config_object=analysis.get("config_object"),
+        factory=analysis.get("factory"),
         inputs=analysis["inputs"],
+        inputs_source=analysis.get("inputs_source", "worked out from the model"),
+        input_decisions=analysis.get("input_decisions", []),
         device=run.inputs.get("device", "cpu"),
         target=target,
         **result,

@@ -38,6 +38,7 @@ def model_file(run: Run, body: str | None) -> str:
         reference_class=planned["reference_class"],
         origin=source_label(resolved),
         body=body,
+        license=planned.get("license"),
         diffusers_imports=(IN_TREE_IMPORTS if planned["layout"] == "diffusers-tree" else STANDALONE_IMPORTS).rstrip(),
         init_args=init_args,
         forward_args=[a["name"] for a in analysis["forward_args"] if a["kind"] not in ("VAR_POSITIONAL", "VAR_KEYWORD")],

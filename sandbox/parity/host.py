@@ -133,13 +133,17 @@ class SidePaths:
 
 
 def side_env(paths: SidePaths) -> dict[str, dict[str, str]]:
-    """Each side learns its own paths (and only those) from the environment."""
+    """Each side learns its own paths (and only those) from the environment. torch.compile is
+    off on every side: parity compares eager numerics (compiling on a CPU took minutes for a
+    reference that wraps its functions in it); whether the port compiles is the compliance
+    suite's question."""
     ref = os.pathsep.join(str(p) for p in [*paths.reference, *paths.shared])
     cand = os.pathsep.join(str(p) for p in [*paths.candidate, *paths.shared])
+    eager = {"TORCHDYNAMO_DISABLE": "1"}
     return {
-        "reference": {"INTEGRATE_REFERENCE_PATHS": ref},
-        "candidate": {"INTEGRATE_CANDIDATE_PATHS": cand},
-        "mapping": {"INTEGRATE_REFERENCE_PATHS": ref, "INTEGRATE_CANDIDATE_PATHS": cand},
+        "reference": {"INTEGRATE_REFERENCE_PATHS": ref, **eager},
+        "candidate": {"INTEGRATE_CANDIDATE_PATHS": cand, **eager},
+        "mapping": {"INTEGRATE_REFERENCE_PATHS": ref, "INTEGRATE_CANDIDATE_PATHS": cand, **eager},
     }
 
 
