@@ -1,4 +1,4 @@
-"""The flow of a run: nine stages in order, each recorded in run.json, resumable."""
+"""The flow of a run: ten stages in order, each recorded in run.json, resumable."""
 
 from __future__ import annotations
 

@@ -77,6 +77,19 @@ def test_its_own_commit_on_top_of_the_port_and_the_weights_follow(ported):
     assert "'t_embedder.mlp.0.weight': 't_embedder.linear_1.weight'" in mapping
     verify = run["stages"]["verify"]["result"]
     assert verify["parity"]["passed"] and verify["parity"]["max_abs_diff"] <= 1e-5
+    assert verify["blocking"] == []  # the written blocks and processor pass the tamper rules
+
+
+def test_the_pr_body_lists_each_module_and_the_share(ported):
+    cwd, run, _ = ported
+    pr = (cwd / "out" / "PR.md").read_text()
+    assert "130,064 of 181,072 parameters (71.8%) live in diffusers blocks" in pr
+    section = pr.split("## diffusers building blocks", 1)[1].split("## Parity", 1)[0]
+    rows = {line.split("|")[1].strip(): line for line in section.splitlines() if line.startswith("| `")}
+    assert set(rows) == {"`TimestepEmbedder`", "`LabelEmbedder`", "`Attention`", "`Mlp`", "`FinalLayer`", "`DiTBlock`",
+                         "`get_2d_sincos_pos_embed()`"}
+    assert "`FeedForward` (activation_fn=gelu-approximate" in rows["`Mlp`"] and "exact alone on 2 recorded calls" in rows["`Mlp`"]
+    assert "| custom |" in rows["`DiTBlock`"] and "its parts attn, mlp are diffusers blocks now" in rows["`DiTBlock`"]
 
 
 def test_an_interrupted_attempt_starts_again_from_the_port(tmp_path):

@@ -47,3 +47,11 @@ def test_real_unet_modules_become_diffusers_blocks_with_parity(ldm):
     assert "isinstance(layer, (TimestepBlock, ResnetBlock2D))" in model
     assert "class ResBlock(" not in model and "class Downsample(" not in model and "def timestep_embedding(" not in model
     assert "down=True" in model  # the resblock_updown branch the seeded run never took keeps its downsampling
+    assert stages["verify"]["result"]["blocking"] == []  # tamper rules: the environment read became its default, blocks add none
+
+    pr = (work / "out" / "ldm-unet" / "PR.md").read_text()
+    share = result["share"]
+    assert f"{share['in_diffusers_blocks']:,} of {share['total_parameters']:,} parameters" in pr
+    row = next(line for line in pr.splitlines() if line.startswith("| `CrossAttention` |"))
+    assert "custom (closest: `Attention`)" in row and "proven exact, but not written" in row
+    assert any(line.startswith("| `ResBlock` | 8 |") and "`ResnetBlock2D`" in line for line in pr.splitlines())

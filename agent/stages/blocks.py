@@ -204,6 +204,19 @@ def _culprit(report: dict[str, Any] | None, error: str | None, classes: list[Cla
     return (functions or classes)[-1].port_name
 
 
+def pr_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The stage's result as the PR body shows it: settings and assumptions as one line each."""
+    def text(values: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={v}" for k, v in values.items())
+
+    return {
+        **result,
+        "substituted": [{**r, "settings_text": text(r["settings"]), "assumes_text": text(r.get("assumes") or {})} for r in result["substituted"]],
+        "functions": [{**f, "settings_text": text(f.get("settings") or {})} for f in result["functions"]],
+        "functions_replaced": sum(bool(f.get("replaced")) for f in result["functions"]),
+    }
+
+
 def _settings(d: ClassDecision | FunctionDecision) -> dict[str, Any]:
     """The proven choice, and each dim as the port writes it (over the reference constructor's
     argument names; functions: the reference parameter playing each role)."""
