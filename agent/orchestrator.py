@@ -1,4 +1,4 @@
-"""The flow of a run: nine stages in order, each recorded in run.json, resumable."""
+"""The flow of a run: eleven stages in order, each recorded in run.json, resumable."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from rich.console import Console
 from agent.errors import IntegrateError
 from agent.run_state import Run
 from agent.stages.analyze import analyze
+from agent.stages.blocks import blocks
 from agent.stages.conventions import conventions
 from agent.stages.convert import convert
 from agent.stages.plan import plan
@@ -28,6 +29,7 @@ STAGES: list[tuple[str, Callable[[Run], dict[str, Any]]]] = [
     ("plan", plan),
     ("scaffold", scaffold),
     ("port", port),
+    ("blocks", blocks),
     ("conventions", conventions),
     ("refine", refine),
     ("convert", convert),
@@ -57,6 +59,12 @@ def _describe(name: str, result: dict[str, Any]) -> str:
         grads = f", checkpointing {'proven' if g['proven'] else 'not proven'}" if "_supports_gradient_checkpointing" in result["flags"] or g.get("max_abs_diff") is not None else ""
         left = f" ({', '.join(result['groups_left_out'])} left out)" if result["groups_left_out"] else ""
         return f"{len(result['groups_applied'])}/{len(result['groups_applied']) + len(result['groups_left_out'])} groups{left}, parity max abs {result['parity']['max_abs_diff']:.2e}{grads}"
+    if name == "blocks":
+        if result["status"] == "skipped":
+            return f"skipped: {result['reason']}"
+        classes, functions = len(result["substituted"]), sum(f.get("replaced", False) for f in result["functions"])
+        done = f"{classes} class{'es' * (classes != 1)} and {functions} function{'s' * (functions != 1)} -> diffusers blocks"
+        return f"{result['status']}: {done}, {len(result['custom'])} custom; {result['share']['diffusers_share']:.0%} of parameters in diffusers blocks"
     if name == "refine":
         return f"{result['status']}: {result['reason']}"
     if name == "convert":
