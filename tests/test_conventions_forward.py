@@ -38,6 +38,17 @@ def test_toy_forward_gets_diffusers_names_and_output():
     assert "The [`ToyModel`] forward method." in code and "Whether to return a [`Transformer2DModelOutput`]" in code
 
 
+
+def test_a_file_importing_only_torch_nn_gets_annotations_and_import_torch():
+    # what the blocks stage can leave: `import torch.nn as nn` binds no `torch`
+    src = TOY.replace("import torch\n", "", 1)
+    assert "import torch.nn as nn" in src and "\nimport torch\n" not in src
+    code, _ = _run(src)
+    assert "\nimport torch\n" in code
+    assert "hidden_states: torch.Tensor, timestep: torch.Tensor | float | int, class_labels: torch.Tensor, return_dict: bool = True" in code
+    assert ") -> Transformer2DModelOutput | tuple:" in code
+
+
 UNET = '''
 import torch
 import torch.nn as nn

@@ -406,9 +406,9 @@ def forward_conventions(module: cst.Module, target: Target) -> tuple[cst.Module,
         fn = fn.visit(wrapper)
         unhandled = wrapper.unhandled
         fn = _with_return_dict(fn)
-        torch_name = module_alias(module, "torch")
+        torch_name = module_alias(module, "torch") or "torch"  # `import torch` is added below when missing
         fn = _annotate(fn, renames, torch_name)
-        if fn.returns is None and torch_name:
+        if fn.returns is None:
             fn = fn.with_changes(returns=cst.Annotation(cst.parse_expression(f"{output} | tuple")))
         return _forward_docstring(fn, target, renames, output, single)
 
