@@ -164,6 +164,10 @@ class ReturnKinds:
             return {VALUE}  # a submodule's result
         if isinstance(func, ast.Name) and func.id in self.functions and not q:
             return self.of_function(self.functions[func.id], depth + 1)
+        if isinstance(func, ast.Name) and not q:
+            return {VALUE}  # a local callable: a block from a loop over a ModuleList, a lambda
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call) and self.ctx.names.qualify(func.value.func) == "builtins.super":
+            return {UNKNOWN}  # the base class's method: defined elsewhere
         if q.startswith(("torch.", "numpy.", "math.")) or isinstance(func, ast.Attribute) and not q:
             return {VALUE}  # tensor math, or a method of a local value (x.reshape(...))
         return {UNKNOWN}

@@ -14,7 +14,7 @@ SHARED_MODULES = (
     "downsampling.py", "upsampling.py", "modeling_outputs.py", "unets/unet_2d_blocks.py", "transformers/transformer_2d.py",
 )
 _TOP_CLASS = re.compile(r"^class[ \t]+(\w+)", re.M)
-_SHIM = re.compile(r"\bdeprecate\(")
+
 
 
 def _shared(ctx, root: Path) -> dict[str, Path]:
@@ -25,15 +25,19 @@ def _shared(ctx, root: Path) -> dict[str, Path]:
         path = root / "models" / rel
         text = ctx.read_other(path) if path.is_file() else None
         blocks = _TOP_CLASS.split(text or "")  # [before, name, body, name, body, ...]
-        for name, body in zip(blocks[1::2], blocks[2::2]):
-            if not _SHIM.search(body):
+        for name, body in zip(blocks[1::2], blocks[2::2], strict=True):
+            if not re.search(rf"\bdeprecate\(\s*[\"']{name}[\"']", body):
                 out.setdefault(name, path)
     return out
 
 
 def _is_shim(ctx, cls: ast.ClassDef) -> bool:
-    """A deprecated alias kept for old imports: it calls `deprecate(...)`."""
-    return any(isinstance(n, ast.Call) and ctx.names.qualify(n.func).split(".")[-1] == "deprecate" for n in ctx.inside(cls, ast.Call))
+    """A deprecated alias kept for old imports: it calls `deprecate("<its own name>", ...)`."""
+    return any(
+        isinstance(n, ast.Call) and ctx.names.qualify(n.func).split(".")[-1] == "deprecate"
+        and n.args and isinstance(n.args[0], ast.Constant) and n.args[0].value == cls.name
+        for n in ctx.inside(cls, ast.Call)
+    )
 
 
 def _exported(ctx, root: Path) -> set[str]:
@@ -67,10 +71,20 @@ def check(ctx):
         return
     shared, exported = _shared(ctx, root), _exported(ctx, root)
     here = ctx.path.resolve()
-    for cls in ctx.tree.body:
-        if not isinstance(cls, ast.ClassDef) or _is_shim(ctx, cls):
+    local_classes = {c.name for c in ctx.tree.body if isinstance(c, ast.ClassDef)}
+    for stmt in ctx.tree.body:
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Name) and stmt.value.id in local_classes:
+            names = [t.id for t in stmt.targets if isinstance(t, ast.Name)]  # `Attention = MyAttention`
+        elif isinstance(stmt, ast.ClassDef) and not _is_shim(ctx, stmt):
+            names = [stmt.name]
+        else:
             continue
-        name = cls.name
+        for message in _shadows(ctx, root, shared, exported, here, names):
+            yield stmt, message
+
+
+def _shadows(ctx, root: Path, shared: dict[str, Path], exported: set[str], here: Path, names: list[str]):
+    for name in names:
         if name in shared:
             if shared[name].resolve() == here:
                 continue  # the definition itself
@@ -81,7 +95,7 @@ def check(ctx):
             where = f"diffusers' exported {name}"
         else:
             continue
-        yield cls, f"class {name} shadows {where}: a reader, or an import added later, takes it for diffusers' own; give it the model's prefix"
+        yield f"class {name} shadows {where}: a reader, or an import added later, takes it for diffusers' own; give it the model's prefix"
 
 
 RULE = register(Rule(

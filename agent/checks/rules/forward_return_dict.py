@@ -1,5 +1,7 @@
+import ast
+
 from agent.checks.flow import Scope, uses
-from agent.checks.model_contract import contract_models
+from agent.checks.model_contract import UNKNOWN, ReturnKinds, contract_models, returns
 from agent.checks.registry import Rule, register
 
 
@@ -12,6 +14,25 @@ def check(ctx):
         verdict = uses(fn, ["return_dict"], Scope.of(ctx, cls))["return_dict"]
         if not verdict.used:
             yield fn, f"{cls.name}.forward accepts return_dict but ignores it ({verdict.why}): it returns the same thing either way"
+        elif _same_either_way(ctx, cls, fn):
+            yield fn, f"{cls.name}.forward reads return_dict but returns the same kind of result on every path: return_dict=False must give a tuple, True a dataclass"
+
+
+def _passed_on(fn) -> bool:
+    """return_dict handed to another call (`self._forward(..., return_dict=return_dict)`)."""
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Call):
+            values = [*node.args, *(k.value for k in node.keywords)]
+            if any(isinstance(v, ast.Name) and v.id == "return_dict" for v in values):
+                return True
+    return False
+
+
+def _same_either_way(ctx, cls, fn) -> bool:
+    kinds = ReturnKinds(ctx, cls)
+    seen = [kinds.of(r.value, fn) for r in returns(fn)]
+    flat = set().union(*seen) if seen else set()
+    return len(seen) > 1 and len(flat) == 1 and UNKNOWN not in flat and not _passed_on(fn)
 
 
 RULE = register(Rule(

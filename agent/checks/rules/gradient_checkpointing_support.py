@@ -10,15 +10,18 @@ def _module_lists(ctx, cls: ast.ClassDef) -> set[str]:
     out = set()
     for c in ctx.classes.lineage(cls):
         init = ctx.classes.methods(c).get("__init__")
-        for node in own_nodes(init) if init is not None else ():
-            if not isinstance(node, ast.Assign) or not isinstance(node.value, ast.Call):
-                continue
-            q = ctx.names.qualify(node.value.func) or getattr(node.value.func, "attr", "")
-            if q.split(".")[-1] != "ModuleList":
+        local: set[str] = set()  # `blocks = nn.ModuleList(...)`, later `self.blocks = blocks`
+        for node in sorted((n for n in own_nodes(init) if isinstance(n, ast.Assign)), key=lambda n: n.lineno) if init is not None else ():
+            value = node.value
+            is_list = isinstance(value, ast.Call) and (ctx.names.qualify(value.func) or getattr(value.func, "attr", "")).split(".")[-1] == "ModuleList"
+            is_list = is_list or isinstance(value, ast.Name) and value.id in local
+            if not is_list:
                 continue
             for t in node.targets:
                 if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
                     out.add(t.attr)
+                elif isinstance(t, ast.Name):
+                    local.add(t.id)
     return out
 
 
