@@ -3,6 +3,7 @@ model files written the way an unconverted port and a converted one look, plus t
 forms that must stay clean (aliases, helpers, containers of models, deprecation shims)."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -171,3 +172,13 @@ def test_new_rules_are_ordinary_findings():
     resolve_ids([])
     for rid in NEW:
         assert RULES[rid].default and not RULES[rid].blocks_pass and RULES[rid].scope == "models"
+
+
+def test_optional_import_rule_ignores_a_standalone_ports_own_modules_and_its_tests(tmp_path):
+    """M010 is about third-party packages: the port's sibling module and a test file importing
+    it are not optional dependencies; a real third-party import beside them still is."""
+    (tmp_path / "transformer_x.py").write_text("import torch\n")
+    (tmp_path / "helpers.py").write_text("from transformer_x import torch\nimport timm\n")
+    (tmp_path / "test_transformer_x.py").write_text("import pytest\nfrom transformer_x import torch\n")
+    found = [(Path(f.path).name, f.message) for f in check_paths([tmp_path], select={"M010"}, use_cache=False)]
+    assert [name for name, _ in found] == ["helpers.py"] and "'timm'" in found[0][1]
