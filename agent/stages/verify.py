@@ -98,7 +98,8 @@ def verify(run: Run) -> dict[str, Any]:
     # (under the port's argument names when the conventions stage renamed them)
     renamed = forward_renames(run)
     test_config, samples = candidate_config(run), reference_samples(work / "sides")
-    test_inputs = [{**i, "name": renamed.get(i["name"], i["name"])} for i in analysis["inputs"]]
+    test_inputs = [{**i, "name": renamed.get(i["name"], i["name"])} if "name" in i else {**i, "renames": renamed}
+                   for i in analysis["inputs"]]  # an inputs file keeps the reference's names: its keys are renamed as it runs
     if planned["layout"] == "diffusers-tree":  # diffusers' own form: tester mixins + the parity test
         generated_test = write_and_run_model_test(
             run, test_file, config=test_config, inputs=test_inputs, reference_outputs=samples, seed=report["seed"],
