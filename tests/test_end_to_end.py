@@ -59,7 +59,11 @@ def test_pr_md_holds_parity_table_findings_and_commands(finished_run):
     assert "| transformer (reloaded with from_pretrained) |" in pr
     assert "## Convention checks" in pr
     assert "integrate parity" in pr and "integrate check" in pr
-    assert "2 calls rewritten" in pr and "3 more were replaced by later steps" in pr  # the blocks stage replaced the attention's
+    # the blocks stage replaced the attention's three rewrites, the conventions stage renamed the patchify line's `x`
+    assert "1 call rewritten" in pr and "4 more were replaced by later steps" in pr
+    assert "## diffusers conventions" in pr and "`forward(hidden_states, timestep, class_labels, return_dict)` returning `Transformer2DModelOutput`" in pr
+    assert "`input_size` -> `sample_size`" in pr and "`hidden_size` -> `attention_head_dim` (= `hidden_size` / `num_heads`)" in pr
+    assert "convert_config()" in pr and "`_supports_gradient_checkpointing = True`" in pr
 
 
 def test_port_has_no_einops_and_no_direct_sdpa(finished_run):

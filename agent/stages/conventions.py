@@ -6,6 +6,7 @@ breaks parity is left out and the reason recorded (docs/conventions.md)."""
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 from dataclasses import dataclass, replace
@@ -279,3 +280,36 @@ def conventions(run: Run) -> dict[str, Any]:
     run.write_json("conventions/summary.json", result)
     safe_files.write_text(work, "model_after.py", model_path.read_text())
     return result
+
+
+def pr_summary(result: dict[str, Any], final_code: str, class_name: str) -> dict[str, Any]:
+    """What the PR body says about this stage: the call signature and output the final file has,
+    the config rename a reference config.json goes through, the class flags, and what was left out
+    or skipped with the reason."""
+    signature = None
+    try:
+        tree = ast.parse(final_code)
+    except SyntaxError:
+        tree = None
+    cls = next((n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == class_name), None) if tree else None
+    forward = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward"), None) if cls else None
+    if forward is not None:
+        a = forward.args
+        names = [p.arg for p in [*a.posonlyargs, *a.args][1:]] + ([f"*{a.vararg.arg}"] if a.vararg else []) + \
+                [p.arg for p in a.kwonlyargs] + ([f"**{a.kwarg.arg}"] if a.kwarg else [])
+        signature = f"forward({', '.join(names)})"
+    left_out = {a_["groups"][-1]: a_["why"] for a_ in result.get("attempts", []) if a_.get("why") and a_["groups"][-1] in result.get("groups_left_out", [])}
+    return {
+        "status": result["status"],
+        "groups_applied": result.get("groups_applied", []),
+        "left_out": left_out,
+        "parity": result.get("parity"),
+        "signature": signature,
+        "forward_renames": result.get("forward_renames") or {},
+        "output_class": result.get("output_class"),
+        "config_renames": result.get("config_renames") or {},
+        "per_head": (result.get("config_conversion") or {}).get("per_head") or {},
+        "flags": result.get("flags") or {},
+        "gradients": result.get("gradient_checkpointing") or {},
+        "skipped": [f"{s['what']}: {s['reason']}" for items in (result.get("skipped") or {}).values() for s in items],
+    }
