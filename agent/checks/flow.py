@@ -19,7 +19,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 
-from agent.checks.registry import walk
+from agent.checks.registry import child_nodes, walk
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -526,7 +526,7 @@ class Flow:
             self.use(mask)
             return mask
         mask = 0
-        for child in ast.iter_child_nodes(node):
+        for child in child_nodes(node):
             if isinstance(child, ast.expr):
                 mask |= self.ev(child, st)
             elif isinstance(child, ast.keyword):
