@@ -18,10 +18,11 @@ _MEMO: dict[tuple, object] = {}
 
 
 def new_run() -> None:
-    from agent.checks.tree import _package_root_of
+    from agent.checks.tree import _package_root_of, _resolved
 
     _MEMO.clear()
     _package_root_of.cache_clear()
+    _resolved.cache_clear()
 
 
 def _memo(key: tuple, build):

@@ -200,9 +200,9 @@ class FileContext:
 
     def read_other(self, path: Path) -> str | None:
         """Text of another file this rule's verdict depends on (recorded for the cache)."""
-        self.deps.add(str(Path(path).resolve()))
-        from agent.checks.tree import overlaid
+        from agent.checks.tree import overlaid, resolved
 
+        self.deps.add(str(resolved(path)))
         text = overlaid(path)
         if text is not None:
             return text
@@ -218,7 +218,9 @@ class FileContext:
     @property
     def deprecated(self) -> bool:
         """Inside a `deprecated` folder of a diffusers tree (kept for old users, not maintained)."""
-        return self.root is not None and "deprecated" in self.path.resolve().relative_to(self.root).parts[:-1]
+        from agent.checks.tree import resolved
+
+        return self.root is not None and "deprecated" in resolved(self.path).relative_to(self.root).parts[:-1]
 
 
 # A check yields (node or line number, message).
@@ -252,10 +254,19 @@ class Rule:
     # model file may not do) run when selected, under --port, and in check_port().
     default: bool = True
 
-    def applies(self, source: str) -> bool:
+    def applies(self, source: str, searched: dict[str, bool] | None = None) -> bool:
+        """`searched` remembers, for one source, which trigger texts occur in it."""
         if self.prefilter is not None:
             return self.prefilter(source)
-        return not self.triggers or any(t in source for t in self.triggers)
+        if searched is None:
+            return not self.triggers or any(t in source for t in self.triggers)
+        for t in self.triggers:
+            found = searched.get(t)
+            if found is None:
+                found = searched[t] = t in source
+            if found:
+                return True
+        return not self.triggers
 
     def run(self, ctx: FileContext) -> list[Finding]:
         out = []
