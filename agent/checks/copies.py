@@ -284,6 +284,12 @@ def targets_of(index: dict[str, tuple[str, str]]) -> set[str]:
     return {t for t, _ in index.values()}
 
 
+def _targets(root: Path, index: dict) -> frozenset[str]:
+    from agent.checks.indexes import _memo
+
+    return _memo(("copy-targets", str(root)), lambda: frozenset(targets_of(index)))
+
+
 _DEF_NAMES = re.compile(r"\n[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)")  # on "\n" + text
 
 
@@ -315,7 +321,7 @@ def unannotated_copies(lines: list[str], root: Path, module: str, source: str | 
         return
     names = _source_names(root, index)
     shapes = _shapes(root, index)
-    sources = targets_of(index)
+    sources = _targets(root, index)
     text = source if source is not None else "".join(lines)
     stack: list[tuple[int, str]] = []  # enclosing (indent, name) for dotted paths
     counted_to, i = 0, 0  # line numbers are counted only up to the headers that need one
