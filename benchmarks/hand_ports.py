@@ -353,7 +353,7 @@ def row_index(state: dict) -> tuple[dict, dict]:
             for row in t.reshape(t.shape[0], -1):
                 rows.setdefault(hashlib.sha1(row.numpy().tobytes()).digest(), key)
         else:
-            flat = t.numpy()
+            flat = t.numpy()  # a tensor shorter than a window is indexed whole
             for i in range(max(len(flat) - 3, 1)):
                 windows.setdefault(flat[i:i + 4].tobytes(), (key, i))
     return rows, windows
@@ -377,7 +377,7 @@ def counterparts(port_state: dict, hand_state: dict) -> dict[str, dict[str, int]
         else:
             p, i = t.numpy(), 0
             while i < len(p):
-                at = windows.get(p[i:i + 4].tobytes()) if len(p) >= 4 else None
+                at = windows.get(p[i:i + 4].tobytes())
                 if at is None:
                     i += 1
                     continue

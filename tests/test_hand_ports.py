@@ -39,14 +39,18 @@ def test_counterparts_follow_values_across_fused_and_split_tensors():
     bench = load_benchmark()
     g = torch.Generator().manual_seed(0)
     qkv_w, qkv_b, out_w = torch.randn(12, 4, generator=g), torch.randn(12, generator=g), torch.randn(4, 4, generator=g)
-    port = {"attn.qkv.weight": qkv_w, "attn.qkv.bias": qkv_b, "attn.proj.weight": out_w, "extra": torch.randn(3, 3, generator=g)}
+    short = torch.randn(3, generator=g)  # shorter than a matching window (an RGB output bias)
+    port = {"attn.qkv.weight": qkv_w, "attn.qkv.bias": qkv_b, "attn.proj.weight": out_w, "extra": torch.randn(3, 3, generator=g),
+            "conv_out.bias": short}
     hand = {"to_q.weight": qkv_w[:4], "to_k.weight": qkv_w[4:8], "to_v.weight": qkv_w[8:],
-            "to_q.bias": qkv_b[:4], "to_k.bias": qkv_b[4:8], "to_v.bias": qkv_b[8:], "to_out.weight": out_w}
+            "to_q.bias": qkv_b[:4], "to_k.bias": qkv_b[4:8], "to_v.bias": qkv_b[8:], "to_out.weight": out_w,
+            "out.bias": short.clone()}
     found = bench.counterparts(port, hand)
     assert found["attn.qkv.weight"] == {"to_q.weight": 16, "to_k.weight": 16, "to_v.weight": 16}
     assert found["attn.qkv.bias"] == {"to_q.bias": 4, "to_k.bias": 4, "to_v.bias": 4}
     assert found["attn.proj.weight"] == {"to_out.weight": 16}
     assert found["extra"] == {}
+    assert found["conv_out.bias"] == {"out.bias": 3}
 
 
 def test_forward_verdicts():
