@@ -52,7 +52,7 @@ def reproduce_commands(run: Run) -> list[str]:
         commands.append(f"# (local source {Path(resolved['origin']).name!r}: copy the author's folder to {REFERENCE_FOLDER}; the manifest has its hashes)")
     commands += [
         "# the converted weights, from the reference and the mapping in this branch",
-        shlex.join(["integrate", "convert", *weights, "--mapping", f"{evidence}/_weight_mapping.py",
+        shlex.join(["integrate", "convert", *weights, "--mapping", _rel(run.result("convert")["mapping_file"], workspace),
                     "--config", f"{evidence}/{CONVERTED_CONFIG}", "--out", converted]),
         "# parity: reference and port each in their own sandbox, the verdict outside both",
         shlex.join(["integrate", "parity", _rel(verified["spec"], workspace), "--reference-path", REFERENCE_FOLDER,
