@@ -386,22 +386,24 @@ def verify_cmd(where, reference, device, json_out, keep, post) -> None:
 @cli.command("check")
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default="text", show_default=True)
-@click.option("--select", help="Comma-separated rule ids or names (or id prefixes: M, P).")
+@click.option("--select", help="Comma-separated rule ids or names (or id prefixes: M, P, R, T).")
 @click.option("--ignore", help="Comma-separated rule ids or names to skip.")
+@click.option("--port", is_flag=True, help="Also run the port-only rules (T: tampering with the verdict), as verification does.")
+@click.option("--include-deprecated", is_flag=True, help="Also check diffusers' deprecated pipelines with every rule.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the findings cache.")
-@click.option("--fix", is_flag=True, help="Rewrite what can be fixed (P001, R001 for models, R002), then report what is left.")
+@click.option("--fix", is_flag=True, help="Apply the fixes that are proven safe (P001, R001 for models, R002); report the rest.")
 @click.option("--changed-only", is_flag=True, help="Only files changed against --base-ref (committed, staged, unstaged or untracked).")
 @click.option("--base-ref", default="HEAD", show_default=True, help="Git ref that --changed-only compares against.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--explain", metavar="ID", help="Print a rule's documentation and exit.")
-def check_cmd(paths, fmt, select, ignore, no_cache, fix, changed_only, base_ref, list_rules, explain) -> None:
+def check_cmd(paths, fmt, select, ignore, port, include_deprecated, no_cache, fix, changed_only, base_ref, list_rules, explain) -> None:
     """Run the diffusers convention checks on PATHS (files or folders).
 
     Exit 0 clean, 1 findings, 2 could not run. Suppress one line with
     `# integrate: ignore[ID]`, a whole file with `# integrate: ignore-file[ID]`.
     """
     from agent.checks import RULES
-    from agent.checks.engine import check_paths
+    from agent.checks.engine import RULE_CRASHED, check_paths
     from agent.checks.formats import FORMATS
     from agent.checks.registry import resolve_ids
 
@@ -409,7 +411,8 @@ def check_cmd(paths, fmt, select, ignore, no_cache, fix, changed_only, base_ref,
         resolve_ids([])  # registers the rules
         if list_rules:
             for r in RULES.values():
-                click.echo(f"{r.id}  {r.name:<22} {r.scope:<10} {r.summary}")
+                flags = (" [blocks a pass]" if r.blocks_pass else "") + ("" if r.default else " [--port]")
+                click.echo(f"{r.id}  {r.name:<34} {r.scope:<10} {r.summary}{flags}")
             return
         try:
             ids = resolve_ids([explain])
@@ -428,13 +431,15 @@ def check_cmd(paths, fmt, select, ignore, no_cache, fix, changed_only, base_ref,
         if not paths:
             click.echo(FORMATS[fmt]([]))
             return
+    chosen = select.split(",") if select else None
+    if port and chosen is None:
+        resolve_ids([])
+        chosen = sorted(RULES)
 
     def run():
         return check_paths(
-            paths,
-            select=select.split(",") if select else None,
-            ignore=ignore.split(",") if ignore else None,
-            use_cache=not no_cache,
+            paths, select=chosen, ignore=ignore.split(",") if ignore else None,
+            use_cache=not no_cache, include_deprecated=include_deprecated,
         )
 
     try:
@@ -442,18 +447,17 @@ def check_cmd(paths, fmt, select, ignore, no_cache, fix, changed_only, base_ref,
         if fix:
             from agent.checks.fix import fix_findings
 
-            fixed = fix_findings([f for f in findings if RULES.get(f.rule) and RULES[f.rule].fixable])
-            for file in fixed:
-                _console().print(f"fixed {file}")
-            if fixed:
-                findings = run()
+            for result in fix_findings([f for f in findings if RULES.get(f.rule) and RULES[f.rule].fixable], recheck=run):
+                if result.applied:
+                    _console().print(f"fixed {result.path} ({result.rule})")
+                else:
+                    _console().print(f"[yellow]fix not applied[/yellow] {result.path} ({result.rule}): {result.reason}")
+            findings = run()
     except KeyError as exc:
         raise IntegrateError(f"unknown rule: {exc.args[0]}") from None
     except FileNotFoundError as exc:
         raise IntegrateError(f"path not found: {exc.args[0]}") from None
     click.echo(FORMATS[fmt](findings))
-    from agent.checks.engine import RULE_CRASHED
-
     crashed = [f for f in findings if f.rule == RULE_CRASHED]
     if crashed:
         raise IntegrateError(f"{len(crashed)} rule crash(es), first: {crashed[0].path}: {crashed[0].message}")

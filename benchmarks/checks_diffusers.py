@@ -1,10 +1,14 @@
-"""Time `integrate check` on the installed diffusers package, cold and warm, and sample findings.
+"""Time `integrate check` on the installed diffusers package, cold and warm, and draw a sample of
+findings to judge by hand, stratified by rule.
 
-    python benchmarks/checks_diffusers.py [--sample 20] [--seed 0]
+    python benchmarks/checks_diffusers.py [--sample 40] [--seed 0] [--port]
 
 Cold: an empty cache folder; warm: the same folder again. Each run is a fresh process (the
-`integrate check` command), so interpreter start-up and imports are included. Prints the time
-of each, the number of findings per rule, and a seeded random sample to judge by hand.
+`integrate check` command), so interpreter start-up and imports are included. Prints the wall time
+and the CPU time (the command and its worker processes) of each, since a shared machine's load
+inflates wall time, the number of findings per rule, and the sample: findings are drawn round-robin over the
+rules (each rule's findings shuffled with the seed) until the sample size is reached, so every rule
+that fires is represented and none dominates. `--port` adds the port-only (tamper) rules.
 """
 
 from __future__ import annotations
@@ -13,45 +17,70 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 
-def run_check(target: str, cache: str) -> tuple[float, list[dict]]:
+def run_check(target: str, cache: str, port: bool) -> tuple[float, float, list[dict]]:
+    """(wall seconds, CPU seconds of the command and its workers, findings)."""
     env = dict(os.environ, INTEGRATE_CACHE_DIR=cache)
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "agent.cli", "check", target, "--format", "json"], capture_output=True, text=True, env=env)
+    cmd = [sys.executable, "-m", "agent.cli", "check", target, "--format", "json", *(["--port"] if port else [])]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"check failed: {proc.stderr.strip()}")
-    return elapsed, json.loads(proc.stdout)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    return elapsed, cpu, json.loads(proc.stdout)
+
+
+def stratified(findings: list[dict], size: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    by_rule: dict[str, list[dict]] = defaultdict(list)
+    for f in findings:
+        by_rule[f["rule"]].append(f)
+    for items in by_rule.values():
+        rng.shuffle(items)
+    sample, depth = [], 0
+    while len(sample) < size and any(len(v) > depth for v in by_rule.values()):
+        for rule in sorted(by_rule):
+            if depth < len(by_rule[rule]) and len(sample) < size:
+                sample.append(by_rule[rule][depth])
+        depth += 1
+    return sample
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sample", type=int, default=20)
+    parser.add_argument("--sample", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--port", action="store_true")
     args = parser.parse_args()
     import diffusers
 
     target = str(Path(diffusers.__file__).parent)
     files = sum(1 for _ in Path(target).rglob("*.py"))
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as cache:
-        cold, findings = run_check(target, cache)
-        warm, again = run_check(target, cache)
+        cold, cold_cpu, findings = run_check(target, cache, args.port)
+        warm, warm_cpu, again = run_check(target, cache, args.port)
     assert findings == again, "the cache changed the findings"
-    print(f"diffusers {diffusers.__version__}: {files} files, {os.cpu_count()} cores")
-    print(f"cold: {cold:.2f} s   warm: {warm:.2f} s   findings: {len(findings)}")
+    print(f"diffusers {diffusers.__version__}: {files} files, {os.cpu_count()} cores, load average before {load:.1f}, after {os.getloadavg()[0]:.1f}")
+    print(f"cold: {cold:.2f} s wall, {cold_cpu:.2f} s CPU   warm: {warm:.2f} s wall, {warm_cpu:.2f} s CPU   findings: {len(findings)}")
+    print(f"  (CPU seconds / cores = the wall time on otherwise idle cores: cold {cold_cpu / (os.cpu_count() or 1):.2f} s, warm {warm_cpu / (os.cpu_count() or 1):.2f} s)")
     for rule, n in sorted(Counter(f["rule"] for f in findings).items()):
         print(f"  {rule}: {n}")
-    rng = random.Random(args.seed)
-    print(f"\nsample of {args.sample} (seed {args.seed}):")
-    for f in rng.sample(findings, min(args.sample, len(findings))):
-        print(f"  {f['rule']} {Path(f['path']).relative_to(target)}:{f['line']} {f['message']}")
+    sample = stratified(findings, args.sample, args.seed)
+    print(f"\nsample of {len(sample)} (seed {args.seed}, round-robin over {len({f['rule'] for f in findings})} rules):")
+    for i, f in enumerate(sample, 1):
+        print(f"  {i:>2}. {f['rule']} {Path(f['path']).relative_to(target)}:{f['line']} {f['message']}")
     return 0
 
 

@@ -221,3 +221,19 @@ def test_only_torchs_attention_is_rewritten_not_a_function_of_the_same_name():
     """)
     assert [c["line"] for c in r.converted] == [8, 13, 13, 13]
     assert "a = scaled_dot_product_attention(q, k, v)" in r.code and "attn.scaled_dot_product_attention(q, k, v)" in r.code
+
+
+def test_environment_reads_become_the_default_the_sandboxed_reference_used():
+    r = mods("""
+        import os
+        import os as system
+
+        PRECISION = os.environ.get("ATTN_PRECISION", "fp32")
+        CHUNK = system.getenv("CHUNK", 4)
+        NAME = os.environ.get(PRECISION, "x")
+        MISSING = os.environ.get("NO_DEFAULT")
+    """)
+    assert 'PRECISION = "fp32"' in r.code and "CHUNK = 4" in r.code
+    assert [c["from"] for c in r.converted] == ["environment variable ATTN_PRECISION", "environment variable CHUNK"]
+    assert [item.what for item in r.left] == ["environment read", "environment read"]  # non-literal name, no default
+    assert "import os\n" in r.code and "import os as system" not in r.code

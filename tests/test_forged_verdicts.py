@@ -265,3 +265,29 @@ def test_a_port_that_is_right_only_under_the_harness_fails_verification(tmp_path
     assert summary["stages"]["refine"]["status"] == "done"  # parity under the harness passed ...
     verify = json.loads((tmp_path / "runs" / "r" / "verify" / "summary.json").read_text())
     assert verify["parity"]["passed"] is True and verify["generated_test"]["passed"] is False  # ... the fresh process did not
+
+
+def test_a_port_that_patches_torch_at_import_is_blocked_even_when_parity_passes(tmp_path):
+    """The model makes the port patch torch when imported (here harmlessly: the same function
+    under another name), so every numeric check still passes; the tamper rule blocks the run."""
+    from anthropic_server import MessagesStandIn, message
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    import make_refine_session as session
+
+    old = "import torch.nn as nn\n"
+    new = "import torch.nn as nn\n\ntorch.nn.functional.gelu_alias = torch.nn.functional.gelu\n"
+    u = session.usage(100, 0, 0, 50)
+    with MessagesStandIn() as api:
+        api.actions = [
+            message([session.tool_use(1, "edit_file", path=session.MODEL, old=old, new=new)], "tool_use", u),
+            message([session.tool_use(2, "run_parity")], "tool_use", u),
+            message([session.tool_use(3, "finish", summary="added an alias")], "tool_use", u),
+        ]
+        env = {"ANTHROPIC_BASE_URL": api.url, "ANTHROPIC_API_KEY": "sk-ant-api03-standin-0123456789"}
+        proc = integrate(str(EXAMPLE), "--out", "out", "--llm", "anthropic", "--run-id", "r", cwd=tmp_path, env=env, timeout=900)
+    assert proc.returncode == 1, proc.stderr
+    assert "blocking finding" in proc.stderr and "T007" in proc.stderr
+    verify = json.loads((tmp_path / "runs" / "r" / "verify" / "summary.json").read_text())
+    assert verify["parity"]["passed"] is True and verify["generated_test"]["passed"] is True
+    assert [f["rule"] for f in verify["blocking"]] == ["T007"]

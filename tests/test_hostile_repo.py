@@ -14,7 +14,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import git
 from conftest import EXAMPLE, assert_one_line_error, integrate
 
 CANARY_TEXT = "-----BEGIN PRIVATE KEY----- canary"
@@ -68,7 +67,8 @@ def test_a_fifo_in_the_source_is_refused_without_hanging(tmp_path, example):
 def test_reference_code_planting_links_and_fifos_in_its_workspaces(tmp_path, example):
     """The reference plants links to a private key and to a site-packages .pth in every
     folder it runs in (analysis probe, parity sides, mapping, conversion), and a FIFO; the run
-    still completes, and nothing the host wrote or read went through them."""
+    goes through every stage, nothing the host wrote or read went through them, and the port
+    (which carries the planting code) is refused by the tamper rule, not published."""
     canary, site = _canary(tmp_path)
     code = (example / "tiny_dit.py").read_text()
     hostile = f'''
@@ -94,15 +94,16 @@ def _plant():
     (example / "tiny_dit.py").write_text(code)
 
     proc = integrate(str(example), "--out", "out", "--run-id", "r", "--json", cwd=tmp_path, timeout=600)
-    assert proc.returncode in (0, 1, 2), proc.stderr
-    assert proc.returncode == 0, proc.stderr  # the model itself is fine: planting must not break the run
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["stages"]["convert"]["status"] == "done" and report["stage_reached"] == "verify"
+    assert "T006" in report["error"] and "os.symlink" in report["error"]
     planted = [p for p in (tmp_path / "runs").rglob("*") if p.is_symlink()]
     assert planted, "the attack did not run: nothing was planted"
     _assert_host_untouched(tmp_path, canary, site, tmp_path / "out")
-    repo = git.Repo(tmp_path / "out")
     objects = subprocess.run(["git", "-C", str(tmp_path / "out"), "cat-file", "--batch-all-objects", "--batch"],
                              capture_output=True).stdout
-    assert CANARY_TEXT.encode() not in objects and not repo.is_dirty(untracked_files=True)
+    assert CANARY_TEXT.encode() not in objects
 
 
 def test_a_spec_whose_reference_side_swaps_its_files_for_links(tmp_path):

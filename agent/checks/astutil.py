@@ -6,6 +6,8 @@ import ast
 import re
 from collections.abc import Iterator
 
+from agent.checks.registry import walk
+
 
 def dotted(node: ast.AST) -> str:
     """`torch.nn.functional.gelu` for an Attribute chain, '' when it is not one."""
@@ -20,7 +22,7 @@ def dotted(node: ast.AST) -> str:
 
 
 def classes(tree: ast.Module) -> Iterator[ast.ClassDef]:
-    yield from (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef))
+    yield from (n for n in walk(tree) if isinstance(n, ast.ClassDef))
 
 
 def base_names(cls: ast.ClassDef) -> set[str]:
@@ -40,7 +42,7 @@ def decorator_names(fn: ast.FunctionDef) -> set[str]:
 
 
 def names_used(node: ast.AST) -> set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    return {n.id for n in walk(node) if isinstance(n, ast.Name)}
 
 
 # Relative imports of building blocks, recognised by the names imported.
@@ -81,7 +83,7 @@ def string_items(node: ast.expr | None) -> list[ast.Constant]:
 def self_attributes_assigned(tree: ast.AST) -> set[str]:
     return {
         t.attr
-        for node in ast.walk(tree)
+        for node in walk(tree)
         if isinstance(node, (ast.Assign, ast.AnnAssign))
         for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
         if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
@@ -98,11 +100,91 @@ def module_level_names(tree: ast.Module) -> set[str]:
         elif isinstance(node, ast.Assign):
             names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
     # names imported inside `if TYPE_CHECKING:` / try blocks count too
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             names |= {(a.asname or a.name).split(".")[0] for a in node.names}
     return names
 
 
 def calls_in(node: ast.AST) -> list[ast.Call]:
-    return [n for n in ast.walk(node) if isinstance(n, ast.Call)]
+    return [n for n in walk(node) if isinstance(n, ast.Call)]
+
+
+def functions(tree: ast.AST) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    return [n for n in walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def enclosing(tree: ast.Module) -> dict[int, tuple[ast.ClassDef | None, ast.FunctionDef | None]]:
+    """id(node) -> (innermost class, innermost function) around it."""
+    out: dict[int, tuple] = {}
+
+    def visit(node, cls, fn):
+        for child in ast.iter_child_nodes(node):
+            c, f = cls, fn
+            if isinstance(child, ast.ClassDef):
+                c, f = child, None
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                f = child
+            out[id(child)] = (cls, fn)
+            visit(child, c, f)
+
+    visit(tree, None, None)
+    return out
+
+
+def own_nodes(fn: ast.AST):
+    """Nodes of a function body, not descending into nested functions or classes."""
+    stack = list(ast.iter_child_nodes(fn))
+    while stack:
+        n = stack.pop()
+        yield n
+        if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            stack.extend(ast.iter_child_nodes(n))
+
+
+def assignments(fn: ast.AST) -> list[tuple[list[str], ast.expr]]:
+    """(target names, value) of the plain assignments in a function body, in source order."""
+    out = []
+    for n in own_nodes(fn):
+        if isinstance(n, ast.Assign):
+            names = [t.id for target in n.targets for t in walk(target) if isinstance(t, ast.Name)]
+            out.append((names, n.value))
+        elif isinstance(n, (ast.AnnAssign, ast.AugAssign)) and n.value is not None and isinstance(n.target, ast.Name):
+            out.append(([n.target.id], n.value))
+        elif isinstance(n, ast.NamedExpr):
+            out.append(([n.target.id], n.value))
+    return sorted(out, key=lambda a: (a[1].lineno, a[1].col_offset))
+
+
+def derived(fn: ast.AST, seeds: set[str], start: ast.AST | None = None) -> set[str]:
+    """Names whose value is computed (through assignments in `fn`) from `seeds` or from `start`."""
+    names = set(seeds)
+    assigned = []
+    for targets, value in assignments(fn):
+        nodes = list(walk(value))
+        used = {n.id for n in nodes if isinstance(n, ast.Name)}
+        assigned.append((targets, used, start is not None and any(n is start for n in nodes)))
+    for _ in range(3):
+        before = len(names)
+        for targets, used, has_start in assigned:
+            if has_start or used & names:
+                names |= set(targets)
+        if len(names) == before:
+            break
+    return names
+
+
+def constant_int(node: ast.AST) -> int | None:
+    """The value of an integer literal or a constant arithmetic expression (`2 ** 3`)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return node.value
+    if isinstance(node, ast.BinOp):
+        left, right = constant_int(node.left), constant_int(node.right)
+        if left is None or right is None:
+            return None
+        ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+               ast.Pow: lambda a, b: a ** b if b < 64 else None, ast.FloorDiv: lambda a, b: a // b if b else None,
+               ast.LShift: lambda a, b: a << b if b < 64 else None}
+        op = ops.get(type(node.op))
+        return op(left, right) if op else None
+    return None

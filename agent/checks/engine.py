@@ -1,22 +1,22 @@
-"""Run the registered rules over files: suppression comments, parallel workers, a content cache."""
+"""Run the registered rules over files: one parse per file, suppression comments, parallel
+workers, and a cache keyed by each file and by everything its findings depend on."""
 
 from __future__ import annotations
 
-import ast
-import hashlib
-import json
+import gc
 import os
 import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from agent.checks.registry import RULES, FileContext, Finding
+from agent.checks.cache import Entry, cache_dir, code_version
+from agent.checks.registry import RULES, SYNTAX_ERROR, FileContext, Finding
 
 SUPPRESS_LINE = re.compile(r"#\s*integrate:\s*ignore(?:\[([A-Za-z0-9_,\s-]+)\])?")
 SUPPRESS_FILE = re.compile(r"#\s*integrate:\s*ignore-file\[([A-Za-z0-9_,\s-]+)\]")
 RULE_CRASHED = "E998"  # the CLI exits 2 when it sees one
-SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", "node_modules", "build", "dist"}
+SKIP_DIRS = {".git", "__pycache__", ".venv", "venv", "node_modules", "build", "dist", ".tox", ".mypy_cache", ".ruff_cache"}
 
 
 def iter_python_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -38,153 +38,110 @@ def _ids(text: str | None) -> set[str] | None:
     return None if text is None else {t.strip().upper() for t in text.split(",") if t.strip()}
 
 
-def _suppressed(finding: Finding, ctx: FileContext, file_ids: set[str]) -> bool:
-    if finding.rule in file_ids:
-        return True
-    if 1 <= finding.line <= len(ctx.lines):
-        match = SUPPRESS_LINE.search(ctx.lines[finding.line - 1])
-        if match:
-            ids = _ids(match.group(1))
-            return ids is None or finding.rule in ids
-    return False
+def _suppressions(lines: list[str]) -> tuple[set[str], dict[int, set[str] | None]]:
+    file_ids: set[str] = set()
+    by_line: dict[int, set[str] | None] = {}
+    for i, line in enumerate(lines, 1):
+        if "integrate:" not in line:
+            continue
+        m = SUPPRESS_FILE.search(line)
+        if m:
+            file_ids |= _ids(m.group(1)) or set()
+            continue
+        m = SUPPRESS_LINE.search(line)
+        if m:
+            by_line[i] = _ids(m.group(1))
+    return file_ids, by_line
 
 
-def check_source(path: Path, source: str, rule_ids: Sequence[str]) -> list[Finding]:
+def _keep(f: Finding, file_ids: set[str], by_line: dict[int, set[str] | None]) -> bool:
+    if f.rule in file_ids:
+        return False
+    if f.line in by_line:
+        ids = by_line[f.line]
+        return ids is not None and f.rule not in ids
+    return True
+
+
+def merge_same_place(findings: list[Finding]) -> list[Finding]:
+    """One finding per rule and line: repeated messages at one place are joined, not repeated."""
+    out: dict[tuple, Finding] = {}
+    for f in findings:
+        key = (f.rule, f.path, f.line)
+        if key not in out:
+            out[key] = f
+        elif f.message not in out[key].message:
+            prev = out[key]
+            out[key] = Finding(prev.rule, prev.path, prev.line, min(prev.col, f.col), f"{prev.message}; {f.message}")
+    return list(out.values())
+
+
+def _rules_for(path: Path, source: str, rule_ids: Sequence[str], include_deprecated: bool, deprecated: bool) -> list[str]:
+    return [
+        r for r in rule_ids
+        if RULES[r].applies(source) and (include_deprecated or not deprecated or RULES[r].on_deprecated)
+    ]
+
+
+def check_source(
+    path: Path, source: str, rule_ids: Sequence[str], include_deprecated: bool = False, entry: Entry | None = None
+) -> list[Finding]:
+    """Check one file's text; `entry` (the cache) supplies and receives per-rule results."""
     from agent.checks import rules as _  # noqa: F401  (registers every rule)
 
-    rule_ids = [r for r in rule_ids if RULES[r].applies(source)]
-    if not rule_ids:
-        return []
-    lines = source.splitlines()
-    text_ctx = FileContext(path=path, source=source, tree=None, lines=lines)
-    contexts: dict[str, list[FileContext]] = {"text": [text_ctx]}
-    if any(RULES[r].kind == "ast" for r in rule_ids):
+    entry = entry or Entry(None, str(path), b"")
+    findings: list[dict] = []
+    if entry.data.get("parsed") and entry.data.get("syntax"):
+        return [Finding(**entry.data["syntax"])]
+    ctx = None
+    if not entry.data.get("parsed"):
         try:
-            contexts["ast"] = [FileContext.parse(path, source)]
-        except SyntaxError as exc:
-            return [Finding("E999", str(path), exc.lineno or 1, exc.offset or 1, f"syntax error: {exc.msg}")]
-    if any(RULES[r].kind == "call" for r in rule_ids):
-        contexts["call"] = call_contexts(path, source, lines)
-    file_ids: set[str] = set()
-    for line in lines:
-        match = SUPPRESS_FILE.search(line)
-        if match:
-            file_ids |= _ids(match.group(1)) or set()
-    findings = []
-    for rule_id in rule_ids:
-        rule = RULES[rule_id]
-        for ctx in contexts.get(rule.kind, []):
-            try:
-                found = rule.run(ctx)
-            except Exception as exc:  # a bug in a rule must not hide the other rules' findings
-                findings.append(Finding(RULE_CRASHED, str(path), 1, 1, f"rule {rule_id} crashed: {exc.__class__.__name__}: {exc}"))
-                continue
-            findings += [f for f in found if not _suppressed(f, text_ctx, file_ids)]
-    return findings
+            ctx = FileContext.parse(path, source)
+        except (SyntaxError, ValueError) as exc:  # ValueError: NUL bytes
+            lineno = getattr(exc, "lineno", None) or 1
+            offset = getattr(exc, "offset", None) or 1
+            msg = getattr(exc, "msg", None) or str(exc)
+            syntax = Finding(SYNTAX_ERROR, str(path), lineno, offset, f"syntax error: {msg}")
+            entry.data.update(parsed=True, syntax=syntax.to_dict())
+            entry.dirty = True
+            return [syntax]
+        entry.data.update(parsed=True, syntax=None)
+        entry.dirty = True
+    from agent.checks.tree import module_name, package_root
 
-
-_DEF_CALL = re.compile(r"^(\s*)def __call__\(")
-_CLASS = re.compile(r"^(\s*)class\s+(\w+)\s*(?:\(([^)]*)\))?\s*:")
-
-
-def block_end(lines: list[str], start: int, indent: int) -> int:
-    """End (exclusive) of the def/class whose header starts at `start`: past the signature (which
-    may close on a line indented like `def`, so brackets are balanced first), up to the first line
-    indented at or left of `indent` (a comment there starts the next block); trailing blank lines
-    are dropped."""
-    depth, j = 0, start
-    while j < len(lines):
-        depth += lines[j].count("(") + lines[j].count("[") - lines[j].count(")") - lines[j].count("]")
-        if depth <= 0 and lines[j].rstrip().endswith(":"):
-            break
-        j += 1
-    end = j + 1
-    while end < len(lines):
-        text = lines[end]
-        if text.strip() and len(text) - len(text.lstrip()) <= indent:
-            break
-        end += 1
-    while end > start and not lines[end - 1].strip():
-        end -= 1
-    return end
-
-
-def def_slices(lines: list[str], def_line: re.Pattern) -> list[tuple[int, int, int, str]]:
-    """(start, end, indent, dedented text) of each function whose `def` line matches, with its
-    decorators; the end is found by indentation, after the signature's brackets balance."""
-    out = []
-    for i, line in enumerate(lines):
-        m = def_line.match(line)
-        if not m:
+    root = ctx.root if ctx else package_root(path)
+    deprecated = root is not None and "deprecated" in path.resolve().relative_to(root).parts[:-1]
+    crashed: list[Finding] = []
+    for rule_id in _rules_for(path, source, rule_ids, include_deprecated, deprecated):
+        cached = entry.result(rule_id)
+        if cached is not None:
+            findings += cached
             continue
-        indent = len(line) - len(line.lstrip())
-        start = i
-        while start > 0 and lines[start - 1].strip().startswith("@"):
-            start -= 1
-        end = block_end(lines, i, indent)
-        chunk = "\n".join(text[indent:] if text[:indent].strip() == "" else text for text in lines[start:end])
-        out.append((start, end, indent, chunk))
-    return out
+        if ctx is None:
+            import ast
 
-
-def call_contexts(path: Path, source: str, lines: list[str]) -> list[FileContext]:
-    """Each `def __call__` (with its decorators) parsed on its own, with its owning class."""
-    out = []
-    for start, _end, indent, chunk in def_slices(lines, _DEF_CALL):
+            ctx = FileContext(path=path, source=source, tree=ast.parse(source, filename=str(path)), lines=source.splitlines(), root=root, module=module_name(path, root))
+        ctx.deps = set()
         try:
-            tree = ast.parse(chunk)
-        except SyntaxError:
+            got = [f.to_dict() for f in RULES[rule_id].run(ctx)]
+        except Exception as exc:  # a bug in a rule must not hide the other rules' findings
+            crashed.append(Finding(RULE_CRASHED, str(path), 1, 1, f"rule {rule_id} crashed: {exc.__class__.__name__}: {exc}"))
             continue
-        i = next(k for k in range(start, len(lines)) if _DEF_CALL.match(lines[k]))
-        owner, bases = "", ()
-        for k in range(i - 1, -1, -1):
-            c = _CLASS.match(lines[k])
-            if c and len(c.group(1)) < indent:
-                owner = c.group(2)
-                bases = tuple(b.strip().split(".")[-1] for b in (c.group(3) or "").split(",") if b.strip() and "=" not in b)
-                break
-        out.append(FileContext(path=path, source=source, tree=tree, lines=lines, line_offset=start, col_offset=indent, class_name=owner, class_bases=bases))
-    return out
+        entry.store(rule_id, got, ctx.deps)
+        findings += got
+    file_ids, by_line = _suppressions(ctx.lines if ctx is not None else source.splitlines())
+    kept = [f for f in (Finding(**d) for d in findings) if _keep(f, file_ids, by_line)]
+    return merge_same_place(kept) + crashed
 
 
-def _ruleset_key(rule_ids: Sequence[str]) -> str:
-    rules_dir = Path(__file__).parent / "rules"
-    h = hashlib.sha256(",".join(sorted(rule_ids)).encode())
-    for f in sorted([*rules_dir.glob("*.py"), Path(__file__).parent / "registry.py", Path(__file__)]):
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("INTEGRATE_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "integrate"
-    )
-    return Path(base) / "checks"
-
-
-def _check_file(args: tuple[str, tuple[str, ...], str | None]) -> list[dict]:
-    path_str, rule_ids, cache_root = args
+def _check_file(args: tuple[str, tuple[str, ...], str | None, bool]) -> list[dict]:
+    path_str, rule_ids, cache_root, include_deprecated = args
     path = Path(path_str)
     data = path.read_bytes()
-    entry = None
-    if cache_root:
-        digest = hashlib.sha256(data + path_str.encode()).hexdigest()
-        entry = Path(cache_root) / digest[:2] / f"{digest}.json"
-        if entry.exists():
-            try:
-                return json.loads(entry.read_text())
-            except ValueError:
-                pass
-    findings = [f.to_dict() for f in check_source(path, data.decode("utf-8", errors="replace"), rule_ids)]
-    if entry is not None:
-        try:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            tmp = entry.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(findings))
-            os.replace(tmp, entry)
-        except OSError:
-            pass
-    return findings
+    entry = Entry(Path(cache_root) if cache_root else None, path_str, data)
+    findings = check_source(path, data.decode("utf-8", errors="replace"), rule_ids, include_deprecated, entry)
+    entry.save()
+    return [f.to_dict() for f in findings]
 
 
 def check_paths(
@@ -193,21 +150,71 @@ def check_paths(
     ignore: Iterable[str] | None = None,
     use_cache: bool = True,
     jobs: int | None = None,
+    include_deprecated: bool = False,
 ) -> list[Finding]:
+    """Findings for every Python file under `paths`, sorted by place.
+
+    `select`/`ignore` take rule ids, names or id prefixes. Files under a `deprecated` folder of
+    diffusers are checked only by the copy-consistency rules unless `include_deprecated`.
+    """
+    from agent.checks import indexes
     from agent.checks import rules as _  # noqa: F401
     from agent.checks.registry import resolve_ids
 
-    rule_ids = sorted(resolve_ids(select) if select else RULES)
+    indexes.new_run()
+    rule_ids = sorted(resolve_ids(select) if select else (r for r in RULES if RULES[r].default))
     if ignore:
         rule_ids = sorted(set(rule_ids) - resolve_ids(ignore))
     files = iter_python_files(paths)
-    cache_root = str(cache_dir() / _ruleset_key(rule_ids)) if use_cache else None
-    work = [(str(f), tuple(rule_ids), cache_root) for f in files]
+    cache_root = str(cache_dir() / code_version()) if use_cache else None
+    work = [(str(f), tuple(rule_ids), cache_root, include_deprecated) for f in files]
     jobs = jobs or min(len(work), os.cpu_count() or 1)
-    if len(work) > 16 and jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(_check_file, work, chunksize=max(1, len(work) // (jobs * 8))))
-    else:
-        results = [_check_file(w) for w in work]
+    # Syntax trees are freed by reference counting; the cyclic collector only rescans them, which
+    # made parsing diffusers nearly three times slower. It is off while checking (workers inherit).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        if len(work) > 16 and jobs > 1:
+            if cache_root is None or _probably_cold(work[:20]):
+                _prepare(files, rule_ids)
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                results = list(pool.map(_check_file, work, chunksize=max(1, len(work) // (jobs * 8))))
+        else:
+            results = [_check_file(w) for w in work]
+    finally:
+        if collecting:
+            gc.enable()
     findings = [Finding(**d) for batch in results for d in batch]
     return sorted(findings, key=lambda f: (f.path, f.line, f.col, f.rule))
+
+
+def check_port(paths: Iterable[str | Path], use_cache: bool = False, **kwargs) -> list[Finding]:
+    """Every rule, the port-only ones (tampering) included: what verification of a port runs.
+    Pass the result to `agent.checks.blocking()` for the findings that must fail the run."""
+    from agent.checks import rules as _  # noqa: F401
+
+    return check_paths(paths, select=sorted(RULES), use_cache=use_cache, **kwargs)
+
+
+def _probably_cold(sample: list[tuple]) -> bool:
+    """Most of a sample of files have no cache entry (a warm run skips building shared indexes)."""
+    missing = 0
+    for path_str, _rules, cache_root, _dep in sample:
+        try:
+            if not Entry(Path(cache_root), path_str, Path(path_str).read_bytes()).file.exists():
+                missing += 1
+        except OSError:
+            missing += 1
+    return missing * 2 > len(sample)
+
+
+def _prepare(files: list[Path], rule_ids: Sequence[str]) -> None:
+    """Build shared indexes once in the parent, before the workers fork and inherit them."""
+    from agent.checks.rules import PREPARE
+
+    done = set()
+    for rule_id in rule_ids:
+        hook = PREPARE.get(rule_id)
+        if hook is not None and hook not in done:
+            done.add(hook)
+            hook(files)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import sandbox
-from agent.checks import check_paths
+from agent.checks import check_port
 from agent.checks.formats import as_text
 from agent.errors import IntegrateError
 from agent.gitsafe import Git
@@ -127,7 +127,7 @@ class RefineEnv:
 
     def checks_text(self, paths: list[Path] | None = None) -> str:
         try:
-            findings = check_paths(paths or self.check_files, use_cache=False)
+            findings = check_port(paths or self.check_files)  # the model sees the tamper rules too
         except (RecursionError, ValueError, OSError, MemoryError) as exc:  # e.g. an expression nested past ast's limit
             return f"the convention checks could not run: {type(exc).__name__}: {exc}"[:500]
         return as_text(findings) if findings else "no convention findings"

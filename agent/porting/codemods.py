@@ -1,4 +1,5 @@
-"""libcst codemods of the structural port: einops calls to torch, SDPA to dispatch_attention_fn.
+"""libcst codemods of the structural port: einops calls to torch, SDPA to dispatch_attention_fn,
+environment reads to the default the sandboxed reference used.
 
 Each codemod changes layout code only; the numbers it computes are the reference's. What it
 cannot translate exactly stays in place and is reported with its line, never approximated.
@@ -6,6 +7,7 @@ cannot translate exactly stays in place and is reported with its line, never app
 
 from __future__ import annotations
 
+import ast
 from dataclasses import asdict, dataclass
 
 import libcst as cst
@@ -77,6 +79,7 @@ class _EinopsImports(cst.CSTVisitor):
         self.layers: dict[str, str] = {}  # local name -> Rearrange | Reduce | ...
         self.functional: set[str] = {"torch.nn.functional"}  # dotted names of torch.nn.functional
         self.sdpa: set[str] = set()  # local names of torch's scaled_dot_product_attention
+        self.os_modules: set[str] = set()  # local names of the os module
 
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:
@@ -87,6 +90,8 @@ class _EinopsImports(cst.CSTVisitor):
                 self.functional.add(alias.evaluated_alias)
             elif name == "torch.nn" and alias.asname:
                 self.functional.add(f"{alias.evaluated_alias}.functional")
+            elif name == "os":
+                self.os_modules.add(alias.evaluated_alias or "os")
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         module = cst.helpers.get_full_name_for_node(node.module) if node.module else ""
@@ -155,11 +160,38 @@ class _Rewrite(cst.CSTTransformer):
         if other:
             self.left.append(LeftUndone(self._line(original), f"einops.{other}", "no exact torch codemod for this einops function"))
             return updated
+        if self._is_environment_read(original):
+            return self._environment_default(original, updated)
         if self.sdpa and self._is_torch_sdpa(original.func):
             if self._unverified(original, "scaled_dot_product_attention"):
                 return updated
             return self._sdpa(original, updated)
         return updated
+
+    def _is_environment_read(self, call: cst.Call) -> bool:
+        name = cst.helpers.get_full_name_for_node(call.func) or ""
+        module, _, rest = name.partition(".")
+        return module in self.imports.os_modules and rest in ("environ.get", "getenv")
+
+    def _environment_default(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        """`os.environ.get("NAME", default)` becomes `default`: a model file may not read the
+        environment, and the sandboxed reference ran with NAME unset, so the default is the value
+        parity measured. A read without a literal name or default stays (and the T006 rule
+        reports it)."""
+        line = self._line(original)
+        args = updated.args
+        if len(args) != 2 or any(a.star or a.keyword for a in args) or _string_literal(args[0].value) is None:
+            self.left.append(LeftUndone(line, "environment read", "no literal variable name and default: left as it is"))
+            return updated
+        default = args[1].value
+        code = cst.Module([]).code_for_node(default)
+        try:
+            ast.literal_eval(code)
+        except (ValueError, SyntaxError):
+            self.left.append(LeftUndone(line, "environment read", "the default is not a literal: left as it is"))
+            return updated
+        self.converted.append({"line": line, "from": f"environment variable {_string_literal(args[0].value)}", "to": code})
+        return default
 
     def _is_torch_sdpa(self, func: cst.BaseExpression) -> bool:
         if isinstance(func, cst.Name):

@@ -174,7 +174,7 @@ def _close(recorded: Any, measured: float, tol: float) -> bool:
 
 def verify_manifest(root: Path, rel: str, *, reference: Path | None, device: str, work: Path,
                     findings_out: list[dict[str, Any]] | None = None) -> list[Claim]:
-    from agent.checks import check_paths
+    from agent.checks import blocking, check_port
     from agent.conversion import convert_checkpoints
     from agent.parity_run import SidePaths, render_spec, run_parity_sandboxed
 
@@ -238,7 +238,9 @@ def verify_manifest(root: Path, rel: str, *, reference: Path | None, device: str
     rows.append(_generated_test(root, test_rel, converted, standalone, work, manifest["generated_test"]["passed"]))
 
     model_file = next(p for p in manifest["port"]["files"] if not Path(p).name.startswith("test_"))
-    findings = check_paths([root / model_file], use_cache=False)
+    findings = check_port([root / model_file])
+    tampering = blocking(findings)
+    rows.append(Claim(f"no blocking finding (tampering, unparsable file) in {model_file}", "0", str(len(tampering)), not tampering))
     if findings_out is not None:
         findings_out += [{**f.to_dict(), "path": model_file} for f in findings]
     rows.append(Claim(f"convention findings on {model_file}", str(manifest["checks"]["findings"]), str(len(findings)),

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import sandbox
-from agent.checks import check_paths
+from agent.checks import blocking, check_port
 from agent.compliance import run_compliance
 from agent.diffusers_repo.branch import write_and_run_model_test
 from agent.errors import IntegrateError, ParityFailed
@@ -78,7 +78,9 @@ def verify(run: Run) -> dict[str, Any]:
     for name in ("parity.json", "parity_layers.png"):
         safe_files.copy_out(work, name, reports / name)
 
-    findings = [f.to_dict() for f in check_paths([scaffolded["model_file"]], use_cache=False)]
+    checked = check_port([scaffolded["model_file"]])  # every rule, the tamper rules included
+    tampering = blocking(checked)
+    findings = [f.to_dict() for f in checked]
     for f in findings:
         f["path"] = str(Path(f["path"]).relative_to(workspace))
     safe_files.write_text(reports, "checks.json", json.dumps(findings, indent=2) + "\n")
@@ -124,6 +126,7 @@ def verify(run: Run) -> dict[str, Any]:
         "isolation": report["sandbox"]["isolation"],
         "isolation_notes": report["sandbox"]["notes"],
         "findings": findings,
+        "blocking": [f.to_dict() for f in tampering],
         "generated_test": generated_test,
         "compliance": compliance,
         "reports": str(reports),
@@ -132,11 +135,20 @@ def verify(run: Run) -> dict[str, Any]:
         "test_file": str(test_file),
     }
     run.write_json("verify/summary.json", result)
+    failures = []  # every reason the run cannot pass, not only the first
     if not report["passed"]:
         fd = report.get("first_divergence") or {}
         where = f"; first divergence at {fd['reference_module']}" if fd else ""
-        raise ParityFailed(f"parity failed: {'; '.join(report['problems'])}{where}")
+        failures.append(f"parity failed: {'; '.join(report['problems'])}{where}")
+    if tampering:
+        first = tampering[0]
+        failures.append(
+            f"the port does what a model file must not ({len(tampering)} blocking finding{'s' if len(tampering) != 1 else ''}): "
+            f"{first.rule} at {Path(first.path).name}:{first.line}: {first.message}"
+        )
     if not generated_test["passed"]:
-        last = next((line for line in reversed(generated_test["output"].splitlines()) if line.strip()), generated_test["reason"])
-        raise ParityFailed(f"the generated test {test_file.name} failed in a fresh process: {last}")
+        last = next((line for line in reversed(generated_test["output"].splitlines()) if line.strip()), generated_test.get("reason", ""))
+        failures.append(f"the generated test {test_file.name} failed in a fresh process: {last}")
+    if failures:
+        raise ParityFailed("; ".join(failures))
     return result

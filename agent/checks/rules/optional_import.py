@@ -2,7 +2,7 @@ import ast
 import re
 import sys
 
-from agent.checks.registry import Rule, register
+from agent.checks.registry import Rule, register, walk
 
 # diffusers' hard requirements and the packages its models and pipelines may import directly.
 ALLOWED = {
@@ -24,26 +24,44 @@ def might_fire(source: str) -> bool:
 def _guarded(tree: ast.Module) -> set[int]:
     """Line numbers of imports under an if (availability check) or inside try/except."""
     lines = set()
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, (ast.If, ast.Try)):
-            for inner in ast.walk(node):
+            for inner in walk(node):
                 if isinstance(inner, (ast.Import, ast.ImportFrom)):
                     lines.add(inner.lineno)
     return lines
 
 
-def _package_guarded(path) -> bool:
+def _package_guarded(ctx) -> bool:
     """The whole package is imported only behind an availability check in its __init__."""
-    init = path.parent / "__init__.py"
-    try:
-        text = init.read_text()
-    except OSError:
-        return False
-    return re.search(r"if\s+(?:not\s+)?\(?\s*is_\w+_available\(\)", text) is not None
+    text = ctx.read_other(ctx.path.parent / "__init__.py")
+    return text is not None and re.search(r"if\s+(?:not\s+)?\(?\s*is_\w+_available\(\)", text) is not None
+
+
+_AVAILABLE = re.compile(r"is_\w+_available\(")
+
+
+def _importers_guard(ctx) -> bool:
+    """Every module of the same package that imports this one does so behind an availability check."""
+    stem = ctx.path.stem
+    pattern = re.compile(rf"^([ \t]*)from \.{re.escape(stem)} import", re.M)
+    seen = False
+    for sibling in sorted(ctx.path.parent.glob("*.py")):
+        if sibling == ctx.path:
+            continue
+        text = ctx.read_other(sibling) or ""
+        for m in pattern.finditer(text):
+            seen = True
+            indent = len(m.group(1))
+            before = text[: m.start()].split("\n")
+            guard = next((line for line in reversed(before) if line.strip() and len(line) - len(line.lstrip()) < indent), "")
+            if not (indent and guard.lstrip().startswith("if ") and _AVAILABLE.search(guard)):
+                return False
+    return seen
 
 
 def check(ctx):
-    if _package_guarded(ctx.path):
+    if _package_guarded(ctx) or _importers_guard(ctx):
         return
     guarded = _guarded(ctx.tree)
     for node in ctx.tree.body:

@@ -1,28 +1,27 @@
 import ast
-import re
 
-from agent.checks.astutil import decorator_names
+from agent.checks.pipelines import decorator_qualnames, torch_pipeline_calls
 from agent.checks.registry import Rule, register
 
-_CALL = re.compile(r"^\s*def __call__\(", re.M)
-_DECORATED = re.compile(r"@torch\.(?:no_grad|inference_mode)\(\)\s*\n(?:\s*@[^\n]*\n)*\s*def __call__\(")
+NO_GRAD = {"torch.no_grad", "torch.inference_mode", "torch.autograd.grad_mode.no_grad", "torch.autograd.no_grad"}
+NEEDS_GRAD = {"torch.enable_grad", "torch.autograd.grad", "torch.set_grad_enabled"}
 
 
-def might_fire(source: str) -> bool:
-    """Only files with a Pipeline class and a __call__ not already under no_grad."""
-    return "Pipeline" in source and len(_CALL.findall(source)) > len(_DECORATED.findall(source))
-
-
-def is_pipeline_call(ctx) -> bool:
-    return ctx.class_name.endswith("Pipeline") or any(b.endswith("Pipeline") for b in ctx.class_bases)
+def _needs_gradients(ctx, cls) -> bool:
+    """Guidance by gradients (value-guided sampling, classifier guidance) needs autograd on."""
+    for node in ctx.inside(cls, ast.Call):
+        if ctx.names.qualify(node.func) in NEEDS_GRAD:
+            return True
+        if isinstance(node.func, ast.Attribute) and node.func.attr in ("backward", "requires_grad_"):
+            return True
+    return False
 
 
 def check(ctx):
-    if not is_pipeline_call(ctx) or ctx.class_name.startswith(("Onnx", "Flax")) or "Modular" in ctx.class_name:
-        return  # ONNX/Flax build no torch graph; modular pipelines' blocks carry no_grad themselves
-    call = ctx.tree.body[0]
-    if isinstance(call, ast.FunctionDef) and not decorator_names(call) & {"torch.no_grad", "no_grad", "torch.inference_mode"}:
-        yield call, f"{ctx.class_name}.__call__ is not decorated with @torch.no_grad(): inference builds autograd graphs"
+    for cls, call in torch_pipeline_calls(ctx):
+        if decorator_qualnames(ctx, call) & NO_GRAD or _needs_gradients(ctx, cls):
+            continue
+        yield call, f"{cls.name}.__call__ is not decorated with @torch.no_grad(): inference builds autograd graphs"
 
 
 RULE = register(Rule(
@@ -30,13 +29,12 @@ RULE = register(Rule(
     name="pipeline-no-grad",
     scope="pipelines",
     summary="Pipeline __call__ runs under @torch.no_grad().",
-    what="A pipeline class whose __call__ has no @torch.no_grad() decorator.",
+    what="A pipeline class whose __call__ has no @torch.no_grad() (or inference_mode) decorator, unless the pipeline guides by gradients.",
     why="Without it every denoising step keeps activations for backward: memory grows with the number of steps.",
     bad="def __call__(self, prompt, ...):",
     good="@torch.no_grad()\ndef __call__(self, prompt, ...):",
     anchor="pipelines.md#no-grad",
     check=check,
     fixable=True,
-    kind="call",
-    prefilter=might_fire,
+    triggers=("def __call__",),
 ))

@@ -1,0 +1,5 @@
+# ruff: noqa
+import builtins
+
+name = "ex" + "ec"
+fn = getattr(builtins, name)  # <- T003
