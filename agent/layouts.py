@@ -150,6 +150,16 @@ def mapping_file(planned: dict[str, Any], workspace: Path, evidence: Path) -> Pa
     return evidence / MAPPING
 
 
+def code_files(root: Path, model_file: str | Path) -> list[Path]:
+    """The port's files the tamper and convention rules read: the model file and, when it is a
+    model folder's `model.py`, every Python file of that folder, since importing the model runs
+    the folder's `__init__.py` (and so the record, which imports the mapping when asked)."""
+    path = root / model_file
+    if path.name != MODEL or not (path.parent / INIT).is_file():
+        return [path]
+    return [path, *sorted(p for p in path.parent.rglob("*.py") if p != path)]
+
+
 # -- moving a flat file's code into a folder ----------------------------------------------------
 
 class _Deepen(cst.CSTTransformer):

@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 from conftest import EXAMPLE, integrate
 
+from agent.checks import blocking, check_port
 from agent.layouts import (
     AUTO,
     FLAT,
     FOLDER,
     choose_layout,
+    code_files,
     deepen_relative_imports,
     has_metadata_api,
     model_files,
@@ -132,6 +134,29 @@ def test_relative_imports_move_one_folder_deeper():
         "from ...attention import FeedForward\n"
         "from ....configuration_utils import ConfigMixin, register_to_config\n"
     )
+
+
+def test_the_rules_read_every_file_of_a_model_folder(tmp_path):
+    """Importing the model runs its folder's `__init__.py` and whatever that imports, so a tamper
+    planted beside model.py is found as it would be in model.py; a flat file is read alone."""
+    (tmp_path / "transformer_x.py").write_text("import torch\n")
+    (tmp_path / "helper.py").write_text("import os\n\nSEEN = os.environ.get('X')\n")
+    assert code_files(tmp_path, "transformer_x.py") == [tmp_path / "transformer_x.py"]
+    folder = tmp_path / "x"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("__init__.py", "model.py", "_metadata.py", "sub/__init__.py"):
+        (folder / name).write_text("import torch\n")
+    (folder / "notes.txt").write_text("not code\n")
+    found = code_files(tmp_path, "x/model.py")
+    assert found[0] == folder / "model.py"
+    assert sorted(p.relative_to(folder).as_posix() for p in found[1:]) == ["__init__.py", "_metadata.py", "sub/__init__.py"]
+    assert blocking(check_port(found)) == []
+    (folder / "_metadata.py").write_text("import os\n\nSEEN = os.environ.get('X')\n")
+    planted = blocking(check_port(code_files(tmp_path, "x/model.py")))
+    assert [Path(f.path).name for f in planted] == ["_metadata.py"]
+    # a model.py that is no package's (no __init__.py beside it) is read alone
+    (folder / "__init__.py").unlink()
+    assert code_files(tmp_path, "x/model.py") == [folder / "model.py"]
 
 
 def test_model_module_and_import_prefix_per_layout():

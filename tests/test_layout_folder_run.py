@@ -106,6 +106,7 @@ def test_standalone_folder_layout(tmp_path):
     assert not (out / "_weight_mapping.py").exists()
     pr = (out / "PR.md").read_text()
     assert "--mapping transformer_tiny_dit/_weight_mapping.py" in pr
+    assert "(standalone layout, as a model folder, `transformer_tiny_dit/model.py`)" in pr
 
     # the package imports from the folder and loads the converted weights
     script = (
@@ -120,9 +121,18 @@ def test_standalone_folder_layout(tmp_path):
 
     code, rows = _verify(out, tmp_path, "untouched")
     assert code == 0, {k: r for k, r in rows.items() if not r["agrees"]}
-    # the mapping in the folder is evidence like any other: a changed byte is reported by its claim
+    # the mapping in the folder is evidence like any other: a changed byte is reported by its claim;
+    # and the rules read the whole folder, so an environment read planted in the record blocks
     mapping = package / "_weight_mapping.py"
     mapping.write_text(mapping.read_text() + "# edited\n")
+    record = package / "_metadata.py"
+    record.write_text(record.read_text() + "\nimport os\n\nDEBUG = os.environ.get('INTEGRATE_DEBUG')\n")
     code, rows = _verify(out, tmp_path, "tampered")
     assert code == 1
-    assert {k for k, r in rows.items() if not r["agrees"]} == {"weight mapping unchanged: transformer_tiny_dit/_weight_mapping.py"}
+    checked = "transformer_tiny_dit/model.py and its folder's 3 other files"
+    assert {k for k, r in rows.items() if not r["agrees"]} == {
+        "weight mapping unchanged: transformer_tiny_dit/_weight_mapping.py",
+        "port file unchanged: transformer_tiny_dit/_metadata.py",
+        f"no blocking finding (tampering, unparsable file) in {checked}",
+        f"convention findings on {checked}",
+    }

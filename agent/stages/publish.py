@@ -13,6 +13,7 @@ from agent import __version__
 from agent.compliance import markdown_table
 from agent.errors import IntegrateError
 from agent.gitsafe import Git, seal
+from agent.layouts import layout_of
 from agent.publish.evidence import MANIFEST, build_manifest, evidence_dir, write_manifest
 from agent.redact import redact
 from agent.reference_weights import reference_weight_files
@@ -105,6 +106,7 @@ def publish(run: Run) -> dict[str, Any]:
         source_kind=resolved["kind"],
         revision=resolved.get("revision"),
         layout=planned["layout"],
+        model_layout=layout_of(planned),
         model_path=planned["model_path"],
         config_args=list(analysis["config_kwargs"]),
         registered_in=[_rel(p, workspace) if Path(p).is_absolute() else p for p in scaffolded["registered_in"]],
