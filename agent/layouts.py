@@ -134,14 +134,6 @@ def model_module(planned: dict[str, Any]) -> str:
     return module
 
 
-def models_prefix(planned: dict[str, Any]) -> str | None:
-    """The relative import prefix that reaches `diffusers.models` from the model file ('..' for a
-    flat file, '...' inside a folder), None for a standalone port (absolute imports)."""
-    if planned["layout"] != "diffusers-tree":
-        return None
-    return "." * (len(model_module(planned).split(".")) - 2)
-
-
 def mapping_file(planned: dict[str, Any], workspace: Path, evidence: Path) -> Path:
     """Where the run's `_weight_mapping.py` goes: inside the model's folder in the folder layout
     (conversion lives with the model), with the evidence otherwise."""
@@ -150,7 +142,7 @@ def mapping_file(planned: dict[str, Any], workspace: Path, evidence: Path) -> Pa
     return evidence / MAPPING
 
 
-def code_files(root: Path, model_file: str | Path) -> list[Path]:
+def model_code_files(root: Path, model_file: str | Path) -> list[Path]:
     """The port's files the tamper and convention rules read: the model file and, when it is a
     model folder's `model.py`, every Python file of that folder, since importing the model runs
     the folder's `__init__.py` (and so the record, which imports the mapping when asked)."""

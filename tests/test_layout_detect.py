@@ -18,13 +18,12 @@ from agent.layouts import (
     FLAT,
     FOLDER,
     choose_layout,
-    code_files,
     deepen_relative_imports,
     has_metadata_api,
+    model_code_files,
     model_files,
     model_folders,
     model_module,
-    models_prefix,
 )
 from agent.run_state import Run
 from agent.stages.analyze import analyze
@@ -141,32 +140,29 @@ def test_the_rules_read_every_file_of_a_model_folder(tmp_path):
     planted beside model.py is found as it would be in model.py; a flat file is read alone."""
     (tmp_path / "transformer_x.py").write_text("import torch\n")
     (tmp_path / "helper.py").write_text("import os\n\nSEEN = os.environ.get('X')\n")
-    assert code_files(tmp_path, "transformer_x.py") == [tmp_path / "transformer_x.py"]
+    assert model_code_files(tmp_path, "transformer_x.py") == [tmp_path / "transformer_x.py"]
     folder = tmp_path / "x"
     (folder / "sub").mkdir(parents=True)
     for name in ("__init__.py", "model.py", "_metadata.py", "sub/__init__.py"):
         (folder / name).write_text("import torch\n")
     (folder / "notes.txt").write_text("not code\n")
-    found = code_files(tmp_path, "x/model.py")
+    found = model_code_files(tmp_path, "x/model.py")
     assert found[0] == folder / "model.py"
     assert sorted(p.relative_to(folder).as_posix() for p in found[1:]) == ["__init__.py", "_metadata.py", "sub/__init__.py"]
     assert blocking(check_port(found)) == []
     (folder / "_metadata.py").write_text("import os\n\nSEEN = os.environ.get('X')\n")
-    planted = blocking(check_port(code_files(tmp_path, "x/model.py")))
+    planted = blocking(check_port(model_code_files(tmp_path, "x/model.py")))
     assert [Path(f.path).name for f in planted] == ["_metadata.py"]
     # a model.py that is no package's (no __init__.py beside it) is read alone
     (folder / "__init__.py").unlink()
-    assert code_files(tmp_path, "x/model.py") == [folder / "model.py"]
+    assert model_code_files(tmp_path, "x/model.py") == [folder / "model.py"]
 
 
-def test_model_module_and_import_prefix_per_layout():
+def test_model_module_per_layout():
     tree = {"layout": "diffusers-tree", "family": "transformers"}
     assert model_module({**tree, "module_name": "transformer_x"}) == "diffusers.models.transformers.transformer_x"
     assert model_module({**tree, "module_name": "x", "model_layout": FOLDER}) == "diffusers.models.transformers.x.model"
     assert model_module({"layout": "standalone", "module_name": "transformer_x", "model_layout": FOLDER}) == "transformer_x.model"
-    assert models_prefix({**tree, "module_name": "transformer_x"}) == ".."
-    assert models_prefix({**tree, "module_name": "x", "model_layout": FOLDER}) == "..."
-    assert models_prefix({"layout": "standalone", "module_name": "transformer_x"}) is None
 
 
 @pytest.fixture(scope="module")

@@ -97,6 +97,22 @@ def test_target_in_folder_form_gets_a_model_folder(folder_checkout_template, tmp
     assert rows[f"port file unchanged: {FOLDER}/_metadata.py"]["agrees"]
 
 
+def test_layout_flat_on_a_folder_checkout_writes_the_flat_file(folder_checkout_template, tmp_path):
+    checkout = tmp_path / "diffusers"
+    shutil.copytree(folder_checkout_template, checkout, symlinks=True)
+    repo = git.Repo(checkout)
+    proc = integrate(str(EXAMPLE), "--target", str(checkout), "--layout", "flat", "--llm", "none", "--json", cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    run = json.loads((tmp_path / "runs" / summary["run_id"] / "run.json").read_text())
+    assert run["stages"]["plan"]["result"]["layout_reason"] == "--layout flat"
+    assert run["stages"]["verify"]["result"]["generated_test"]["passed"]
+    changed = set(repo.git.diff("--name-only", f"main...{summary['publish']['branch']}").split())
+    assert "src/diffusers/models/transformers/transformer_tiny_dit.py" in changed
+    assert ".integrate/transformer_tiny_dit/_weight_mapping.py" in changed
+    assert not any(p.startswith(f"{FOLDER}/") for p in changed)
+
+
 def test_standalone_folder_layout(tmp_path):
     proc = integrate(str(EXAMPLE), "--out", "out", "--layout", "folder", "--json", cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr

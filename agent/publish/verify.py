@@ -23,7 +23,7 @@ from typing import Any
 import sandbox
 from agent.errors import IntegrateError
 from agent.input_recipe import InputsError, check_inputs
-from agent.layouts import code_files
+from agent.layouts import model_code_files
 from agent.publish.evidence import FORMAT, MANIFEST, sha256_file
 from sandbox import safe_files
 
@@ -240,7 +240,7 @@ def verify_manifest(root: Path, rel: str, *, reference: Path | None, device: str
 
     model_file = next(p for p in manifest["port"]["files"] if not Path(p).name.startswith("test_"))
     # the files on disk, not the manifest's list: a model folder's every Python file is read
-    code = code_files(root, model_file)
+    code = model_code_files(root, model_file)
     checked = model_file if len(code) == 1 else f"{model_file} and its folder's {len(code) - 1} other files"
     findings = check_port(code)
     tampering = blocking(findings)

@@ -16,7 +16,7 @@ from agent.checks import blocking, check_port
 from agent.compliance import run_compliance
 from agent.diffusers_repo.branch import write_and_run_model_test
 from agent.errors import IntegrateError, ParityFailed
-from agent.layouts import code_files
+from agent.layouts import model_code_files
 from agent.parity_run import parity_paths, render_spec, run_parity_sandboxed, spec_context
 from agent.publish.evidence import evidence_dir
 from agent.render import render
@@ -80,7 +80,7 @@ def verify(run: Run) -> dict[str, Any]:
         safe_files.copy_out(work, name, reports / name)
 
     # every rule, the tamper rules included, on the model file (and the rest of its model folder)
-    checked = check_port(code_files(workspace, scaffolded["model_file"]))
+    checked = check_port(model_code_files(workspace, scaffolded["model_file"]))
     tampering = blocking(checked)
     findings = [f.to_dict() for f in checked]
     for f in findings:
