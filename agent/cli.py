@@ -56,10 +56,12 @@ def cli(allow_reduced_isolation: bool) -> None:
     integrate SOURCE --out DIR          port into a new standalone folder (git repo)
     integrate SOURCE --target CHECKOUT  port onto a new branch of a diffusers checkout
     integrate resume RUN                continue a run that was interrupted
+    integrate verify [PATH|PR]          re-measure every claim of a published branch or PR
     integrate parity SPEC.py            compare a reference and a candidate model
     integrate check PATH...             run the convention checks
     integrate convert CKPT... --out DIR convert weights with a _weight_mapping.py, streaming
     integrate sandbox -- CMD...         run a command in the sandbox (debugging)
+    integrate bot serve|worker|workflow the issue-triggered bot
 
     SOURCE is a local folder laid out like a Hub repo, or a Hub id (org/name).
     """
