@@ -141,9 +141,9 @@ class HubStandIn:
                 m = re.match(r"^/api/models/(?P<repo>[^/]+/[^/]+)(?:/revision/(?P<rev>.+?))?/?$", path)
                 if m:
                     return self._model_info(m["repo"])
-                m = re.match(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<sub>.*))?$", path)
+                m = re.match(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>refs/pr/\d+|[^/]+)(?:/(?P<sub>.*))?$", path)
                 if m:
-                    return self._tree(m["repo"], m["sub"] or "")
+                    return self._tree(m["repo"], m["rev"], m["sub"] or "")
                 m = re.match(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$", path)
                 if m:
                     return self._resolve(m["repo"], m["file"], head)
@@ -162,16 +162,14 @@ class HubStandIn:
                 siblings = [{"rfilename": str(p.relative_to(root))} for p in self._files(repo_id)]
                 self._json({"_id": "stand-in", "id": repo_id, "modelId": repo_id, "sha": COMMIT, "private": repo_id in hub.tokens, "siblings": siblings, "tags": [], "downloads": 0, "likes": 0})
 
-            def _tree(self, repo_id: str, sub: str):
+            def _tree(self, repo_id: str, rev: str, sub: str):
                 if not self._repo_or_error(repo_id):
                     return
-                root = hub.repos[repo_id]
                 entries = []
-                for p in self._files(repo_id):
-                    rel = str(p.relative_to(root))
+                for rel, data in sorted(hub.files_at(repo_id, rev if rev.startswith("refs/pr/") else "main").items()):
                     if sub and not rel.startswith(sub.rstrip("/") + "/"):
                         continue
-                    entries.append({"type": "file", "oid": hashlib.sha1(p.read_bytes()).hexdigest(), "size": p.stat().st_size, "path": rel})
+                    entries.append({"type": "file", "oid": hashlib.sha1(data).hexdigest(), "size": len(data), "path": rel})
                 self._json(entries)
 
             def _resolve(self, repo_id: str, filename: str, head: bool):

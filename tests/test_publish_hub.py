@@ -85,6 +85,28 @@ def test_rerun_commits_onto_the_same_pull_request(hub, weights):
     assert unchanged.updated_pr and unchanged.pr_num == 1 and len(hub.commits) == commits  # nothing to commit
 
 
+def test_rerun_with_fewer_shards_removes_the_old_shards_from_the_pull_request(hub, weights):
+    single = (weights / "diffusion_pytorch_model.safetensors").read_bytes()
+    (weights / "diffusion_pytorch_model.safetensors").unlink()
+    for i in (1, 2):
+        (weights / f"diffusion_pytorch_model-0000{i}-of-00002.safetensors").write_bytes(single + bytes([i]))
+    (weights / "diffusion_pytorch_model.safetensors.index.json").write_text('{"weight_map": {}}')
+    c = client(hub)
+    c.publish_weights("org/model", weights, "diffusers", "Add diffusers weights for X", "converted")
+    assert len([f for f in hub.files_at("org/model", "refs/pr/1") if f.startswith("diffusers/") and f.endswith(".safetensors")]) == 2
+    for p in list(weights.glob("diffusion_pytorch_model*")):
+        p.unlink()
+    (weights / "diffusion_pytorch_model.safetensors").write_bytes(single)
+    c.publish_weights("org/model", weights, "diffusers", "Add diffusers weights for X", "converted")
+    files = set(hub.files_at("org/model", "refs/pr/1"))
+    assert {f for f in files if f.startswith("diffusers/")} == {"diffusers/config.json", "diffusers/diffusion_pytorch_model.safetensors"}
+    assert {"model.safetensors", "config.json"} <= files  # the repo's own files are not the tool's to delete
+    deleted = [op["value"]["path"] for op in hub.commits[-1]["operations"] if op["key"] == "deletedFile"]
+    assert sorted(deleted) == ["diffusers/diffusion_pytorch_model-00001-of-00002.safetensors",
+                               "diffusers/diffusion_pytorch_model-00002-of-00002.safetensors",
+                               "diffusers/diffusion_pytorch_model.safetensors.index.json"]
+
+
 def test_hub_repo_is_created_when_missing_and_gets_the_files_at_its_root(hub, weights):
     result = client(hub).publish_weights("alice/tiny-dit-diffusers", weights, "", "Add diffusers weights for X", "c",
                                          create_repo=True)

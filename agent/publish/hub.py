@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from huggingface_hub import CommitOperationAdd, HfApi
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 from agent.errors import IntegrateError
@@ -182,10 +182,27 @@ class HubClient:
                 repo_id, ops, commit_message=title, commit_description=description, create_pr=True))
             num, url = info.pr_num, info.pr_url
         else:
+            ops += self._stale_weights(repo_id, f"refs/pr/{existing}", prefix, {op.path_in_repo for op in ops})
             info = self._call(f"update pull request #{existing} on {repo_id}", lambda: self.api.create_commit(
                 repo_id, ops, commit_message=title, commit_description=description, revision=f"refs/pr/{existing}"))
             num, url = existing, f"{self.endpoint}/{repo_id}/discussions/{existing}"
         return HubResult(repo_id, subfolder, url, int(num), info.oid, listed, created_repo=created, updated_pr=existing is not None)
+
+
+    def _stale_weights(self, repo_id: str, revision: str, prefix: str, kept: set[str]) -> list[CommitOperationDelete]:
+        """Weight files an earlier run put on the pull request that this run does not write
+        (a re-run with fewer shards must not leave an old shard beside the new index)."""
+        def listing() -> list[str]:
+            entries = self.api.list_repo_tree(repo_id, path_in_repo=prefix.rstrip("/") or None, revision=revision)
+            return [e.path for e in entries if getattr(e, "size", None) is not None]
+
+        stale = []
+        for path in self._call(f"list the files of pull request {revision} on {repo_id}", listing):
+            name = path[len(prefix):] if path.startswith(prefix) else None
+            if name and "/" not in name and path not in kept and name != "config.json" \
+                    and any(fnmatch.fnmatchcase(name, pat) for pat in WEIGHT_PATTERNS):
+                stale.append(CommitOperationDelete(path_in_repo=path))
+        return stale
 
 
 def _has_saved_token() -> bool:

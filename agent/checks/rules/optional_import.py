@@ -60,8 +60,19 @@ def _importers_guard(ctx) -> bool:
     return seen
 
 
+def _is_test_file(ctx) -> bool:
+    """Tests are not imported by users, so what they import does not reach them."""
+    return ctx.path.name.startswith("test_") or ctx.path.stem.endswith("_test")
+
+
+def _sibling_module(ctx, name: str) -> bool:
+    """A module beside this file (a standalone port's own files), not a third-party package."""
+    folder = ctx.path.parent
+    return ctx.read_other(folder / f"{name}.py") is not None or ctx.read_other(folder / name / "__init__.py") is not None
+
+
 def check(ctx):
-    if _package_guarded(ctx) or _importers_guard(ctx):
+    if _is_test_file(ctx) or _package_guarded(ctx) or _importers_guard(ctx):
         return
     guarded = _guarded(ctx.tree)
     for node in ctx.tree.body:
@@ -73,6 +84,8 @@ def check(ctx):
             continue
         for name in names:
             if name in sys.stdlib_module_names or name in ALLOWED or name in COVERED_ELSEWHERE or node.lineno in guarded:
+                continue
+            if _sibling_module(ctx, name):
                 continue
             yield node, f"unguarded import of optional dependency {name!r}: import it behind an is_{name}_available() check"
 

@@ -1,6 +1,6 @@
 import ast
 
-from agent.checks.registry import Rule, register, walk
+from agent.checks.registry import Rule, register
 
 
 def _decorated(ctx, fn) -> bool:
@@ -41,11 +41,16 @@ def _subclassed_in_package(ctx, cls) -> bool:
 def _container(ctx, init) -> bool:
     """Every argument becomes a submodule (`nn.ModuleList(controlnets)`): nothing a config could hold."""
     args = [a.arg for a in init.args.args[1:] + init.args.kwonlyargs]
-    wrapped = {
-        a.id for call in ctx.inside(init, ast.Call)
-        if (call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")) in ("ModuleList", "ModuleDict", "Sequential")
-        for a in walk(call) if isinstance(a, ast.Name)
-    }
+    wrapped = set()
+    for call in ctx.inside(init, ast.Call):
+        if (call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")) not in ("ModuleList", "ModuleDict", "Sequential"):
+            continue
+        for arg in call.args:  # the models themselves, not sizes used to build new layers
+            value = arg.value if isinstance(arg, ast.Starred) else arg
+            if isinstance(value, ast.Call) and getattr(value.func, "id", "") in ("list", "tuple") and value.args:
+                value = value.args[0]
+            if isinstance(value, ast.Name):
+                wrapped.add(value.id)
     return bool(args) and all(a in wrapped for a in args)
 
 
