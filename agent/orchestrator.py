@@ -1,4 +1,4 @@
-"""The flow of a run: nine stages in order, each recorded in run.json, resumable."""
+"""The flow of a run: ten stages in order, each recorded in run.json, resumable."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from rich.console import Console
 from agent.errors import IntegrateError
 from agent.run_state import Run
 from agent.stages.analyze import analyze
+from agent.stages.blocks import blocks
 from agent.stages.convert import convert
 from agent.stages.plan import plan
 from agent.stages.port import port
@@ -27,6 +28,7 @@ STAGES: list[tuple[str, Callable[[Run], dict[str, Any]]]] = [
     ("plan", plan),
     ("scaffold", scaffold),
     ("port", port),
+    ("blocks", blocks),
     ("refine", refine),
     ("convert", convert),
     ("verify", verify),
@@ -48,6 +50,12 @@ def _describe(name: str, result: dict[str, Any]) -> str:
         p = result["parity"]
         c = result["codemods"]
         return f"structural port ({len(c['converted'])} calls rewritten, {len(c['left'])} left), parity max abs {p['max_abs_diff']:.2e}"
+    if name == "blocks":
+        if result["status"] == "skipped":
+            return f"skipped: {result['reason']}"
+        classes, functions = len(result["substituted"]), sum(f.get("replaced", False) for f in result["functions"])
+        done = f"{classes} class{'es' * (classes != 1)} and {functions} function{'s' * (functions != 1)} -> diffusers blocks"
+        return f"{result['status']}: {done}, {len(result['custom'])} custom; {result['share']['diffusers_share']:.0%} of parameters in diffusers blocks"
     if name == "refine":
         return f"{result['status']}: {result['reason']}"
     if name == "convert":

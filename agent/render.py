@@ -10,6 +10,11 @@ import jinja2
 from agent.resources import templates_dir
 
 
+def markdown_cell(value: Any) -> str:
+    """Text that stays inside one cell of a Markdown table (pipes escaped, one line)."""
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
 @cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -19,6 +24,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=False,
     )
     env.filters["py"] = repr  # a Python literal, for templates that render Python code
+    env.filters["md_cell"] = markdown_cell
     return env
 
 

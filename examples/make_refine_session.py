@@ -1,28 +1,29 @@
-"""Write examples/tiny-dit/refine_qkv.jsonl: a scripted refinement session for the bundled example.
+"""Write examples/tiny-dit/refine_names.jsonl: a scripted refinement session for the bundled example.
 
 Each line is one assistant turn as the Messages API returns it (content blocks, stop_reason,
-usage). Play it with `integrate examples/tiny-dit --llm scripted:examples/tiny-dit/refine_qkv.jsonl`.
-The session splits the fused `qkv` projection into diffusers' `to_q`/`to_k`/`to_v` and renames
-`proj` to `to_out.0`, checks parity (a green checkpoint), runs the checks and finishes.
+usage). Play it with `integrate examples/tiny-dit --llm scripted:examples/tiny-dit/refine_names.jsonl`.
+The session starts from the port after the blocks stage (diffusers' Attention, FeedForward,
+AdaLayerNormContinuous already in place) and renames the model's research attribute names to
+diffusers' (`blocks` -> `transformer_blocks`, `final_layer` -> `norm_out`), checks parity (a
+green checkpoint), runs the checks and finishes; the weight mapping follows the new names.
 """
 
 import json
 from pathlib import Path
 
 MODEL = "transformer_tiny_dit.py"
-FUSED_INIT = """        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)"""
-SPLIT_INIT = """        self.to_q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.to_k = nn.Linear(dim, dim, bias=qkv_bias)
-        self.to_v = nn.Linear(dim, dim, bias=qkv_bias)
-        self.to_out = nn.ModuleList([nn.Linear(dim, dim), nn.Dropout(0.0)])"""
-FUSED_FORWARD = """        qkv = self.qkv(x)
-        q, k, v = qkv.unflatten(2, (3, self.num_heads, -1)).permute(2, 0, 3, 1, 4)"""
-SPLIT_FORWARD = """        q = self.to_q(x).unflatten(2, (self.num_heads, -1)).transpose(1, 2)
-        k = self.to_k(x).unflatten(2, (self.num_heads, -1)).transpose(1, 2)
-        v = self.to_v(x).unflatten(2, (self.num_heads, -1)).transpose(1, 2)"""
-OLD_OUT = "        return self.proj(x)"
-NEW_OUT = "        x = self.to_out[0](x)\n        return self.to_out[1](x)"
+OLD_BLOCKS = "        self.blocks = nn.ModuleList([DiTBlock(hidden_size, num_heads, mlp_ratio=mlp_ratio) for _ in range(depth)])\n"
+NEW_BLOCKS = (  # the longer name passes diffusers' line length: written as `ruff format` would (its CI checks it)
+    "        self.transformer_blocks = nn.ModuleList(\n"
+    "            [DiTBlock(hidden_size, num_heads, mlp_ratio=mlp_ratio) for _ in range(depth)]\n"
+    "        )\n"
+)
+OLD_LOOP = "        for block in self.blocks:"
+NEW_LOOP = "        for block in self.transformer_blocks:"
+OLD_NORM = "        self.final_layer = AdaLayerNormContinuous("
+NEW_NORM = "        self.norm_out = AdaLayerNormContinuous("
+OLD_NORM_CALL = "        x = self.proj_out(self.final_layer(x, c))"
+NEW_NORM_CALL = "        x = self.proj_out(self.norm_out(x, c))"
 
 
 def tool_use(n: int, name: str, **arguments) -> dict:
@@ -44,22 +45,24 @@ def usage(plain: int, written: int, read: int, output: int) -> dict:
 SESSION = [
     turn(text("I will read the port first."), tool_use(1, "read_file", path=MODEL), usage=usage(1200, 5400, 0, 60)),
     turn(
-        text("The attention uses a fused qkv projection and `proj`; diffusers names them to_q/to_k/to_v and to_out."),
-        tool_use(2, "edit_file", path=MODEL, old=FUSED_INIT, new=SPLIT_INIT),
-        tool_use(3, "edit_file", path=MODEL, old=FUSED_FORWARD, new=SPLIT_FORWARD),
-        tool_use(4, "edit_file", path=MODEL, old=OLD_OUT, new=NEW_OUT),
+        text("The blocks are diffusers' already; the model keeps research names. diffusers calls them "
+             "`transformer_blocks` and `norm_out`."),
+        tool_use(2, "edit_file", path=MODEL, old=OLD_BLOCKS, new=NEW_BLOCKS),
+        tool_use(3, "edit_file", path=MODEL, old=OLD_LOOP, new=NEW_LOOP),
+        tool_use(4, "edit_file", path=MODEL, old=OLD_NORM, new=NEW_NORM),
+        tool_use(5, "edit_file", path=MODEL, old=OLD_NORM_CALL, new=NEW_NORM_CALL),
         usage=usage(2900, 0, 5400, 420),
     ),
-    turn(tool_use(5, "run_parity"), usage=usage(150, 0, 8300, 20)),
-    turn(tool_use(6, "run_checks"), usage=usage(200, 0, 8450, 20)),
+    turn(tool_use(6, "run_parity"), usage=usage(150, 0, 8300, 20)),
+    turn(tool_use(7, "run_checks"), usage=usage(200, 0, 8450, 20)),
     turn(
-        tool_use(7, "finish", summary="Split the fused qkv projection into to_q, to_k and to_v and renamed proj to "
-                 "to_out.0 (diffusers attention naming); the weight mapping splits qkv by rows."),
+        tool_use(8, "finish", summary="Renamed blocks to transformer_blocks and final_layer to norm_out (diffusers naming); "
+                 "the weight mapping follows the new names."),
         usage=usage(90, 0, 8650, 60),
     ),
 ]
 
 if __name__ == "__main__":
-    out = Path(__file__).parent / "tiny-dit" / "refine_qkv.jsonl"
+    out = Path(__file__).parent / "tiny-dit" / "refine_names.jsonl"
     out.write_text("".join(json.dumps(t) + "\n" for t in SESSION))
     print(f"wrote {out} ({len(SESSION)} turns)")

@@ -10,7 +10,7 @@ import git
 import pytest
 from conftest import EXAMPLE, integrate
 
-STAGES = ["resolve", "analyze", "plan", "scaffold", "port", "refine", "convert", "verify", "publish"]
+STAGES = ["resolve", "analyze", "plan", "scaffold", "port", "blocks", "refine", "convert", "verify", "publish"]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_pr_md_holds_parity_table_findings_and_commands(finished_run):
     assert "| transformer (reloaded with from_pretrained) |" in pr
     assert "## Convention checks" in pr
     assert "integrate parity" in pr and "integrate check" in pr
-    assert "5 calls rewritten" in pr
+    assert "2 calls rewritten" in pr and "3 more were replaced by later steps" in pr  # the blocks stage replaced the attention's
 
 
 def test_port_has_no_einops_and_no_direct_sdpa(finished_run):

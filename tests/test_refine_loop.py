@@ -19,7 +19,7 @@ from conftest import EXAMPLE, ROOT, integrate
 sys.path.insert(0, str(ROOT / "examples"))
 import make_refine_session as session  # noqa: E402
 
-SCRIPT = EXAMPLE / "refine_qkv.jsonl"
+SCRIPT = EXAMPLE / "refine_names.jsonl"
 API_KEY = "sk-ant-api03-standin-secret-0123456789"
 RETRY_NOW = {"retry-after": "0"}
 
@@ -45,25 +45,25 @@ def test_example_script_is_current():
     assert SCRIPT.read_text() == "".join(json.dumps(t) + "\n" for t in session.SESSION)
 
 
-def test_scripted_refinement_splits_qkv_keeps_parity_and_commits(tmp_path):
+def test_scripted_refinement_renames_keeps_parity_and_commits(tmp_path):
     proc = integrate(str(EXAMPLE), "--out", "out", "--llm", f"scripted:{SCRIPT}", "--run-id", "r", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     refinement = summary["refinement"]
     assert refinement["status"] == "refined" and summary["parity"]["passed"] is True
-    assert "to_q, to_k and to_v" in refinement["summary"]
+    assert "transformer_blocks" in refinement["summary"]
 
     out = tmp_path / "out"
     model = (out / "transformer_tiny_dit.py").read_text()
-    assert "self.to_q = nn.Linear" in model and "self.qkv" not in model
+    assert "self.transformer_blocks = nn.ModuleList" in model and "self.blocks" not in model
     repo = git.Repo(out)
     assert refinement["checkpoints"] and refinement["checkpoints"][0] in {c.hexsha for c in repo.iter_commits()}
     assert not repo.is_dirty(untracked_files=True)
     mapping = (out / "_weight_mapping.py").read_text()  # the converted checkpoint follows the split
-    assert "'blocks.0.attn.qkv.weight': [('blocks.0.attn.to_q.weight', 0, 64), ('blocks.0.attn.to_k.weight', 64, 128)" in mapping
-    assert "'blocks.0.attn.proj.weight': 'blocks.0.attn.to_out.0.weight'" in mapping
+    assert "'blocks.0.attn.qkv.weight': [('transformer_blocks.0.attn.to_q.weight', 0, 64), ('transformer_blocks.0.attn.to_k.weight', 64, 128)" in mapping
+    assert "'final_layer.adaLN_modulation.1.weight': ('norm_out.linear.weight', 2, (1, 0))" in mapping
     pr = (out / "PR.md").read_text()
-    assert "**refined**" in pr and "to_out.0" in pr
+    assert "**refined**" in pr and "transformer_blocks" in pr
     assert "cache hit" in proc.stderr and "$" in proc.stderr  # the summary shows the cost
 
 
@@ -91,7 +91,7 @@ def test_parity_breaking_session_is_reverted_to_last_green(tmp_path):
                               new="    return x * scale.unsqueeze(1) + shift.unsqueeze(1)")
     u = session.usage(100, 0, 1000, 50)
     script = _write_script(tmp_path / "break.jsonl", [
-        *session.SESSION[1:3],  # the qkv split, then run_parity: a green checkpoint
+        *session.SESSION[1:3],  # the renames, then run_parity: a green checkpoint
         session.turn(session.text("Simplify modulate."), broken, usage=u),
         session.turn(session.tool_use(21, "finish", summary="simplified modulate"), usage=u),
         session.turn(session.tool_use(22, "run_parity"), usage=u),
@@ -110,7 +110,7 @@ def test_parity_breaking_session_is_reverted_to_last_green(tmp_path):
     repo = git.Repo(tmp_path / "out")
     assert repo.head.commit.hexsha == green[0] and not repo.is_dirty(untracked_files=True)
     model = (tmp_path / "out" / "transformer_tiny_dit.py").read_text()
-    assert "self.to_q" in model and "x * (1 + scale.unsqueeze(1))" in model  # the green split kept, the break undone
+    assert "self.transformer_blocks" in model and "x * (1 + scale.unsqueeze(1))" in model  # the green renames kept, the break undone
     refused = [r for e in events if e["type"] == "tool_results" for r in e["results"] if r["name"] == "finish"]
     assert refused[0]["is_error"] and "parity FAILED" in refused[0]["content"]  # the report went back to the model
     summary = json.loads((tmp_path / "runs" / "r" / "refine" / "summary.json").read_text())
@@ -220,7 +220,7 @@ def test_killed_mid_turn_resumes_with_every_tool_use_answered(tmp_path, api):
     events = _events(run_dir)
     assert [e["type"] for e in events].count("resume") == 2
     assert [e["turn"] for e in events if e["type"] == "assistant"] == [1, 2, 3, 4, 5, 6]  # no turn lost or doubled
-    assert "self.to_q" in (tmp_path / "out" / "transformer_tiny_dit.py").read_text()
+    assert "self.transformer_blocks" in (tmp_path / "out" / "transformer_tiny_dit.py").read_text()
     _assert_no_secret(tmp_path / "runs", tmp_path / "out")
 
 
@@ -263,4 +263,4 @@ def test_refinement_on_a_diffusers_checkout_branch(tmp_path, diffusers_checkout)
     assert repo.head.commit.hexsha == head and not repo.is_dirty(untracked_files=True)
     messages = [c.message for c in repo.iter_commits(f"main..{branch}")]
     assert any(m.startswith("Refine: green checkpoint") for m in messages)
-    assert "self.to_q = nn.Linear" in repo.git.show(f"{branch}:{in_tree}")
+    assert "self.transformer_blocks = nn.ModuleList" in repo.git.show(f"{branch}:{in_tree}")

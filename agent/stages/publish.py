@@ -21,6 +21,7 @@ from agent.render import render
 from agent.repo_checks import markdown_table as repo_checks_table
 from agent.repo_checks import run_repo_checks
 from agent.run_state import Run
+from agent.stages.blocks import pr_summary
 from agent.workspace import commit_all, remove_worktree
 from sandbox import safe_files
 
@@ -114,6 +115,7 @@ def publish(run: Run) -> dict[str, Any]:
         mapping=converted["mapping"],
         reload_equal=converted["reload_equal"],
         refinement=_refinement(run),
+        blocks=pr_summary(run.result("blocks")) if run.is_done("blocks") else None,
         codemods=_codemods_still_in(final_code, run.result("port")["codemods"]),
         parity=verified["parity"],
         components=verified["components"],

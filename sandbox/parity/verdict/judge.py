@@ -3,9 +3,12 @@ used, pair the layer traces, and say passed or not, and where the port first goe
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from sandbox.mapping import WeightMapping, match_by_name
 from sandbox.parity.errors import ParityError
@@ -108,8 +111,29 @@ def _layers(ref: dict, cand: dict, ref_dir: Path, cand_dir: Path, mapping: Weigh
             scale = max(1.0, m["reference_abs_max"]) if math.isfinite(m["reference_abs_max"]) else 1.0
             cos_ok = m["cosine"] >= tol["cosine"] or a.numel() < 2
             row.update(max_abs_diff=m["max_abs_diff"], cosine=m["cosine"], diverged=not (m["max_abs_diff"] <= tol["max_abs"] * scale and cos_ok))
+            if row["diverged"] and r["keys"]:
+                order = _chunk_order(a, b, r["shape"], tol["max_abs"] * scale)
+                if order:  # a modulation projection whose weights the mapping reordered (shift/scale -> scale/shift)
+                    row.update(diverged=False, note=f"candidate output chunks in the order {order}")
         rows.append(row)
     return rows
+
+
+def _chunk_order(a, b, shape: list[int], max_abs: float) -> tuple[int, ...] | None:
+    """The order of the last axis' halves or thirds in which `b` equals `a`, if one does: a
+    layer whose rows the mapping reordered computes the same numbers in another order; what
+    uses them is compared further on, and the outputs decide."""
+    if not shape or a.numel() != math.prod(shape) or b.numel() != a.numel():
+        return None  # a strided sample of the layer: the chunks cannot be told apart
+    a, b = a.reshape(shape), b.reshape(shape)
+    for n in (2, 3):
+        if a.dim() == 0 or a.shape[-1] % n:
+            continue
+        ref_chunks = a.chunk(n, dim=-1)
+        for order in itertools.permutations(range(n)):
+            if order != tuple(range(n)) and compare(torch.cat([ref_chunks[i] for i in order], dim=-1), b)["max_abs_diff"] <= max_abs:
+                return order
+    return None
 
 
 def decide(reference_dir: Path, candidate_dir: Path, *, dtype: str, device: str, mapping: WeightMapping | None = None,

@@ -1,0 +1,39 @@
+"""The block library: one module per diffusers building-block family (see base.py for the
+contract). FAMILIES is the order in which families are tried on a reference module."""
+
+from __future__ import annotations
+
+from .adanorm import AdaLayerNormContinuousFamily, AdaLayerNormZeroFamily
+from .attention import AttentionFamily
+from .base import BlockCode, Call, Family, Proposal
+from .feedforward import ActivationFamily, FeedForwardFamily
+from .label import LabelEmbeddingFamily
+from .norms import LayerNormFamily, RMSNormFamily
+from .patch_embed import PatchEmbedFamily
+from .resnet import ResnetBlock2DFamily
+from .sampling import Downsample2DFamily, Upsample2DFamily
+from .sincos import SinCos2DFamily
+from .timestep import TimestepEmbeddingFamily, TimestepFunctionFamily, TimestepsFamily
+
+FAMILIES: tuple[Family, ...] = (
+    TimestepEmbeddingFamily(),
+    TimestepsFamily(),
+    LabelEmbeddingFamily(),
+    AttentionFamily(),
+    FeedForwardFamily(),
+    ActivationFamily(),
+    AdaLayerNormZeroFamily(),
+    AdaLayerNormContinuousFamily(),
+    PatchEmbedFamily(),
+    ResnetBlock2DFamily(),
+    Downsample2DFamily(),
+    Upsample2DFamily(),
+    RMSNormFamily(),
+    LayerNormFamily(),
+    TimestepFunctionFamily(),
+    SinCos2DFamily(),
+)
+
+BY_NAME: dict[str, Family] = {f.name: f for f in FAMILIES}
+
+__all__ = ["BY_NAME", "FAMILIES", "BlockCode", "Call", "Family", "Proposal"]
