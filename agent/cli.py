@@ -56,10 +56,12 @@ def cli(allow_reduced_isolation: bool) -> None:
     integrate SOURCE --out DIR          port into a new standalone folder (git repo)
     integrate SOURCE --target CHECKOUT  port onto a new branch of a diffusers checkout
     integrate resume RUN                continue a run that was interrupted
+    integrate verify [PATH|PR]          re-measure every claim of a published branch or PR
     integrate parity SPEC.py            compare a reference and a candidate model
     integrate check PATH...             run the convention checks
     integrate convert CKPT... --out DIR convert weights with a _weight_mapping.py, streaming
     integrate sandbox -- CMD...         run a command in the sandbox (debugging)
+    integrate bot serve|worker|workflow the issue-triggered bot
 
     SOURCE is a local folder laid out like a Hub repo, or a Hub id (org/name).
     """
@@ -117,6 +119,8 @@ def _validate_device(device: str) -> None:
 @click.option("--reference", type=click.Path(), help="Folder or file with the reference model code, when SOURCE has none.")
 @click.option("--target", type=click.Path(), help="A clean diffusers git checkout: the port goes on a new branch there.")
 @click.option("--out", type=click.Path(), help="New (or empty) folder for a standalone port. Default: out/<model>.")
+@click.option("--layout", type=click.Choice(["auto", "flat", "folder"]), default="auto", show_default=True,
+              help="The model's files: one flat file, or a model folder (__init__.py, model.py, _weight_mapping.py, _metadata.py). auto: what --target's family folder already uses, flat for --out (docs/layout.md).")
 @click.option("--llm", default="auto", show_default=True, metavar=LLM_CHOICES, help="LLM for the refinement step; auto uses anthropic when ANTHROPIC_API_KEY is set.")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Anthropic model for refinement.")
 @click.option("--max-turns", type=int, help=f"Refinement budget: model turns (default {LoopLimits.max_turns}).")
@@ -139,7 +143,7 @@ def _validate_device(device: str) -> None:
 @click.option("--label", "labels", multiple=True, metavar="NAME", help="--publish github: label for the PR (repeatable; default integrate-generated). Needs triage access upstream; skipped, and said, without it.")
 @click.option("--hub-repo", metavar="OWNER/NAME", help="--publish hub: put the weights in this repo (created if missing) instead of diffusers/ of the SOURCE repo.")
 @click.option("--dry-run", is_flag=True, help="With --publish github/hub: print every API call publishing would make (method, path, body keys) and make none; needs no token.")
-def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, max_dollars, max_wall, llm_timeout, prices, device, inputs_file, compile_check, revision, runs_dir, run_id, as_json,
+def run_cmd(source, reference, target, out, layout, llm, model, max_turns, max_tokens, max_dollars, max_wall, llm_timeout, prices, device, inputs_file, compile_check, revision, runs_dir, run_id, as_json,
             publish, fork, upstream, labels, hub_repo, dry_run) -> None:
     """Port SOURCE into diffusers: resolve, analyze, plan, scaffold, port, refine, convert, verify, publish.
 
@@ -178,6 +182,7 @@ def run_cmd(source, reference, target, out, llm, model, max_turns, max_tokens, m
         "reference": str(Path(reference).resolve()) if reference else None,
         "target": target,
         "out": out,
+        "layout": layout,
         "llm": llm,
         "refine": refine,
         "device": device,

@@ -9,6 +9,7 @@ from typing import Any
 
 import sandbox
 from agent.errors import IntegrateError
+from agent.layouts import model_module
 from agent.reference_weights import weight_names_and_roots
 from agent.render import render
 from agent.run_state import Run
@@ -24,12 +25,11 @@ __all__ = [
 
 
 def candidate_location(run: Run) -> tuple[Path, str]:
-    """Import root and dotted module of the port, for either layout."""
+    """Import root and dotted module of the port's model file, for a checkout or a standalone
+    port, flat file or model folder (agent/layouts.py)."""
     planned, scaffolded = run.result("plan"), run.result("scaffold")
     workspace = Path(scaffolded["workspace"])
-    if planned["layout"] == "diffusers-tree":
-        return workspace / "src", f"diffusers.models.{planned.get('family', 'transformers')}.{planned['module_name']}"
-    return workspace, planned["module_name"]
+    return (workspace / "src" if planned["layout"] == "diffusers-tree" else workspace), model_module(planned)
 
 
 def reference_config(analysis: dict[str, Any]) -> dict[str, Any]:

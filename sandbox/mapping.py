@@ -196,7 +196,7 @@ class WeightMapping:
             "",
             "",
             "def copy_to(key, tensor):",
-            "    return {name: tensor for name in COPIES[key]}",
+            "    return dict.fromkeys(COPIES[key], tensor)",
             "",
             "",
             "def concat_rows(*tensors):",

@@ -118,3 +118,12 @@ def diffusers_checkout(diffusers_checkout_template: Path, tmp_path: Path) -> Pat
     dest = tmp_path / "diffusers"
     shutil.copytree(diffusers_checkout_template, dest, symlinks=True)
     return dest
+
+
+@pytest.fixture(scope="session")
+def folder_checkout_template(diffusers_checkout_template: Path, tmp_path_factory) -> Path:
+    """The same diffusers with DiT moved into the model-folder layout (tests/layout_checkouts.py);
+    copy it before changing it."""
+    from layout_checkouts import make_folder_checkout
+
+    return make_folder_checkout(diffusers_checkout_template, tmp_path_factory.mktemp("folder-template") / "diffusers")

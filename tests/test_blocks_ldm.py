@@ -43,7 +43,7 @@ def test_real_unet_modules_become_diffusers_blocks_with_parity(ldm):
     assert result["share"]["diffusers_share"] > 0.85
     assert stages["verify"]["result"]["parity"]["passed"]  # converted weights, reloaded: still exact
 
-    model = (work / "out" / "ldm-unet" / "unet_ldm.py").read_text()
+    model = Path(stages["port"]["result"]["model_file"]).read_text()
     assert "isinstance(layer, (TimestepBlock, ResnetBlock2D))" in model
     assert "class ResBlock(" not in model and "class Downsample(" not in model and "def timestep_embedding(" not in model
     assert "down=True" in model  # the resblock_updown branch the seeded run never took keeps its downsampling

@@ -275,7 +275,7 @@ def test_a_port_that_patches_torch_at_import_is_blocked_even_when_parity_passes(
     import make_refine_session as session
 
     old = "import torch.nn as nn\n"
-    new = "import torch.nn as nn\n\ntorch.nn.functional.gelu_alias = torch.nn.functional.gelu\n"
+    new = "import torch.nn as nn\n\nnn.functional.gelu_alias = nn.functional.gelu\n"  # the port may import only torch.nn after blocks
     u = session.usage(100, 0, 0, 50)
     with MessagesStandIn() as api:
         api.actions = [

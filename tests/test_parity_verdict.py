@@ -162,3 +162,53 @@ def test_every_seed_is_judged(tmp_path):
             return Net()
     """), seeds=[0, 7, 11])
     assert report["passed"] and [r["seed"] for r in report["outputs"]] == [0, 7, 11]
+
+
+def test_layers_that_return_dataclasses_or_nothing_tensor_like_are_traced_or_left_out(tmp_path):
+    """A modulation layer returning a tuple of dataclasses (FLUX.1's `Modulation`) is traced by
+    its first field; a layer returning no tensor at all is left out of the layer table instead of
+    stopping the verdict."""
+    report = run_parity_in_process(spec(tmp_path, """
+        from dataclasses import dataclass
+        import torch
+        from torch import nn
+
+        @dataclass
+        class ModOut:
+            shift: torch.Tensor
+            scale: torch.Tensor
+
+        class Modulation(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(6, 12)
+            def forward(self, x):
+                shift, scale = self.lin(x).chunk(2, dim=-1)
+                return (ModOut(shift, scale),)
+
+        class Counter(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(6, 6)
+            def forward(self, x):
+                return {"calls": 1}
+
+        class Mod(Net):
+            def __init__(self, factor=2.0):
+                super().__init__(factor)
+                self.mod = Modulation()
+                self.count = Counter()
+            def forward(self, x):
+                self.count(x)
+                m = self.mod(x)[0]
+                return super().forward(x) * (1 + m.scale) + m.shift
+
+        def reference():
+            return Mod()
+        def candidate():
+            return Mod(factor=3.0)
+    """))
+    assert not report["passed"]
+    names = [row["reference_module"] for row in report["layers"]]
+    assert "mod" in names and "count" not in names
+    assert report["first_divergence"]["reference_module"] == "scale"

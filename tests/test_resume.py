@@ -10,11 +10,18 @@ import time
 from conftest import EXAMPLE, integrate
 
 
+def _default_sigint() -> None:
+    """A shell that runs pytest in the background (or a test worker) ignores SIGINT, and the child
+    would inherit that: the run must see Ctrl-C as a user's terminal delivers it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "ANTHROPIC_"))}
     return subprocess.Popen(
         [sys.executable, "-m", "agent.cli", str(EXAMPLE), "--out", "out/tiny-dit", "--llm", "none", "--run-id", "killed"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        preexec_fn=_default_sigint,
     )
 
 

@@ -6,7 +6,7 @@ import ast
 import re
 from collections.abc import Iterator
 
-from agent.checks.registry import walk
+from agent.checks.registry import child_nodes, walk
 
 
 def dotted(node: ast.AST) -> str:
@@ -133,13 +133,14 @@ def enclosing(tree: ast.Module) -> dict[int, tuple[ast.ClassDef | None, ast.Func
 
 
 def own_nodes(fn: ast.AST):
-    """Nodes of a function body, not descending into nested functions or classes."""
-    stack = list(ast.iter_child_nodes(fn))
+    """Nodes of a function body, not descending into nested functions or classes (nor the
+    Load/Store context nodes)."""
+    stack = child_nodes(fn)
     while stack:
         n = stack.pop()
         yield n
         if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            stack.extend(ast.iter_child_nodes(n))
+            stack += child_nodes(n)
 
 
 def assignments(fn: ast.AST) -> list[tuple[list[str], ast.expr]]:

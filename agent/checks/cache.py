@@ -88,7 +88,8 @@ class Entry:
         return got["findings"]
 
     def store(self, rule_id: str, findings: list[dict], deps: set[str]) -> None:
-        self.data["rules"][rule_id] = {"findings": findings, "deps": digests(deps)}
+        # without a cache folder nothing is saved, so the dependencies' digests are not needed
+        self.data["rules"][rule_id] = {"findings": findings, "deps": digests(deps) if self.file is not None else {}}
         self.dirty = True
 
     def save(self) -> None:

@@ -16,7 +16,6 @@ reads them, so `integrate check` and `make fix-copies` agree on what is a drifte
 
 from __future__ import annotations
 
-import bisect
 import re
 import subprocess
 from dataclasses import dataclass
@@ -202,7 +201,9 @@ def file_lines(text: str) -> list[str]:
 
 
 _HEADER = re.compile(r"^([ \t]*)(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)")
-_HEADER_ANYWHERE = re.compile(r"^([ \t]*)(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)", re.M)
+# Matched against "\n" + text: a literal first character lets the regex engine jump from line
+# break to line break (a `^` under re.M is tried at every character); the same matches.
+_HEADER_ANYWHERE = re.compile(r"\n([ \t]*)(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)")
 MIN_LINES = 6  # shorter blocks (properties, one-line helpers) coincide by chance
 
 
@@ -283,7 +284,13 @@ def targets_of(index: dict[str, tuple[str, str]]) -> set[str]:
     return {t for t, _ in index.values()}
 
 
-_DEF_NAMES = re.compile(r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)", re.M)
+def _targets(root: Path, index: dict) -> frozenset[str]:
+    from agent.checks.indexes import _memo
+
+    return _memo(("copy-targets", str(root)), lambda: frozenset(targets_of(index)))
+
+
+_DEF_NAMES = re.compile(r"\n[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)")  # on "\n" + text
 
 
 def _source_names(root: Path, index: dict) -> frozenset[str]:
@@ -295,7 +302,7 @@ def _source_names(root: Path, index: dict) -> frozenset[str]:
 def might_hold_copies(source: str, root: Path) -> bool:
     """Some def or class of the file carries the name of a source that diffusers' copies annotate."""
     index = copy_index(root)
-    return bool(index) and not _source_names(root, index).isdisjoint(_DEF_NAMES.findall(source))
+    return bool(index) and not _source_names(root, index).isdisjoint(_DEF_NAMES.findall("\n" + source))
 
 
 def _shapes(root: Path, index: dict) -> frozenset[tuple[str, int]]:
@@ -314,21 +321,21 @@ def unannotated_copies(lines: list[str], root: Path, module: str, source: str | 
         return
     names = _source_names(root, index)
     shapes = _shapes(root, index)
-    sources = targets_of(index)
+    sources = _targets(root, index)
     text = source if source is not None else "".join(lines)
-    starts = [0]
-    for line in lines:
-        starts.append(starts[-1] + len(line))
     stack: list[tuple[int, str]] = []  # enclosing (indent, name) for dotted paths
-    for m in _HEADER_ANYWHERE.finditer(text):
-        i = bisect.bisect_right(starts, m.start()) - 1
+    counted_to, i = 0, 0  # line numbers are counted only up to the headers that need one
+    for m in _HEADER_ANYWHERE.finditer("\n" + text):
         indent, name = len(m.group(1)), m.group(2)
         while stack and stack[-1][0] >= indent:
             stack.pop()
-        path = ".".join([*(n for _, n in stack), name])
         stack.append((indent, name))
         if name not in names:
             continue
+        path = ".".join(n for _, n in stack)
+        # the match starts at the "\n" put before the text: its line begins at text[m.start()]
+        i += text.count("\n", counted_to, m.start())
+        counted_to = m.start()
         above = i - 1
         while above >= 0 and lines[above].strip().startswith("@"):
             above -= 1

@@ -19,7 +19,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 
-from agent.checks.registry import walk
+from agent.checks.registry import child_nodes, walk
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -198,10 +198,27 @@ _SELF_READ = re.compile(r"self\.(\w+)(?!\s*=[^=])")
 
 def _external_loads(ctx, owner: ast.ClassDef | None) -> frozenset[str]:
     """Attributes that bases imported from other diffusers modules read on self (a mixin's
-    property returning `self._pag_scale` makes storing `_pag_scale` a use)."""
+    property returning `self._pag_scale` makes storing `_pag_scale` a use).
+
+    Several rules ask this of the same class: the answer (and the files it read, which each
+    asking rule records as its dependencies) is kept per class for the file."""
     if owner is None:
         return frozenset()
-    from agent.checks.tree import installed_root
+    memo = ctx.__dict__.setdefault("_external_loads", {})
+    if id(owner) not in memo:
+        asking, ctx.deps = ctx.deps, set()
+        try:
+            memo[id(owner)] = (_read_external_loads(ctx, owner), ctx.deps)
+        finally:
+            ctx.deps = asking
+    loads, deps = memo[id(owner)]
+    ctx.deps |= deps
+    return loads
+
+
+def _read_external_loads(ctx, owner: ast.ClassDef) -> frozenset[str]:
+    from agent.checks.indexes import _memo
+    from agent.checks.tree import installed_root, overlaid, resolved
 
     root = ctx.root or installed_root()
     if root is None:
@@ -215,8 +232,13 @@ def _external_loads(ctx, owner: ast.ClassDef | None) -> frozenset[str]:
             parts = q.split(".")[1:-1]
             for candidate in (root.joinpath(*parts).with_suffix(".py"), root.joinpath(*parts, "__init__.py")):
                 if candidate.is_file():
-                    text = ctx.read_other(candidate) or ""
-                    out |= set(_SELF_READ.findall(text))
+                    if overlaid(candidate) is not None:
+                        out |= set(_SELF_READ.findall(ctx.read_other(candidate) or ""))
+                    else:  # the same base module (pipeline_utils.py) is read for most pipelines
+                        ctx.deps.add(str(resolved(candidate)))
+                        out |= _memo(("self-reads", str(resolved(candidate))), lambda c=candidate: frozenset(
+                            _SELF_READ.findall(ctx.read_other(c) or "")
+                        ))
                     break
     return frozenset(out)
 
@@ -526,7 +548,7 @@ class Flow:
             self.use(mask)
             return mask
         mask = 0
-        for child in ast.iter_child_nodes(node):
+        for child in child_nodes(node):
             if isinstance(child, ast.expr):
                 mask |= self.ev(child, st)
             elif isinstance(child, ast.keyword):

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from agent.checks import cache
 
-_CLASS = re.compile(r"^[ \t]*class[ \t]+(\w+)", re.M)
+# Matched against "\n" + text: a literal first character lets the regex engine jump from line break
+# to line break (a `^` under re.M is tried at every character); the same matches.
+_CLASS = re.compile(r"\n[ \t]*class[ \t]+(\w+)")
 
 # Memo for one run: the engine calls `new_run()` before each check, so a long-lived process
 # (the refinement loop checks after every edit) never reads a stale index.
@@ -18,10 +20,11 @@ _MEMO: dict[tuple, object] = {}
 
 
 def new_run() -> None:
-    from agent.checks.tree import _package_root_of
+    from agent.checks.tree import _package_root_of, _resolved
 
     _MEMO.clear()
     _package_root_of.cache_clear()
+    _resolved.cache_clear()
 
 
 def _memo(key: tuple, build):
@@ -67,14 +70,14 @@ def _texts(root: Path) -> list[tuple[Path, str]]:
     return _memo(("texts", str(root)), build)
 
 
-_BASES = re.compile(r"^[ \t]*class[ \t]+\w+[ \t]*\(([^)]*)\)", re.M)
+_BASES = re.compile(r"\n[ \t]*class[ \t]+\w+[ \t]*\(([^)]*)\)")  # on "\n" + text, as _CLASS
 
 
 def base_names(ctx, root: Path) -> frozenset[str]:
     """Every name used as a base class anywhere in the tree (last dotted segment)."""
     ctx.depend(f"tree:{root}")
     return _memo(("bases", str(root)), lambda: frozenset(
-        b.strip().split(".")[-1] for _, t in _texts(root) for group in _BASES.findall(t) for b in group.split(",")
+        b.strip().split(".")[-1] for _, t in _texts(root) for group in _BASES.findall("\n" + t) for b in group.split(",")
         if b.strip() and "=" not in b
     ))
 
@@ -86,7 +89,7 @@ def class_files(ctx, root: Path) -> dict[str, Path]:
     def build():
         out: dict[str, Path] = {}
         for path, text in _texts(root):
-            for name in _CLASS.findall(text):
+            for name in _CLASS.findall("\n" + text):
                 out.setdefault(name, path)
         return out
 
@@ -95,7 +98,7 @@ def class_files(ctx, root: Path) -> dict[str, Path]:
 
 def class_names(ctx, root: Path) -> frozenset[str]:
     ctx.depend(f"tree:{root}")
-    return _memo(("classes", str(root)), lambda: frozenset(n for _, t in _texts(root) for n in _CLASS.findall(t)))
+    return _memo(("classes", str(root)), lambda: frozenset(n for _, t in _texts(root) for n in _CLASS.findall("\n" + t)))
 
 
 cache.PROVIDERS["tree"] = lambda arg: signature(Path(arg))

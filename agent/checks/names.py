@@ -13,6 +13,8 @@ from __future__ import annotations
 import ast
 import builtins
 
+from agent.checks.registry import walk
+
 BUILTIN_NAMES = frozenset(dir(builtins))
 
 
@@ -45,7 +47,7 @@ class Names:
         assigns: list[tuple[str, ast.expr]] = []
 
         def store(target: ast.AST) -> None:
-            for n in ast.walk(target):
+            for n in walk(target):
                 if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
                     self.bound.add(n.id)
 
@@ -95,7 +97,7 @@ class Names:
                 self.bound.add(node.target.id)
                 assigns.append((node.target.id, node.value))
             elif isinstance(node, ast.Lambda):
-                self.bound |= {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
+                self.bound |= {a.arg for a in walk(node.args) if isinstance(a, ast.arg)}
             elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
                 self.bound.add(node.id)
         self.imports = dict(self.table)

@@ -28,17 +28,49 @@ class Finding:
         return {"rule": self.rule, "path": self.path, "line": self.line, "col": self.col, "message": self.message}
 
 
+# Fields that never hold a node (names, numbers, flags, a constant's value), and `ctx`, whose
+# Load/Store/Del nodes are shared singletons no rule looks at: skipping them is most of the saving.
+_LEAF_FIELDS = frozenset({
+    "ctx", "id", "attr", "arg", "name", "module", "level", "kind", "conversion", "is_async", "simple",
+    "type_comment", "tag",
+})
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _child_fields(cls: type) -> tuple[str, ...]:
+    fields = tuple(
+        f for f in cls._fields if f not in _LEAF_FIELDS and not (cls is ast.Constant and f == "value")
+    )
+    _CHILD_FIELDS[cls] = fields
+    return fields
+
+
+def child_nodes(node: ast.AST) -> list[ast.AST]:
+    """The node's direct children in field order, as `ast.iter_child_nodes` gives them but
+    without the Load/Store/Del context nodes (a list, built without a generator)."""
+    out: list[ast.AST] = []
+    node_type = ast.AST
+    fields = _CHILD_FIELDS.get(node.__class__)
+    for name in fields if fields is not None else _child_fields(node.__class__):
+        value = getattr(node, name, None)
+        if value.__class__ is list:
+            out += [item for item in value if isinstance(item, node_type)]
+        elif isinstance(value, node_type):
+            out.append(value)
+    return out
+
+
 def walk(root: ast.AST) -> list[ast.AST]:
-    """Every node under `root` (root first), without the shared Load/Store/Del context nodes;
-    a plain loop over `_fields`, a quarter faster than ast.walk on large trees."""
+    """Every node under `root` (root first, breadth first), without the shared Load/Store/Del
+    context nodes; a plain loop over each node type's child fields (looked up once per type),
+    about twice as fast as ast.walk on large trees."""
     out = [root]
-    append, node_type, i = out.append, ast.AST, 0
-    while i < len(out):
-        node = out[i]
-        i += 1
-        for name in node._fields:
-            if name == "ctx":
-                continue
+    append, node_type, fields_of = out.append, ast.AST, _CHILD_FIELDS.get
+    for node in out:  # the list grows while it is read: each node's children go to the end
+        fields = fields_of(node.__class__)
+        if fields is None:
+            fields = _child_fields(node.__class__)
+        for name in fields:
             value = getattr(node, name, None)
             if value.__class__ is list:
                 for item in value:
@@ -168,9 +200,9 @@ class FileContext:
 
     def read_other(self, path: Path) -> str | None:
         """Text of another file this rule's verdict depends on (recorded for the cache)."""
-        self.deps.add(str(Path(path).resolve()))
-        from agent.checks.tree import overlaid
+        from agent.checks.tree import overlaid, resolved
 
+        self.deps.add(str(resolved(path)))
         text = overlaid(path)
         if text is not None:
             return text
@@ -186,7 +218,9 @@ class FileContext:
     @property
     def deprecated(self) -> bool:
         """Inside a `deprecated` folder of a diffusers tree (kept for old users, not maintained)."""
-        return self.root is not None and "deprecated" in self.path.resolve().relative_to(self.root).parts[:-1]
+        from agent.checks.tree import resolved
+
+        return self.root is not None and "deprecated" in resolved(self.path).relative_to(self.root).parts[:-1]
 
 
 # A check yields (node or line number, message).
@@ -220,10 +254,19 @@ class Rule:
     # model file may not do) run when selected, under --port, and in check_port().
     default: bool = True
 
-    def applies(self, source: str) -> bool:
+    def applies(self, source: str, searched: dict[str, bool] | None = None) -> bool:
+        """`searched` remembers, for one source, which trigger texts occur in it."""
         if self.prefilter is not None:
             return self.prefilter(source)
-        return not self.triggers or any(t in source for t in self.triggers)
+        if searched is None:
+            return not self.triggers or any(t in source for t in self.triggers)
+        for t in self.triggers:
+            found = searched.get(t)
+            if found is None:
+                found = searched[t] = t in source
+            if found:
+                return True
+        return not self.triggers
 
     def run(self, ctx: FileContext) -> list[Finding]:
         out = []

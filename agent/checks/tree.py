@@ -24,7 +24,19 @@ OVERLAY: dict[str, str] = {}
 
 
 def overlaid(path: Path) -> str | None:
-    return OVERLAY.get(str(Path(path).resolve())) if OVERLAY else None
+    return OVERLAY.get(str(resolved(path))) if OVERLAY else None
+
+
+def resolved(path: Path | str) -> Path:
+    """`Path(path).resolve()`, remembered for the run (the engine clears it with the other per-run
+    memos): rules ask for the same files' real paths thousands of times, and each resolve stats
+    every folder on the way."""
+    return _resolved(str(path))
+
+
+@lru_cache(maxsize=16384)
+def _resolved(path: str) -> Path:
+    return Path(path).resolve()
 
 
 def package_root(path: Path) -> Path | None:
@@ -44,7 +56,7 @@ def module_name(path: Path, root: Path | None) -> str:
     """`diffusers.models.attention` for root/models/attention.py; '' outside a diffusers tree."""
     if root is None:
         return ""
-    rel = Path(path).resolve().relative_to(root).with_suffix("")
+    rel = resolved(path).relative_to(root).with_suffix("")
     parts = ["diffusers", *rel.parts]
     if parts[-1] == "__init__":
         parts.pop()
@@ -242,13 +254,14 @@ def stamp(path: Path) -> tuple:
 
 def read_init(ctx, path: Path) -> InitHalves | None:
     """The halves of an `__init__.py`, recorded as a dependency of the calling rule."""
-    ctx.deps.add(str(Path(path).resolve()))
+    real = str(resolved(path))
+    ctx.deps.add(real)
     text = overlaid(path)
     if text is not None:
         return parse_init(Path(path), text)
     if not Path(path).is_file():
         return None
-    return _parse_init_cached(str(Path(path).resolve()), stamp(path))
+    return _parse_init_cached(real, stamp(path))
 
 
 @lru_cache(maxsize=64)
@@ -267,14 +280,15 @@ def _dummy_names(path: str, stamp: tuple) -> frozenset[str]:
 
 
 def dummy_names(ctx, path: Path) -> frozenset[str] | None:
-    ctx.deps.add(str(Path(path).resolve()))
+    real = str(resolved(path))
+    ctx.deps.add(real)
     text = overlaid(path)
     if text is not None:
         tree = ast.parse(text)
         return frozenset(n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)))
     if not Path(path).is_file():
         return None
-    return _dummy_names(str(Path(path).resolve()), stamp(path))
+    return _dummy_names(real, stamp(path))
 
 
 def dummy_file(root: Path, init_dir: Path, module: str) -> Path:
@@ -288,7 +302,7 @@ def dummy_file(root: Path, init_dir: Path, module: str) -> Path:
 
 def relative_module(path: Path, package_dir: Path) -> str:
     """`transformers.transformer_flux` for models/transformers/transformer_flux.py from models/."""
-    rel = Path(path).resolve().relative_to(package_dir).with_suffix("")
+    rel = resolved(path).relative_to(package_dir).with_suffix("")
     return ".".join(rel.parts)
 
 

@@ -19,6 +19,7 @@ from agent.diffusers_repo.model_test import (
     run_diffusers_test,
 )
 from agent.errors import IntegrateError
+from agent.layouts import model_module
 from agent.run_state import Run
 from sandbox import safe_files
 
@@ -47,7 +48,7 @@ def write_docs_page(run: Run, workspace: Path) -> str | None:
     page = docs_page.render_page(
         class_name=planned["class_name"],
         family=planned["family"],
-        module_name=planned["module_name"],
+        module_name=model_module(planned).removeprefix(f"diffusers.models.{planned['family']}."),  # outputs' autodoc path
         card=_card(resolved),
         source_name=name,
         source_url=url,

@@ -62,7 +62,6 @@ def build_manifest(run: Run, *, weight_files: list[Path], spec_inputs: dict[str,
     )
     workspace = Path(scaffolded["workspace"])
     snapshot = Path(resolved["snapshot"])
-    evidence = evidence_dir(run)
     weights_dir = Path(converted["weights_dir"])
     parity = verified["parity"]
     return {
@@ -80,13 +79,15 @@ def build_manifest(run: Run, *, weight_files: list[Path], spec_inputs: dict[str,
             "class": planned["class_name"],
             "module": planned["module_name"],
             "layout": planned["layout"],
-            "files": {_rel(p, workspace): sha256_file(Path(p)) for p in (scaffolded["model_file"], verified["test_file"])},
+            # the model file first (integrate verify checks it); then the model folder's other files, the test
+            "files": {_rel(p, workspace): sha256_file(Path(p))
+                      for p in (scaffolded["model_file"], *scaffolded.get("package_files", []), verified["test_file"])},
             # --target: the dummies, docs page and table of contents the branch changed for diffusers
             "repo_files": {rel: sha256_file(workspace / rel) for rel in _repo_files(scaffolded.get("repo_files"))},
         },
         "converted": {
             "files": {p.name: sha256_file(p) for p in sorted(weights_dir.iterdir()) if p.is_file()},
-            "mapping": {"path": _rel(evidence / "_weight_mapping.py", workspace), "sha256": sha256_file(evidence / "_weight_mapping.py")},
+            "mapping": {"path": _rel(converted["mapping_file"], workspace), "sha256": sha256_file(Path(converted["mapping_file"]))},
         },
         "parity": {
             "spec": {"path": _rel(verified["spec"], workspace), "sha256": sha256_file(Path(verified["spec"])), "made_from": spec_inputs},

@@ -23,6 +23,7 @@ from typing import Any
 import sandbox
 from agent.errors import IntegrateError
 from agent.input_recipe import InputsError, check_inputs
+from agent.layouts import model_code_files
 from agent.publish.evidence import FORMAT, MANIFEST, sha256_file
 from sandbox import safe_files
 
@@ -238,12 +239,15 @@ def verify_manifest(root: Path, rel: str, *, reference: Path | None, device: str
     rows.append(_generated_test(root, test_rel, converted, standalone, work, manifest["generated_test"]["passed"]))
 
     model_file = next(p for p in manifest["port"]["files"] if not Path(p).name.startswith("test_"))
-    findings = check_port([root / model_file])
+    # the files on disk, not the manifest's list: a model folder's every Python file is read
+    code = model_code_files(root, model_file)
+    checked = model_file if len(code) == 1 else f"{model_file} and its folder's {len(code) - 1} other files"
+    findings = check_port(code)
     tampering = blocking(findings)
-    rows.append(Claim(f"no blocking finding (tampering, unparsable file) in {model_file}", "0", str(len(tampering)), not tampering))
+    rows.append(Claim(f"no blocking finding (tampering, unparsable file) in {checked}", "0", str(len(tampering)), not tampering))
     if findings_out is not None:
-        findings_out += [{**f.to_dict(), "path": model_file} for f in findings]
-    rows.append(Claim(f"convention findings on {model_file}", str(manifest["checks"]["findings"]), str(len(findings)),
+        findings_out += [{**f.to_dict(), "path": Path(f.path).relative_to(root).as_posix()} for f in findings]
+    rows.append(Claim(f"convention findings on {checked}", str(manifest["checks"]["findings"]), str(len(findings)),
                       len(findings) == manifest["checks"]["findings"]))
     return rows
 

@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import IntegrateError
+from agent.layouts import FOLDER, layout_of
+from agent.layouts import mapping_file as layout_mapping_file
 from agent.parity_run import candidate_config, candidate_location, parity_paths, side_env, write_spec
+from agent.porting.formatting import format_file
 from agent.publish.evidence import evidence_dir
 from agent.reference_weights import reference_weight_files
 from agent.run_state import Run
@@ -61,7 +64,8 @@ def convert(run: Run) -> dict[str, Any]:
     # The mapping travels with the branch (evidence); the converted weights do not (large, and
     # reproducible from the reference with that mapping).
     weights = Path(scaffolded["workspace"]) / "weights" if planned["layout"] == "standalone" else run.path("weights")
-    mapping_file = evidence_dir(run) / "_weight_mapping.py"
+    # flat: with the evidence; folder layout: in the model's folder, so conversion lives with the model
+    mapping_file = layout_mapping_file(planned, Path(scaffolded["workspace"]), evidence_dir(run))
     mapping_file.parent.mkdir(parents=True, exist_ok=True)
     if weights.exists():
         shutil.rmtree(weights)
@@ -70,6 +74,8 @@ def convert(run: Run) -> dict[str, Any]:
         safe_files.copy_out(workdir, "_weight_mapping.py", mapping_file, max_bytes=4 * 1024 * 1024)
     except OSError as exc:
         raise IntegrateError(f"weight conversion left unusable files: {exc}") from None
+    if layout_of(planned) == FOLDER:  # part of the package now: formatted as diffusers' `make style` would
+        format_file(mapping_file)
     try:
         mapping_data = WeightMapping.from_json(result.get("mapping_data"))
     except ValueError as exc:

@@ -1,4 +1,4 @@
-"""plan: decide names, layout, files, tolerances and the license header, list what the port
+"""plan: decide names, layout (flat file or model folder, agent/layouts.py), files, tolerances and the license header, list what the port
 will depend on, and write plan.md."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from agent.layouts import AUTO, choose_layout, model_files
 from agent.porting.dependencies import port_dependencies, reference_dependencies
 from agent.porting.inline import InlineError, inline_local_imports
 from agent.porting.license import reference_license
@@ -88,18 +89,20 @@ def plan(run: Run) -> dict[str, Any]:
     source_name = slugify(resolved["origin"])
     class_name, family = diffusers_class_name(reference_class, analysis, source_name)
     dims = data_dims(analysis)
-    module_name = module_name_for(class_name, family, dims)
-    short = module_name.removeprefix("transformer_")
+    flat_module = module_name_for(class_name, family, dims)
+    short = flat_module.removeprefix("transformer_")
     target = run.inputs.get("target")
+    checkout = Path(target) if target else None
+    choice = choose_layout(run.inputs.get("layout") or AUTO, family, checkout)
+    placed = model_files(choice.layout, family, flat_module, checkout)
     if target:
         layout = "diffusers-tree"
-        model_path = f"src/diffusers/models/{family}/{module_name}.py"
-        test_path = f"tests/models/{family}/test_models_{module_name}.py"
+        test_path = f"tests/models/{family}/test_models_{flat_module}.py"
     else:
         layout = "standalone"
-        model_path = f"{module_name}.py"
-        test_path = f"test_{module_name}.py"
-    files = [model_path, test_path, "parity_spec.py", "PR.md"]
+        test_path = f"test_{flat_module}.py"
+    model_path = placed.model_path
+    files = [model_path, *placed.package_files, test_path, "parity_spec.py", "PR.md"]
     if target:
         files += [
             "src/diffusers/__init__.py",
@@ -119,9 +122,14 @@ def plan(run: Run) -> dict[str, Any]:
         "class_name": class_name,
         "family": family,
         "data_dims": dims,
-        "module_name": module_name,
+        "module_name": placed.module_name,
         "layout": layout,
+        "model_layout": placed.layout,
+        "layout_reason": choice.reason,
         "model_path": model_path,
+        "package_dir": placed.package_dir,
+        "package_files": list(placed.package_files),
+        "metadata_record": placed.metadata_record,
         "test_path": test_path,
         "files": files,
         "tolerance": STRUCTURAL_TOLERANCE,

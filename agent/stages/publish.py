@@ -13,6 +13,7 @@ from agent import __version__
 from agent.compliance import markdown_table
 from agent.errors import IntegrateError
 from agent.gitsafe import Git, seal
+from agent.layouts import layout_of
 from agent.parity_run import candidate_config
 from agent.publish.evidence import MANIFEST, build_manifest, evidence_dir, write_manifest
 from agent.redact import redact
@@ -55,7 +56,7 @@ def reproduce_commands(run: Run) -> list[str]:
         commands.append(f"# (local source {Path(resolved['origin']).name!r}: copy the author's folder to {REFERENCE_FOLDER}; the manifest has its hashes)")
     commands += [
         "# the converted weights, from the reference and the mapping in this branch",
-        shlex.join(["integrate", "convert", *weights, "--mapping", f"{evidence}/_weight_mapping.py",
+        shlex.join(["integrate", "convert", *weights, "--mapping", _rel(run.result("convert")["mapping_file"], workspace),
                     "--config", f"{evidence}/{CONVERTED_CONFIG}", "--out", converted]),
         "# parity: reference and port each in their own sandbox, the verdict outside both",
         shlex.join(["integrate", "parity", _rel(verified["spec"], workspace), "--reference-path", REFERENCE_FOLDER,
@@ -108,6 +109,7 @@ def publish(run: Run) -> dict[str, Any]:
         source_kind=resolved["kind"],
         revision=resolved.get("revision"),
         layout=planned["layout"],
+        model_layout=layout_of(planned),
         model_path=planned["model_path"],
         config_args=list(candidate_config(run)) if run.is_done("conventions") else list(analysis["config_kwargs"]),
         registered_in=[_rel(p, workspace) if Path(p).is_absolute() else p for p in scaffolded["registered_in"]],

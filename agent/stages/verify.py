@@ -16,6 +16,7 @@ from agent.checks import blocking, check_port
 from agent.compliance import run_compliance
 from agent.diffusers_repo.branch import write_and_run_model_test
 from agent.errors import IntegrateError, ParityFailed
+from agent.layouts import model_code_files
 from agent.parity_run import (
     candidate_config,
     forward_renames,
@@ -85,7 +86,8 @@ def verify(run: Run) -> dict[str, Any]:
     for name in ("parity.json", "parity_layers.png"):
         safe_files.copy_out(work, name, reports / name)
 
-    checked = check_port([scaffolded["model_file"]])  # every rule, the tamper rules included
+    # every rule, the tamper rules included, on the model file (and the rest of its model folder)
+    checked = check_port(model_code_files(workspace, scaffolded["model_file"]))
     tampering = blocking(checked)
     findings = [f.to_dict() for f in checked]
     for f in findings:
@@ -155,7 +157,7 @@ def verify(run: Run) -> dict[str, Any]:
         first = tampering[0]
         failures.append(
             f"the port does what a model file must not ({len(tampering)} blocking finding{'s' if len(tampering) != 1 else ''}): "
-            f"{first.rule} at {Path(first.path).name}:{first.line}: {first.message}"
+            f"{first.rule} at {Path(first.path).relative_to(workspace)}:{first.line}: {first.message}"
         )
     if not generated_test["passed"]:
         last = next((line for line in reversed(generated_test["output"].splitlines()) if line.strip()), generated_test.get("reason", ""))

@@ -211,21 +211,11 @@ def run_recorded(model, kwargs: dict, sites) -> dict:
             out = model(**kwargs)
     except Exception as exc:
         return {"forward_error": f"{exc.__class__.__name__}: {exc}".splitlines()[0][:400]}
-    first = _first_tensor(out)
+    from sandbox.parity.runside.tracer import first_tensor
+
+    first = first_tensor(out)
     described = {"output_shape": list(first.shape), "output_finite": bool(torch.isfinite(first).all())} if first is not None else {}
     return {**described, **sites.to_json()}
-
-
-def _first_tensor(out):
-    import torch
-
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, (tuple, list)):
-        return next((t for t in map(_first_tensor, out) if t is not None), None)
-    if isinstance(out, dict):
-        return next((t for t in map(_first_tensor, out.values()) if t is not None), None)
-    return getattr(out, "sample", None)
 
 
 if __name__ == "__main__":

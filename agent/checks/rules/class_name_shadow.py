@@ -20,9 +20,15 @@ _TOP_CLASS = re.compile(r"^class[ \t]+(\w+)", re.M)
 def _shared(ctx, root: Path) -> dict[str, Path]:
     """Class name -> the shared module defining it (deprecation shims that hand the name over to
     a model file, `FluxPosEmbed` in embeddings.py, left out: the model file holds the real one)."""
+    paths = [root / "models" / rel for rel in SHARED_MODULES]
+    for path in paths:
+        ctx.deps.add(str(path.resolve()))  # what read_other records, without reading per file
+    return indexes._memo(("shared-classes", str(root)), lambda: _shared_classes(ctx, paths))
+
+
+def _shared_classes(ctx, paths: list[Path]) -> dict[str, Path]:
     out: dict[str, Path] = {}
-    for rel in SHARED_MODULES:
-        path = root / "models" / rel
+    for path in paths:
         text = ctx.read_other(path) if path.is_file() else None
         blocks = _TOP_CLASS.split(text or "")  # [before, name, body, name, body, ...]
         for name, body in zip(blocks[1::2], blocks[2::2], strict=True):

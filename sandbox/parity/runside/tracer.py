@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -17,12 +18,15 @@ class TraceEntry:
 
 
 def first_tensor(out) -> torch.Tensor | None:
-    """The tensor a module's output is mostly about: itself, `.sample`, or the first found."""
+    """The tensor a module's output is mostly about: itself, `.sample`, or the first found (in a
+    tuple, list, dict or dataclass, e.g. a modulation layer's (shift, scale, gate) record)."""
     if isinstance(out, torch.Tensor):
         return out
     if hasattr(out, "sample") and isinstance(out.sample, torch.Tensor):
         return out.sample
-    if isinstance(out, dict):
+    if dataclasses.is_dataclass(out) and not isinstance(out, type):
+        out = [getattr(out, f.name, None) for f in dataclasses.fields(out)]
+    elif isinstance(out, dict):
         out = list(out.values())
     if isinstance(out, (list, tuple)):
         for item in out:

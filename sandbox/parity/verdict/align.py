@@ -20,13 +20,13 @@ def align(ref: list[dict[str, Any]], cand: list[dict[str, Any]], cand_to_ref: di
             ref_to_cand.setdefault(r, set()).add(c)
     by_signature: dict[tuple[frozenset[str], int], list[int]] = {}
     for i, e in enumerate(cand):
-        if e["keys"]:
+        if e["keys"] and e["tensor"] is not None:
             by_signature.setdefault((frozenset(e["keys"]), e["call"]), []).append(i)
 
     pairs: list[tuple[int, int]] = []
     used: set[int] = set()
     for ri, r in enumerate(ref):
-        if not r["keys"]:
+        if not r["keys"] or r["tensor"] is None:  # a module whose output holds no tensor: nothing to compare
             continue
         mapped = frozenset(k for key in r["keys"] for k in ref_to_cand.get(key, ()))
         if not mapped:
