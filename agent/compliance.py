@@ -16,7 +16,7 @@ from typing import Any
 
 import sandbox
 from agent.errors import IntegrateError
-from agent.parity_run import candidate_location, write_spec
+from agent.parity_run import candidate_config, candidate_location, write_spec
 from agent.run_state import Run
 from agent.sandboxed import run_job
 from sandbox.compliance.port import INPUT_SEEDS
@@ -137,7 +137,7 @@ def run_compliance(run: Run, *, skip: Mapping[str, str] | None = None, only: Seq
         shutil.rmtree(base)
     spec = write_spec(run, base / "spec" / "compliance_spec.py", converted_dir=converted["weights_dir"])
     result = compliance_job(
-        root, module, planned["class_name"], analysis["config_kwargs"], converted["weights_dir"], spec,
+        root, module, planned["class_name"], candidate_config(run), converted["weights_dir"], spec,
         workdir=base / "job", tolerance=planned["tolerance"]["max_abs"], device=run.inputs.get("device", "cpu"),
         only=only, skip=skip, ro_paths=[Path(scaffolded["workspace"])], limits=limits,
     )

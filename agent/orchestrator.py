@@ -1,4 +1,4 @@
-"""The flow of a run: ten stages in order, each recorded in run.json, resumable."""
+"""The flow of a run: eleven stages in order, each recorded in run.json, resumable."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from agent.errors import IntegrateError
 from agent.run_state import Run
 from agent.stages.analyze import analyze
 from agent.stages.blocks import blocks
+from agent.stages.conventions import conventions
 from agent.stages.convert import convert
 from agent.stages.plan import plan
 from agent.stages.port import port
@@ -29,6 +30,7 @@ STAGES: list[tuple[str, Callable[[Run], dict[str, Any]]]] = [
     ("scaffold", scaffold),
     ("port", port),
     ("blocks", blocks),
+    ("conventions", conventions),
     ("refine", refine),
     ("convert", convert),
     ("verify", verify),
@@ -50,6 +52,13 @@ def _describe(name: str, result: dict[str, Any]) -> str:
         p = result["parity"]
         c = result["codemods"]
         return f"structural port ({len(c['converted'])} calls rewritten, {len(c['left'])} left), parity max abs {p['max_abs_diff']:.2e}"
+    if name == "conventions":
+        if result["status"] == "reverted":
+            return f"reverted: {result['attempts'][-1].get('why', 'parity failed')}"
+        g = result["gradient_checkpointing"]
+        grads = f", checkpointing {'proven' if g['proven'] else 'not proven'}" if "_supports_gradient_checkpointing" in result["flags"] or g.get("max_abs_diff") is not None else ""
+        left = f" ({', '.join(result['groups_left_out'])} left out)" if result["groups_left_out"] else ""
+        return f"{len(result['groups_applied'])}/{len(result['groups_applied']) + len(result['groups_left_out'])} groups{left}, parity max abs {result['parity']['max_abs_diff']:.2e}{grads}"
     if name == "blocks":
         if result["status"] == "skipped":
             return f"skipped: {result['reason']}"

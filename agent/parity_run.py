@@ -18,7 +18,10 @@ from sandbox.mapping import WeightMapping
 from sandbox.parity.errors import ParityError
 from sandbox.parity.host import SandboxLog, SidePaths, fresh_seed, run_parity, sandboxed_launcher, side_env
 
-__all__ = ["SidePaths", "candidate_location", "parity_paths", "reference_config", "run_parity_sandboxed", "side_env", "write_spec"]
+__all__ = [
+    "SidePaths", "candidate_config", "candidate_location", "forward_renames", "parity_paths", "reference_config",
+    "run_parity_sandboxed", "side_env", "write_spec",
+]
 
 
 def candidate_location(run: Run) -> tuple[Path, str]:
@@ -33,6 +36,19 @@ def reference_config(analysis: dict[str, Any]) -> dict[str, Any]:
     """The constructor kwargs as the reference expects them (tuples where its defaults are tuples)."""
     tuples = set(analysis.get("tuple_args", []))
     return {k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in analysis["config_kwargs"].items()}
+
+
+def candidate_config(run: Run) -> dict[str, Any]:
+    """The port's constructor kwargs: the reference config, under the names the conventions
+    stage gave the port's arguments when it ran."""
+    conv = run.result("conventions") if run.is_done("conventions") else {}
+    return conv.get("candidate_config") or reference_config(run.result("analyze"))
+
+
+def forward_renames(run: Run) -> dict[str, str]:
+    """Reference forward argument -> the port's, when the conventions stage renamed them."""
+    conv = run.result("conventions") if run.is_done("conventions") else {}
+    return dict(conv.get("forward_renames") or {})
 
 
 def _reference_kwargs_code(analysis: dict[str, Any]) -> str:
@@ -55,9 +71,20 @@ def parity_paths(run: Run, reference_weights: Sequence[str | Path] = (), convert
     return SidePaths(reference=[snapshot, *(r for r in weight_roots if r != snapshot)], candidate=candidate)
 
 
-def spec_context(run: Run, spec_name: str, *, reference_weights: Sequence[str] = (), converted_dir: str | None = None) -> dict[str, Any]:
+def spec_context(
+    run: Run,
+    spec_name: str,
+    *,
+    reference_weights: Sequence[str] = (),
+    converted_dir: str | None = None,
+    candidate_kwargs: dict[str, Any] | None = None,
+    renamed_inputs: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Everything the spec template is rendered from: data only (the manifest records it, and
-    `integrate verify` renders the spec again from it instead of trusting a spec in a branch)."""
+    `integrate verify` renders the spec again from it instead of trusting a spec in a branch).
+    The candidate is built from `candidate_kwargs` and called with `renamed_inputs` applied to
+    the reference's forward arguments (by default: what the conventions stage recorded, nothing
+    before it ran)."""
     analysis, planned = run.result("analyze"), run.result("plan")
     _, module = candidate_location(run)
     names, _ = weight_names_and_roots(run, [Path(p) for p in reference_weights]) if reference_weights else ([], [])
@@ -74,24 +101,38 @@ def spec_context(run: Run, spec_name: str, *, reference_weights: Sequence[str] =
         "config_object": analysis.get("config_object"),
         "tolerance": planned["tolerance"],
         "inputs": analysis["inputs"],
+        "candidate_config": candidate_config(run) if candidate_kwargs is None else candidate_kwargs,
+        "forward_renames": forward_renames(run) if renamed_inputs is None else renamed_inputs,
     }
 
 
 def render_spec(context: dict[str, Any]) -> str:
     config_object = context.get("config_object")
+    config = reference_config({"config_kwargs": context["config"], "tuple_args": context.get("tuple_args", [])})
     return render(
         "parity/spec.py.j2",
-        **{k: v for k, v in context.items() if k not in ("config", "tuple_args", "config_object")},
-        config=reference_config({"config_kwargs": context["config"], "tuple_args": context.get("tuple_args", [])}),
+        **{k: v for k, v in context.items() if k not in ("config", "tuple_args", "config_object", "candidate_config", "forward_renames")},
+        config=config,
+        candidate_config=context.get("candidate_config") or config,
+        forward_renames=context.get("forward_renames") or {},
         reference_kwargs=_reference_kwargs_code({"config_object": config_object}),
     )
 
 
-def write_spec(run: Run, path: Path, *, reference_weights: Sequence[str] = (), converted_dir: str | None = None) -> Path:
+def write_spec(
+    run: Run,
+    path: Path,
+    *,
+    reference_weights: Sequence[str] = (),
+    converted_dir: str | None = None,
+    candidate_kwargs: dict[str, Any] | None = None,
+    renamed_inputs: dict[str, str] | None = None,
+) -> Path:
     """A spec that names no folder (it finds everything under the paths each side is given), so
     the same file runs in this run, in a PR branch and in a maintainer's clone."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    context = spec_context(run, path.name, reference_weights=reference_weights, converted_dir=converted_dir)
+    context = spec_context(run, path.name, reference_weights=reference_weights, converted_dir=converted_dir,
+                           candidate_kwargs=candidate_kwargs, renamed_inputs=renamed_inputs)
     safe_files.write_text(path.parent, path.name, render_spec(context))
     return path
 

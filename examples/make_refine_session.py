@@ -3,7 +3,8 @@
 Each line is one assistant turn as the Messages API returns it (content blocks, stop_reason,
 usage). Play it with `integrate examples/tiny-dit --llm scripted:examples/tiny-dit/refine_names.jsonl`.
 The session starts from the port after the blocks stage (diffusers' Attention, FeedForward,
-AdaLayerNormContinuous already in place) and renames the model's research attribute names to
+AdaLayerNormContinuous already in place) and the conventions stage (diffusers' forward names,
+return_dict, checkpointing) and renames the model's research attribute names to
 diffusers' (`blocks` -> `transformer_blocks`, `final_layer` -> `norm_out`), checks parity (a
 green checkpoint), runs the checks and finishes; the weight mapping follows the new names.
 """
@@ -22,8 +23,8 @@ OLD_LOOP = "        for block in self.blocks:"
 NEW_LOOP = "        for block in self.transformer_blocks:"
 OLD_NORM = "        self.final_layer = AdaLayerNormContinuous("
 NEW_NORM = "        self.norm_out = AdaLayerNormContinuous("
-OLD_NORM_CALL = "        x = self.proj_out(self.final_layer(x, c))"
-NEW_NORM_CALL = "        x = self.proj_out(self.norm_out(x, c))"
+OLD_NORM_CALL = "        hidden_states = self.proj_out(self.final_layer(hidden_states, c))"  # forward names from the conventions stage
+NEW_NORM_CALL = "        hidden_states = self.proj_out(self.norm_out(hidden_states, c))"
 
 
 def tool_use(n: int, name: str, **arguments) -> dict:

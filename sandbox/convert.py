@@ -88,6 +88,7 @@ class Mapping:
     drop: dict[str, str] = field(default_factory=dict)
     handlers: list[tuple[re.Pattern, Callable]] = field(default_factory=list)
     fuse: dict[str, tuple[list[str], Callable]] = field(default_factory=dict)
+    convert_config: Callable[[dict], dict] | None = None  # reference config.json -> the port's
 
     @classmethod
     def load(cls, path: str | Path | None) -> Mapping:
@@ -106,6 +107,7 @@ class Mapping:
             drop=dict(getattr(module, "DROP", {})),
             handlers=[(re.compile(p), fn) for p, fn in getattr(module, "HANDLERS", {}).items()],
             fuse=dict(getattr(module, "FUSE", {})),
+            convert_config=getattr(module, "convert_config", None),
         )
 
     def rename(self, key: str) -> str:
@@ -476,7 +478,13 @@ def convert(
                 "weight_map": {p.key: _shard_name(p.shard, n_shards) for p in planned.values()},
             }
             (tmp / f"{WEIGHTS_NAME}.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
-        if config:
+        if config and mapping.convert_config is not None:  # the port renamed its config arguments
+            try:
+                converted = mapping.convert_config(json.loads(Path(config).read_text()))
+            except ValueError as exc:
+                raise ConversionError(f"config {Path(config).name} cannot be converted: {exc}") from None
+            (tmp / "config.json").write_text(json.dumps(converted, indent=2) + "\n")
+        elif config:
             shutil.copy(config, tmp / "config.json")
         _check_loadable(tmp, n_shards, planned)
         if out.exists():

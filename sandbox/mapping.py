@@ -130,9 +130,10 @@ class WeightMapping:
             t = torch.cat([chunks[i] for i in order], dim=0)
         return t.reshape(self.reshape[cand]) if cand in self.reshape else t
 
-    def to_module_source(self, title: str) -> str:
+    def to_module_source(self, title: str, config_conversion: dict[str, Any] | None = None) -> str:
         """The mapping as a `_weight_mapping.py` (torch only): a readable rename table plus small
-        named handlers for splits, fusions, chunk reorders and tied (copied) tensors."""
+        named handlers for splits, fusions, chunk reorders and tied (copied) tensors; with
+        `config_conversion` (sandbox.config_renames), also CONFIG_RENAMES and convert_config()."""
         by_ref: dict[str, list[str]] = {}
         for cand, ref in self.pairs.items():
             if cand not in self.fused:
@@ -221,6 +222,10 @@ class WeightMapping:
             "}",
             "",
         ]
+        if config_conversion and (config_conversion.get("renames") or config_conversion.get("per_head")):
+            from sandbox.config_renames import config_source
+
+            lines.append(config_source(config_conversion))
         return "\n".join(lines)
 
     dropped_reason: str = "not used by the diffusers model"

@@ -14,7 +14,7 @@ EXAMPLE = ROOT / "examples" / "tiny-dit"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def integrate(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def integrate(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the real CLI in a fresh process, the way a user does."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "ANTHROPIC_"))}
     full_env["HF_HUB_OFFLINE"] = "1"  # nothing in tests reaches the network

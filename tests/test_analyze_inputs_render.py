@@ -88,3 +88,19 @@ def test_dict_literal_form_for_the_diffusers_test_renders_both_kinds():
     ns = {"torch": torch}
     exec(module.author_definitions(entry) + "\ng = torch.Generator().manual_seed(5)\nkwargs = {" + module.input_kwargs(entry, "    ") + "\n}\n", ns)
     assert ns["kwargs"]["x"].tolist() == [5.0, 5.0]
+
+
+def test_an_inputs_file_feeds_the_port_under_the_renamed_forward_arguments():
+    """After the conventions stage renamed the forward (x -> hidden_states), both generated tests
+    rename the inputs file's keyword arguments as it runs; the reference's names stay in the file."""
+    module = _environment().get_template("parity/inputs.py.j2").module
+    source = "import torch\n\n\ndef inputs(seed):\n    return {'x': torch.full((2,), float(seed)), 'y': torch.tensor([1, 2])}\n"
+    entry = [{"kind": "file", "origin": "integrate_inputs.py", "source": source, "returns": "kwargs", "renames": {"x": "hidden_states"}}]
+    made = rendered("test_make_inputs", entry, 0)["make_inputs"](4)
+    assert set(made) == {"hidden_states", "y"} and made["hidden_states"].tolist() == [4.0, 4.0]
+    ns = {"torch": torch}
+    exec(module.author_definitions(entry) + "\ng = torch.Generator().manual_seed(5)\nkwargs = {" + module.input_kwargs(entry, "    ") + "\n}\n", ns)
+    assert set(ns["kwargs"]) == {"hidden_states", "y"} and ns["kwargs"]["hidden_states"].tolist() == [5.0, 5.0]
+    pair = [{**entry[0], "returns": "pair",
+             "source": source.replace("return {", "return {'reference': {}, 'candidate': {").replace("])}\n", "])}}\n")}]
+    assert set(rendered("test_make_inputs", pair, 0)["make_inputs"](1)) == {"hidden_states", "y"}

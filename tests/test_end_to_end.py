@@ -10,7 +10,7 @@ import git
 import pytest
 from conftest import EXAMPLE, integrate
 
-STAGES = ["resolve", "analyze", "plan", "scaffold", "port", "blocks", "refine", "convert", "verify", "publish"]
+STAGES = ["resolve", "analyze", "plan", "scaffold", "port", "blocks", "conventions", "refine", "convert", "verify", "publish"]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,11 @@ def test_pr_md_holds_parity_table_findings_and_commands(finished_run):
     assert "| transformer (reloaded with from_pretrained) |" in pr
     assert "## Convention checks" in pr
     assert "integrate parity" in pr and "integrate check" in pr
-    assert "2 calls rewritten" in pr and "3 more were replaced by later steps" in pr  # the blocks stage replaced the attention's
+    # the blocks stage replaced the attention's three rewrites, the conventions stage renamed the patchify line's `x`
+    assert "1 call rewritten" in pr and "4 more were replaced by later steps" in pr
+    assert "## diffusers conventions" in pr and "`forward(hidden_states, timestep, class_labels, return_dict)` returning `Transformer2DModelOutput`" in pr
+    assert "`input_size` -> `sample_size`" in pr and "`hidden_size` -> `attention_head_dim` (= `hidden_size` / `num_heads`)" in pr
+    assert "convert_config()" in pr and "`_supports_gradient_checkpointing = True`" in pr
 
 
 def test_port_has_no_einops_and_no_direct_sdpa(finished_run):
@@ -89,7 +93,7 @@ def test_separate_process_loads_port_and_matches_reference(finished_run):
         g = torch.Generator().manual_seed(7)
         x, t, y = torch.randn(3, 4, 16, 16, generator=g), torch.rand(3, generator=g) * 1000, torch.randint(0, 10, (3,), generator=g)
         with torch.no_grad():
-            print((ref(x, t, y) - port(x, t, y)).abs().max().item())
+            print((ref(x, t, y) - port(x, t, y).sample).abs().max().item())
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=work)
     assert proc.returncode == 0, proc.stderr

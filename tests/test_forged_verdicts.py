@@ -241,13 +241,12 @@ def test_a_port_that_is_right_only_under_the_harness_fails_verification(tmp_path
     sys.path.insert(0, str(ROOT / "examples"))
     import make_refine_session as session
 
-    old = "        return self.unpatchify(x, H // self.patch_size, W // self.patch_size)"
+    old = "        output = self.unpatchify(hidden_states, H // self.patch_size, W // self.patch_size)"  # after the conventions stage
     new = (
-        "        out = self.unpatchify(x, H // self.patch_size, W // self.patch_size)\n"
+        "        output = self.unpatchify(hidden_states, H // self.patch_size, W // self.patch_size)\n"
         "        import sys\n"
         "        if not any(name.startswith('sandbox.parity') for name in sys.modules):\n"
-        "            out = out * 1.01\n"
-        "        return out"
+        "            output = output * 1.01"
     )
     u = session.usage(100, 0, 0, 50)
     with MessagesStandIn() as api:

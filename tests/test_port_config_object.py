@@ -45,8 +45,9 @@ def test_config_object_is_flattened(tmp_path, example, variant, param, kind):
     run = json.loads((tmp_path / "runs" / summary["run_id"] / "run.json").read_text())
     assert run["stages"]["analyze"]["result"]["config_object"]["kind"] == kind
     model = (tmp_path / "out" / "transformer_tiny_dit.py").read_text()
-    assert "hidden_size=64," in model and f"{param} = " in model
+    # the conventions stage renamed the arguments (hidden_size = 4 heads x 16, depth -> num_layers)
+    assert "attention_head_dim=16," in model and f"{param} = " in model
     saved = json.loads((tmp_path / "out" / "weights" / "config.json").read_text())
-    assert saved["hidden_size"] == 64 and saved["depth"] == 2  # every key is in the saved config
+    assert saved["attention_head_dim"] == 16 and saved["num_layers"] == 2  # every key is in the saved config
     if kind == "namespace":
         assert "self.reference_config = config" in model  # ConfigMixin owns self.config

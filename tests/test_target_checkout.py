@@ -23,7 +23,7 @@ def test_port_lands_on_a_branch_and_imports_from_diffusers(tmp_path, diffusers_c
     assert not repo.is_dirty(untracked_files=True)
 
     commits = list(repo.iter_commits(f"main..{branch}"))
-    assert len(commits) == 4  # scaffold, port, blocks, publish
+    assert len(commits) == 5  # scaffold, port, blocks, conventions, publish
     changed = set(repo.git.diff("--name-only", f"main...{branch}").split())
     assert "src/diffusers/models/transformers/transformer_tiny_dit.py" in changed
     assert {"src/diffusers/__init__.py", "src/diffusers/models/__init__.py", "src/diffusers/models/transformers/__init__.py"} <= changed
@@ -67,4 +67,4 @@ def test_port_lands_on_a_branch_and_imports_from_diffusers(tmp_path, diffusers_c
     pr = (tmp_path / "runs" / summary["run_id"] / "PR.md").read_text()
     assert "Registered in both halves" in pr
     patch = (tmp_path / "runs" / summary["run_id"] / "changes.patch").read_text()
-    assert patch.count("Subject: [PATCH") == 4
+    assert patch.count("Subject: [PATCH") == 5

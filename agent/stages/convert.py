@@ -12,7 +12,7 @@ from typing import Any
 from agent.errors import IntegrateError
 from agent.layouts import FOLDER, layout_of
 from agent.layouts import mapping_file as layout_mapping_file
-from agent.parity_run import candidate_location, parity_paths, side_env, write_spec
+from agent.parity_run import candidate_config, candidate_location, parity_paths, side_env, write_spec
 from agent.porting.formatting import format_file
 from agent.publish.evidence import evidence_dir
 from agent.reference_weights import reference_weight_files
@@ -24,7 +24,7 @@ from sandbox.parity.exchange import MAX_TENSOR_FILE_BYTES
 
 
 def convert(run: Run) -> dict[str, Any]:
-    analysis, planned, scaffolded = run.result("analyze"), run.result("plan"), run.result("scaffold")
+    planned, scaffolded = run.result("plan"), run.result("scaffold")
     workdir = run.path("convert")
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -38,7 +38,8 @@ def convert(run: Run) -> dict[str, Any]:
         "candidate_root": str(root),
         "candidate_module": module,
         "class_name": planned["class_name"],
-        "config": analysis["config_kwargs"],
+        "config": candidate_config(run),
+        "config_conversion": run.result("conventions").get("config_conversion") if run.is_done("conventions") else None,
         "reference_files": [str(p) for p in files],
         "out": str(workdir / "weights"),
         "mapping_out": str(workdir / "_weight_mapping.py"),

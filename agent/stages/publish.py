@@ -14,6 +14,7 @@ from agent.compliance import markdown_table
 from agent.errors import IntegrateError
 from agent.gitsafe import Git, seal
 from agent.layouts import layout_of
+from agent.parity_run import candidate_config
 from agent.publish.evidence import MANIFEST, build_manifest, evidence_dir, write_manifest
 from agent.redact import redact
 from agent.reference_weights import reference_weight_files
@@ -22,6 +23,7 @@ from agent.repo_checks import markdown_table as repo_checks_table
 from agent.repo_checks import run_repo_checks
 from agent.run_state import Run
 from agent.stages.blocks import pr_summary
+from agent.stages.conventions import pr_summary as conventions_summary
 from agent.workspace import commit_all, remove_worktree
 from sandbox import safe_files
 
@@ -109,13 +111,14 @@ def publish(run: Run) -> dict[str, Any]:
         layout=planned["layout"],
         model_layout=layout_of(planned),
         model_path=planned["model_path"],
-        config_args=list(analysis["config_kwargs"]),
+        config_args=list(candidate_config(run)) if run.is_done("conventions") else list(analysis["config_kwargs"]),
         registered_in=[_rel(p, workspace) if Path(p).is_absolute() else p for p in scaffolded["registered_in"]],
         tensors=converted["tensors"],
         mapping=converted["mapping"],
         reload_equal=converted["reload_equal"],
         refinement=_refinement(run),
         blocks=pr_summary(run.result("blocks")) if run.is_done("blocks") else None,
+        conventions=conventions_summary(run.result("conventions"), final_code, planned["class_name"]) if run.is_done("conventions") else None,
         codemods=_codemods_still_in(final_code, run.result("port")["codemods"]),
         parity=verified["parity"],
         components=verified["components"],

@@ -17,7 +17,14 @@ from agent.compliance import run_compliance
 from agent.diffusers_repo.branch import write_and_run_model_test
 from agent.errors import IntegrateError, ParityFailed
 from agent.layouts import model_code_files
-from agent.parity_run import parity_paths, render_spec, run_parity_sandboxed, spec_context
+from agent.parity_run import (
+    candidate_config,
+    forward_renames,
+    parity_paths,
+    render_spec,
+    run_parity_sandboxed,
+    spec_context,
+)
 from agent.publish.evidence import evidence_dir
 from agent.render import render
 from agent.run_state import Run
@@ -90,7 +97,11 @@ def verify(run: Run) -> dict[str, Any]:
     test_file = workspace / planned["test_path"]
     test_file.parent.mkdir(parents=True, exist_ok=True)
     # the data both forms of the generated test are rendered from
-    test_config, test_inputs, samples = analysis["config_kwargs"], analysis["inputs"], reference_samples(work / "sides")
+    # (under the port's argument names when the conventions stage renamed them)
+    renamed = forward_renames(run)
+    test_config, samples = candidate_config(run), reference_samples(work / "sides")
+    test_inputs = [{**i, "name": renamed.get(i["name"], i["name"])} if "name" in i else {**i, "renames": renamed}
+                   for i in analysis["inputs"]]  # an inputs file keeps the reference's names: its keys are renamed as it runs
     if planned["layout"] == "diffusers-tree":  # diffusers' own form: tester mixins + the parity test
         generated_test = write_and_run_model_test(
             run, test_file, config=test_config, inputs=test_inputs, reference_outputs=samples, seed=report["seed"],

@@ -3,7 +3,8 @@
     python -m sandbox.jobs.convert_weights JOB_JSON RESULT_JSON
 
 JOB_JSON: candidate_root, candidate_module, class_name, config, reference_files, out, mapping_out,
-and optionally spec (a parity spec). The port is built on the meta device (shapes only) and the
+and optionally spec (a parity spec) and config_conversion (how a reference config.json becomes the
+port's config, written into the mapping as convert_config). The port is built on the meta device (shapes only) and the
 mapping is inferred from names and shapes; when that leaves weights unmatched (renamed, split or
 fused tensors) and a spec is given, both models are run once and the mapping is inferred from the
 order in which they use their weights. It is written as a torch-only `_weight_mapping.py`, the checkpoint is converted tensor by
@@ -57,7 +58,7 @@ def convert(job: dict) -> dict:
         return {"ok": False, "error": "weights could not all be mapped", "mapping": mapping.summary()}
 
     mapping_file = Path(job["mapping_out"])
-    mapping_file.write_text(mapping.to_module_source(job["class_name"]))
+    mapping_file.write_text(mapping.to_module_source(job["class_name"], job.get("config_conversion")))
     stats = stream_convert(job["reference_files"], mapping_file, job["out"], expect_keys=list(cand_shapes))
     model.save_config(job["out"])
 
