@@ -16,6 +16,7 @@ from agent.gitsafe import Git, seal
 from agent.layouts import layout_of
 from agent.parity_run import candidate_config
 from agent.publish.evidence import MANIFEST, build_manifest, evidence_dir, write_manifest
+from agent.publish.usage import paper_link
 from agent.redact import redact
 from agent.reference_weights import reference_weight_files
 from agent.render import render
@@ -127,6 +128,8 @@ def publish(run: Run) -> dict[str, Any]:
         findings=verified["findings"],
         generated_test=verified["generated_test"],
         generated_test_path=_rel(verified["test_file"], workspace),
+        usage=verified.get("usage"),
+        paper=paper_link(Path(resolved["snapshot"]), resolved.get("model_card")),
         compliance=verified["compliance"],
         compliance_table=markdown_table(verified["compliance"]),
         manifest=_rel(manifest_path, workspace),

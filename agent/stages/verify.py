@@ -26,6 +26,7 @@ from agent.parity_run import (
     spec_context,
 )
 from agent.publish.evidence import evidence_dir
+from agent.publish.usage import usage_example
 from agent.render import render
 from agent.run_state import Run
 from sandbox import safe_files
@@ -108,7 +109,9 @@ def verify(run: Run) -> dict[str, Any]:
             atol=planned["tolerance"]["max_abs"], parity_command=f"integrate parity {spec.name}",
             checkpoint_dir=Path(converted["weights_dir"]),
         )
-    else:
+    usage = usage_example(planned["class_name"], planned["module_name"], planned["layout"], test_inputs,
+                          "weights" if planned["layout"] == "standalone" else "../converted", report["seed"])
+    if planned["layout"] != "diffusers-tree":
         safe_files.write_text(test_file.parent, test_file.name, render(
             "tests/test_model.py.j2",
             class_name=planned["class_name"],
@@ -122,6 +125,7 @@ def verify(run: Run) -> dict[str, Any]:
             inputs=test_inputs,
             seed=report["seed"],
             parity_command=f"integrate parity {spec.name}",
+            usage=usage,
         ))
         generated_test = run_generated_test(test_file, workspace, run.path("verify", "test"), [workspace, Path(converted["weights_dir"])])
 
@@ -141,6 +145,8 @@ def verify(run: Run) -> dict[str, Any]:
         "findings": findings,
         "blocking": [f.to_dict() for f in tampering],
         "generated_test": generated_test,
+        # the PR's usage example; in a standalone port the generated test runs it as shown
+        "usage": {"code": usage, "run_by": "test_usage_example_runs" if usage and planned["layout"] == "standalone" else None},
         "compliance": compliance,
         "reports": str(reports),
         "spec": str(spec),
