@@ -139,7 +139,7 @@ def test_blocking_findings_for_verification(tmp_path):
 def test_tamper_rules_pass_the_ports_of_the_bundled_example(tmp_path):
     # the structural port, and the port refined by the bundled scripted session
     example = Path(__file__).resolve().parent.parent / "examples" / "tiny-dit"
-    for name, extra in (("plain", ()), ("refined", ("--llm", f"scripted:{example / 'refine_qkv.jsonl'}"))):
+    for name, extra in (("plain", ()), ("refined", ("--llm", f"scripted:{example / 'refine_names.jsonl'}"))):
         out = tmp_path / name
         proc = integrate(str(example), "--out", str(out), *extra, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr

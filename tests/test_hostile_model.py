@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 import make_refine_session as session  # noqa: E402
 
 API_KEY = "sk-ant-api03-hostile-standin-0123456789"
-SCRIPT = EXAMPLE / "refine_qkv.jsonl"
+SCRIPT = EXAMPLE / "refine_names.jsonl"
 USAGE = session.usage(100, 0, 1000, 30)
 
 

@@ -163,7 +163,7 @@ def test_package_code_ports_as_published(tmp_path):
     assert f"class {name}(Backbone, ModelMixin, ConfigMixin):" in model
     assert "self.reference_config = {" in model  # the base's self.config no longer shadows ConfigMixin's
     saved = json.loads((tmp_path / "out" / "weights" / "config.json").read_text())
-    assert saved["heads"] == 2 and saved["window"] == 2
+    assert saved["num_attention_heads"] == 2 and saved["window"] == 2  # the conventions stage renamed heads
     # third-party import the port keeps, listed in the plan and the port result
     assert [(d["package"], d["uses"]) for d in port["dependencies"]] == [("einops", ["einops.rearrange"])]
     assert [d["package"] for d in plan["dependencies"]] == ["einops"]

@@ -16,6 +16,7 @@ from typing import Any
 from agent.checks import check_paths
 from agent.errors import IntegrateError
 from agent.gitsafe import Git
+from agent.layouts import layout_of
 from agent.parity_run import (
     parity_paths,
     reference_config,
@@ -181,7 +182,8 @@ def conventions(run: Run) -> dict[str, Any]:
     config = reference_config(analysis)
     target = Target(
         class_name=planned["class_name"], family=planned.get("family", "transformers"),
-        in_tree=planned["layout"] == "diffusers-tree", reference_class=planned["reference_class"],
+        in_tree=planned["layout"] == "diffusers-tree", depth=1 if layout_of(planned) == "folder" else 0,
+        reference_class=planned["reference_class"],
         config=config, inputs=analysis["inputs"], output_paths=_output_paths(run),
     )
     weights = [str(p) for p in reference_weight_files(run)]

@@ -170,7 +170,7 @@ def output_class(target: Target) -> tuple[str, str]:
     else:
         found = None
     name, standalone, in_tree = found or _OUTPUTS["transformers"]
-    return name, f"from {in_tree if target.in_tree else standalone} import {name}\n"
+    return name, f"from {target.relative(in_tree) if target.in_tree else standalone} import {name}\n"
 
 
 def _field_names(sites: list[cst.Return], n: int) -> list[str]:
@@ -390,7 +390,7 @@ def forward_conventions(module: cst.Module, target: Target) -> tuple[cst.Module,
     else:
         output = f"{target.class_name}Output"
         fields = _field_names(sites, kind[1])
-        import_line = f"from {'...utils' if target.in_tree else 'diffusers.utils'} import BaseOutput\n"
+        import_line = f"from {target.relative('...utils') if target.in_tree else 'diffusers.utils'} import BaseOutput\n"
     tail = _tail(out, output, single, fields)
 
     unhandled = 0

@@ -12,6 +12,7 @@ class Target:
     class_name: str  # the diffusers model class in the file
     family: str = "transformers"  # "transformers" or "unets" (the plan's model family)
     in_tree: bool = False  # inside a diffusers checkout (relative imports) or standalone
+    depth: int = 0  # folders below models/<family>/ (1 in the model-folder layout: relative imports reach one level further)
     reference_class: str = ""
     config: dict[str, Any] = field(default_factory=dict)  # the reference config the port is built with
     inputs: list[dict[str, Any]] = field(default_factory=list)  # analysis["inputs"]: the seeded input recipe
@@ -28,3 +29,7 @@ class Target:
 
     def recipe(self, name: str) -> dict[str, Any] | None:
         return next((i for i in self.inputs if i.get("name") == name), None)
+
+    def relative(self, module: str) -> str:
+        """A relative import written for models/<family>/<file>.py, reaching as far from the port's file."""
+        return "." * self.depth + module
