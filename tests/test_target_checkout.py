@@ -66,5 +66,9 @@ def test_port_lands_on_a_branch_and_imports_from_diffusers(tmp_path, diffusers_c
 
     pr = (tmp_path / "runs" / summary["run_id"] / "PR.md").read_text()
     assert "Registered in both halves" in pr
+    assert "from diffusers import TinyDiTTransformer2DModel" in pr and 'from_pretrained("../converted")' in pr
+    usage = run["stages"]["verify"]["result"]["usage"]
+    assert usage["run_by"] == "verify" and usage["passed"], usage.get("output")
+    assert "Executed as shown: verify ran this code in the sandbox" in pr
     patch = (tmp_path / "runs" / summary["run_id"] / "changes.patch").read_text()
     assert patch.count("Subject: [PATCH") == 5

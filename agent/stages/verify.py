@@ -67,6 +67,20 @@ def run_generated_test(test_file: Path, import_root: Path, scratch: Path, ro_pat
     return {"passed": res.ok, "reason": res.reason, "output": (res.stdout + res.stderr)[-4000:], "wall_s": res.wall_s}
 
 
+def run_usage_example(code: str, import_root: Path, weights_dir: Path, scratch: Path) -> dict[str, Any]:
+    """A --target branch's usage example, run as shown: from a folder beside a copy of the
+    converted weights named as the example names them (`../converted`), importing the branch's
+    diffusers, in the sandbox."""
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    (scratch / "work").mkdir(parents=True)
+    shutil.copytree(weights_dir, scratch / "converted", symlinks=True)
+    (scratch / "work" / "usage_example.py").write_text(code)
+    res = sandbox.run([sys.executable, "usage_example.py"], scratch / "work", ro_paths=[import_root, scratch / "converted"],
+                      env={"PYTHONPATH": str(import_root)})
+    return {"passed": res.ok, "reason": res.reason, "output": (res.stdout + res.stderr)[-2000:]}
+
+
 def verify(run: Run) -> dict[str, Any]:
     analysis, planned, scaffolded, converted = (run.result(s) for s in ("analyze", "plan", "scaffold", "convert"))
     workspace = Path(scaffolded["workspace"])
@@ -129,6 +143,13 @@ def verify(run: Run) -> dict[str, Any]:
         ))
         generated_test = run_generated_test(test_file, workspace, run.path("verify", "test"), [workspace, Path(converted["weights_dir"])])
 
+    usage_result: dict[str, Any] = {"code": usage, "run_by": None, "passed": None}
+    if usage and planned["layout"] == "standalone":
+        usage_result.update(run_by="test_usage_example_runs", passed=generated_test["passed"])
+    elif usage:
+        ran = run_usage_example(usage, workspace / "src", Path(converted["weights_dir"]), run.path("verify", "usage"))
+        usage_result.update(run_by="verify", passed=ran["passed"], output=ran["output"])
+
     compliance = run_compliance(run, skip=None if run.inputs.get("compile_check") else {"torch_compile": COMPILE_SKIPPED})
 
     components = [
@@ -145,8 +166,8 @@ def verify(run: Run) -> dict[str, Any]:
         "findings": findings,
         "blocking": [f.to_dict() for f in tampering],
         "generated_test": generated_test,
-        # the PR's usage example; in a standalone port the generated test runs it as shown
-        "usage": {"code": usage, "run_by": "test_usage_example_runs" if usage and planned["layout"] == "standalone" else None},
+        # the PR's usage example, run as shown: by the generated test (standalone), or on its own (--target)
+        "usage": usage_result,
         "compliance": compliance,
         "reports": str(reports),
         "spec": str(spec),
