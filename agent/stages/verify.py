@@ -6,6 +6,7 @@ the port and its weights. The run cannot pass when any of them fails."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -67,6 +68,14 @@ def run_generated_test(test_file: Path, import_root: Path, scratch: Path, ro_pat
     return {"passed": res.ok, "reason": res.reason, "output": (res.stdout + res.stderr)[-4000:], "wall_s": res.wall_s}
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link where the file system allows one: a checkpoint is not copied a second time."""
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
 def run_usage_example(code: str, import_root: Path, weights_dir: Path, scratch: Path) -> dict[str, Any]:
     """A --target branch's usage example, run as shown: from a folder beside a copy of the
     converted weights named as the example names them (`../converted`), importing the branch's
@@ -74,7 +83,7 @@ def run_usage_example(code: str, import_root: Path, weights_dir: Path, scratch: 
     if scratch.exists():
         shutil.rmtree(scratch)
     (scratch / "work").mkdir(parents=True)
-    shutil.copytree(weights_dir, scratch / "converted", symlinks=True)
+    shutil.copytree(weights_dir, scratch / "converted", symlinks=True, copy_function=_link_or_copy)
     (scratch / "work" / "usage_example.py").write_text(code)
     res = sandbox.run([sys.executable, "usage_example.py"], scratch / "work", ro_paths=[import_root, scratch / "converted"],
                       env={"PYTHONPATH": str(import_root)})
