@@ -262,9 +262,9 @@ def test_import_time_compilation_and_compiler_settings_are_left_out():
     """)
     assert "_dynamo" not in r.code and "FLAG" not in r.code and "@" not in r.code
     assert "fast_silu = torch.nn.functional.silu\nexcept" in r.code.replace("    ", "")
-    assert "return torch.compile(x)" in r.code  # inside a function: runs only when called, not at import
+    assert "return x" in r.code  # inside a function too: it would compile on the first call
     assert "h = g" in r.code
-    assert [c["line"] for c in r.converted] == [7, 8, 13, 15, 19]  # the source starts with a blank line
+    assert sorted(c["line"] for c in r.converted) == [7, 8, 13, 15, 17, 19]  # the source starts with a blank line
     ns: dict = {"FLAG": True}
     exec(compile(r.code, "port", "exec"), ns)  # the port imports cleanly and keeps every name
     assert ns["h"] is ns["g"] and ns["fast_silu"] is torch.nn.functional.silu

@@ -1,9 +1,10 @@
-"""Codemod: compilation the reference sets up when it is imported is left out of the port.
+"""Codemod: compilation the reference sets up is left out of the port.
 
-Research code often compiles at import (`f = torch.compile(g)`, `@torch.compile`) and tunes the
-compiler's global settings (`torch._dynamo.config.cache_size_limit = ...`). A diffusers model
-file may not change global state at import (rule T008, T007 for the settings), and diffusers
-leaves compilation to the user (`model.compile()`). Dropping it changes no number the port
+Research code often compiles at import (`f = torch.compile(g)`, `@torch.compile`) or on first
+use (a wrapper calling `torch.compile` lazily), and tunes the compiler's global settings
+(`torch._dynamo.config.cache_size_limit = ...`). A diffusers model file may not change global
+state at import (rule T008, T007 for the settings), and diffusers leaves compilation to the user
+(`model.compile()`). Dropping it changes no number the port
 computes: every parity side runs with TorchDynamo disabled, so the reference that parity
 measured already ran these functions eagerly. Each removal is listed with its line.
 """
@@ -77,12 +78,15 @@ class _DropCompile(cst.CSTTransformer):
         return updated.with_changes(decorators=kept) if len(kept) != len(updated.decorators) else updated
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        if self.depth or self._qualified(original.func) != COMPILE:
+        """`torch.compile(g, ...)` becomes `g` wherever it is: at import, and also inside a function,
+        where it would compile on the first call (minutes on CPU in every fresh process) what
+        parity measured eagerly."""
+        if self._qualified(original.func) != COMPILE:
             return updated
         first = updated.args[0] if updated.args else None
         if first is None or first.keyword or first.star:
             return updated
-        self._record(original, cst.Module([]).code_for_node(original), f"{cst.Module([]).code_for_node(first.value)}: not compiled at import")
+        self._record(original, cst.Module([]).code_for_node(original), f"{cst.Module([]).code_for_node(first.value)}: compilation is left to the user")
         return first.value
 
     def leave_SimpleStatementLine(self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine):
