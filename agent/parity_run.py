@@ -14,12 +14,13 @@ from agent.reference_weights import weight_names_and_roots
 from agent.render import render
 from agent.run_state import Run
 from sandbox import safe_files
+from sandbox.config_values import REBUILD_FUNCTION, rebuild_source
 from sandbox.mapping import WeightMapping
 from sandbox.parity.errors import ParityError
 from sandbox.parity.host import SandboxLog, SidePaths, fresh_seed, run_parity, sandboxed_launcher, side_env
 
 __all__ = [
-    "SidePaths", "candidate_config", "candidate_location", "forward_renames", "parity_paths", "reference_config",
+    "SidePaths", "candidate_config", "candidate_location", "forward_renames", "parity_paths", "port_config", "reference_config",
     "run_parity_sandboxed", "side_env", "write_spec",
 ]
 
@@ -38,11 +39,18 @@ def reference_config(analysis: dict[str, Any]) -> dict[str, Any]:
     return {k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in analysis["config_kwargs"].items()}
 
 
+def port_config(analysis: dict[str, Any]) -> dict[str, Any]:
+    """The structural port's constructor kwargs: the reference's, with the arguments the port
+    renamed (analysis "port_renames": names a ModelMixin would shadow) under their new names."""
+    renames = analysis.get("port_renames") or {}
+    return {renames.get(k, k): v for k, v in reference_config(analysis).items()}
+
+
 def candidate_config(run: Run) -> dict[str, Any]:
-    """The port's constructor kwargs: the reference config, under the names the conventions
-    stage gave the port's arguments when it ran."""
+    """The port's constructor kwargs: the reference config, under the names the port stage and
+    the conventions stage (when it ran) gave the port's arguments."""
     conv = run.result("conventions") if run.is_done("conventions") else {}
-    return conv.get("candidate_config") or reference_config(run.result("analyze"))
+    return conv.get("candidate_config") or port_config(run.result("analyze"))
 
 
 def forward_renames(run: Run) -> dict[str, str]:
@@ -52,8 +60,11 @@ def forward_renames(run: Run) -> dict[str, str]:
 
 
 def _reference_kwargs_code(analysis: dict[str, Any]) -> str:
-    """How the spec calls the reference constructor: the kwargs, or one configuration object."""
+    """How the spec calls the reference constructor: the kwargs (dataclasses rebuilt from the
+    reference's own classes), or one configuration object."""
     obj = analysis.get("config_object")
+    if analysis.get("config_dataclasses"):
+        return f"{REBUILD_FUNCTION}(CONFIG, {{n: load(paths[0], m, n) for n, m in REFERENCE_DATACLASSES.items()}})"
     if not obj:
         return "CONFIG"
     built = "dict(CONFIG)" if obj["kind"] == "mapping" else "SimpleNamespace(**CONFIG)"
@@ -99,6 +110,7 @@ def spec_context(
         "config": analysis["config_kwargs"],
         "tuple_args": analysis.get("tuple_args", []),
         "config_object": analysis.get("config_object"),
+        "config_dataclasses": (analysis.get("config_dataclasses") or {}).get("classes"),
         "tolerance": planned["tolerance"],
         "inputs": analysis["inputs"],
         "candidate_config": candidate_config(run) if candidate_kwargs is None else candidate_kwargs,
@@ -111,11 +123,13 @@ def render_spec(context: dict[str, Any]) -> str:
     config = reference_config({"config_kwargs": context["config"], "tuple_args": context.get("tuple_args", [])})
     return render(
         "parity/spec.py.j2",
-        **{k: v for k, v in context.items() if k not in ("config", "tuple_args", "config_object", "candidate_config", "forward_renames")},
+        **{k: v for k, v in context.items() if k not in ("config", "tuple_args", "config_object", "candidate_config", "forward_renames", "config_dataclasses")},
+        reference_dataclasses=context.get("config_dataclasses"),
+        rebuild_source=rebuild_source if context.get("config_dataclasses") else "",
         config=config,
         candidate_config=context.get("candidate_config") or config,
         forward_renames=context.get("forward_renames") or {},
-        reference_kwargs=_reference_kwargs_code({"config_object": config_object}),
+        reference_kwargs=_reference_kwargs_code({"config_object": config_object, "config_dataclasses": context.get("config_dataclasses")}),
     )
 
 

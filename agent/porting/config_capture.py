@@ -47,6 +47,30 @@ class _RenameSelfAttribute(cst.CSTTransformer):
         return updated
 
 
+def _prepend_to_body(fn: cst.FunctionDef, lines: list[str]) -> cst.FunctionDef:
+    """`lines` become the first statements of `fn` (after its docstring)."""
+    if not lines:
+        return fn
+    body = list(fn.body.body)
+    at = 1 if body and m.matches(body[0], m.SimpleStatementLine(body=[m.Expr(m.SimpleString() | m.ConcatenatedString())])) else 0
+    return fn.with_changes(body=fn.body.with_changes(body=[*body[:at], *map(cst.parse_statement, lines), *body[at:]]))
+
+
+def _rename_arguments(fn: cst.FunctionDef, renames: dict[str, str]) -> cst.FunctionDef:
+    """The port's argument takes the new name (a config key must not hide a submodule of the same
+    name); the body first binds the reference's name to it, so the reference's code is unchanged."""
+    present = [p.name.value for p in [*fn.params.params, *fn.params.kwonly_params] if p.name.value in renames]
+    if not present:
+        return fn
+
+    def rename(p: cst.Param) -> cst.Param:
+        return p.with_changes(name=cst.Name(renames[p.name.value])) if p.name.value in renames else p
+
+    params = fn.params.with_changes(params=[rename(p) for p in fn.params.params], kwonly_params=[rename(p) for p in fn.params.kwonly_params])
+    lines = [f"{n} = {renames[n]}  # ModelMixin answers self.{n} with a config key of that name, not the submodule\n" for n in present]
+    return _prepend_to_body(fn.with_changes(params=params), lines)
+
+
 def _tuple_normalisation(fn: cst.FunctionDef, tuple_args: set[str]) -> cst.FunctionDef:
     """config.json has no tuples: from_pretrained passes lists where the reference expects tuples."""
     names = [p.name.value for p in [*fn.params.params, *fn.params.kwonly_params] if p.name.value in tuple_args]
@@ -106,9 +130,12 @@ def _flatten_passthrough(fn: cst.FunctionDef, passthrough: dict, defaults: dict)
 class _CaptureConfig(cst.CSTTransformer):
     def __init__(
         self, old: str, new: str, tuple_args: set[str], config_object: dict | None = None, defaults: dict | None = None,
-        module_bases: set[str] | None = None, passthrough: dict | None = None,
+        module_bases: set[str] | None = None, passthrough: dict | None = None, init_lines: tuple[str, ...] | list[str] = (),
+        renames: dict[str, str] | None = None,
     ):
         self.old, self.new = old, new
+        self.init_lines = list(init_lines)
+        self.renames = dict(renames or {})
         self.passthrough = passthrough
         self.module_bases = module_bases or set()
         self.tuple_args = tuple_args
@@ -140,6 +167,8 @@ class _CaptureConfig(cst.CSTTransformer):
                     stmt = _flatten_config_object(stmt, self.config_object, self.defaults)
                 if self.passthrough:
                     stmt = _flatten_passthrough(stmt, self.passthrough, self.defaults)
+                stmt = _prepend_to_body(stmt, self.init_lines)
+                stmt = _rename_arguments(stmt, self.renames)
             body.append(stmt)
         updated = updated.with_changes(bases=bases, body=updated.body.with_changes(body=body))
         assigned = _SelfAttributes()
@@ -206,15 +235,19 @@ def capture_config(
     defaults: dict | None = None,
     module_bases: set[str] | None = None,
     passthrough: dict | None = None,
+    init_lines: tuple[str, ...] | list[str] = (),
+    renames: dict[str, str] | None = None,
 ) -> tuple[str, dict[str, str]]:
     """`source` with `reference_class` turned into the diffusers model `class_name`, and the
     self-attributes renamed because they clash with ModelMixin properties. With `config_object`
     ({param, kind, keys}) the one config argument becomes named arguments (`defaults` per key);
     with `passthrough` ({param, keys}) so do the keys the reference takes through **param.
     `module_bases`: reference nn.Module classes, which stay before the mixins when the class
-    subclasses one (so its super().__init__ keeps reaching them)."""
+    subclasses one (so its super().__init__ keeps reaching them). `init_lines` open `__init__`
+    (after the argument normalisation above); `renames` (reference argument -> the port's) rename
+    arguments of `__init__`, whose body first binds the reference's names."""
     module = cst.parse_module(source)
-    transformer = _CaptureConfig(reference_class, class_name, set(tuple_args or ()), config_object, defaults, module_bases, passthrough)
+    transformer = _CaptureConfig(reference_class, class_name, set(tuple_args or ()), config_object, defaults, module_bases, passthrough, init_lines, renames)
     module = module.visit(transformer)
     if not transformer.found:
         raise ValueError(f"class {reference_class} not found at the top level of the reference file")

@@ -399,18 +399,20 @@ class _RenameByValue(cst.CSTTransformer):
 
 
 def inline_local_imports(
-    snapshot: Path, entry_file: str, code_files: list[str], sources: dict[str, str] | None = None, top: str | None = None
+    snapshot: Path, entry_file: str, code_files: list[str], sources: dict[str, str] | None = None, top: str | None = None,
+    also: tuple[str, ...] = (),
 ) -> InlineResult:
     """The entry module with every reference module it uses inlined. `sources` optionally
     replaces file contents (the per-file codemods); with `top`, the entry module keeps only what
-    that class needs (training loops and samplers in the same file are dropped and listed).
+    that class needs (training loops and samplers in the same file are dropped and listed), and
+    the entry module's names in `also`.
     Raises InlineError (file, line, what) for what cannot be inlined faithfully."""
     mods = ReferenceModules(snapshot, code_files, sources)
     entry = mods.add(entry_file)
     ref = mods.get(entry)
     result = InlineResult(code="")
     closure = _Closure(mods)
-    roots = [top] if top else sorted(ref.defs)
+    roots = [top, *also] if top else sorted(ref.defs)
     for name in roots:
         closure.need(entry, name)
     for i, stmt in enumerate(ref.tree.body):  # statements with effects stay, with what they use

@@ -81,6 +81,10 @@ def _check_spec_context(ctx: Any) -> dict[str, Any]:
     obj = ctx.get("config_object")
     if obj is not None and not (isinstance(obj, dict) and obj.get("kind") in ("mapping", "namespace") and IDENTIFIER.match(str(obj.get("param", "")))):
         raise ManifestError("manifest: config_object is malformed")
+    classes = ctx.get("config_dataclasses")
+    if classes is not None and not (isinstance(classes, dict) and all(
+            isinstance(k, str) and IDENTIFIER.match(k) and isinstance(v, str) and DOTTED.match(v) for k, v in classes.items())):
+        raise ManifestError("manifest: config_dataclasses is malformed")
     tol = ctx.get("tolerance")
     if not (isinstance(tol, dict) and all(isinstance(tol.get(k), (int, float)) for k in ("max_abs", "cosine"))):
         raise ManifestError("manifest: tolerance is malformed")

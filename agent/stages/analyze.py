@@ -75,7 +75,9 @@ def analyze(run: Run) -> dict[str, Any]:
         kwargs = probe["built_by"]["arguments"]
         tuple_args = sorted(probe["built_by"]["tuple_args"])
     ignored = sorted(k for k in config if k not in kwargs) if not factory else []
-    port_init_args = _port_init_args(init_args, kwargs, config_object, passthrough, factory)
+    port_renames = _shadowed_arguments(init_args, kwargs, probe.get("module_attributes", []))
+    port_init_args = [{**a, "name": port_renames.get(a["name"], a["name"])}
+                      for a in _port_init_args(init_args, kwargs, config_object, passthrough, factory)]
     inputs, source = _inputs(probe, inputs_file)
     run.write_json("analyze/call_sites.json", {"executed": probe.get("executed", {}), "attention_ranks": probe.get("attention_ranks", {})})
 
@@ -87,7 +89,9 @@ def analyze(run: Run) -> dict[str, Any]:
         "config_object": config_object,
         "config_kwargs": kwargs,
         "config_passthrough": passthrough,
+        "port_renames": port_renames,
         "factory": _factory_record(probe.get("built_by"), config),
+        "config_dataclasses": _config_dataclasses(probe.get("built_by")),
         "tuple_args": tuple_args,
         "ignored_config_keys": ignored,
         "forward_args": probe["forward"],
@@ -236,6 +240,31 @@ def _factory_record(built_by: dict | None, config: dict[str, Any]) -> dict | Non
         arguments.append({"name": name, "value": value, "from": paths[0] if len(paths) == 1 else None,
                           "candidates": paths if len(paths) > 1 else []})
     return {"factory": built_by["factory"], "arguments": arguments}
+
+
+def _shadowed_arguments(init_args: list[dict], kwargs: dict[str, Any], attributes: list[str]) -> dict[str, str]:
+    """Constructor arguments named like a submodule, parameter or buffer of the model: in a
+    ModelMixin, `self.<name>` would answer the config value (ConfigMixin's keys win over what
+    nn.Module keeps outside __dict__), so the port's argument gets a `_config` suffix."""
+    taken = {a["name"] for a in init_args} | set(kwargs)
+    renames = {}
+    for a in init_args:
+        if a["name"] in attributes and a["name"] in kwargs:
+            new = f"{a['name']}_config"
+            while new in taken:
+                new += "_"
+            taken.add(new)
+            renames[a["name"]] = new
+    return renames
+
+
+def _config_dataclasses(built_by: dict | None) -> dict | None:
+    """The dataclasses the factory passed (written as JSON in the config; the port rebuilds them)."""
+    if not built_by or not built_by.get("dataclasses"):
+        return None
+    types = built_by["dataclasses"]
+    return {"arguments": built_by["dataclass_args"], "classes": {n: t["module"] for n, t in types.items()},
+            "not_in_entry_module": sorted(n for n, t in types.items() if not t["in_entry"])}
 
 
 def _leaves(config: Any, prefix: str = ""):

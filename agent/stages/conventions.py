@@ -19,7 +19,7 @@ from agent.gitsafe import Git
 from agent.layouts import layout_of
 from agent.parity_run import (
     parity_paths,
-    reference_config,
+    port_config,
     run_parity_sandboxed,
     side_env,
     write_spec,
@@ -179,7 +179,7 @@ def conventions(run: Run) -> dict[str, Any]:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir()
-    config = reference_config(analysis)
+    config = port_config(analysis)
     target = Target(
         class_name=planned["class_name"], family=planned.get("family", "transformers"),
         in_tree=planned["layout"] == "diffusers-tree", depth=1 if layout_of(planned) == "folder" else 0,

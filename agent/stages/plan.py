@@ -151,6 +151,7 @@ def plan(run: Run) -> dict[str, Any]:
         passthrough=analysis.get("config_passthrough"),
         config_object=analysis.get("config_object"),
         factory=analysis.get("factory"),
+        config_dataclasses=analysis.get("config_dataclasses"),
         inputs=analysis["inputs"],
         inputs_source=analysis.get("inputs_source", "worked out from the model"),
         input_decisions=analysis.get("input_decisions", []),

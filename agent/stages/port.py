@@ -14,6 +14,7 @@ from agent.checks import check_paths
 from agent.errors import IntegrateError, ParityFailed
 from agent.gitsafe import Git
 from agent.parity_run import parity_paths, run_parity_sandboxed, write_spec
+from agent.porting import config_dataclasses
 from agent.porting.codemods import CallEvidence, CodemodResult, drop_unused_imports, port_codemods
 from agent.porting.config_capture import capture_config
 from agent.porting.dependencies import port_dependencies
@@ -53,7 +54,12 @@ def port(run: Run) -> dict[str, Any]:
     mods = _codemods_per_file(snapshot, code_files, STANDALONE_DISPATCH, call_sites)
     entry = analysis["top_class"]["file"]
     try:
-        inlined = inline_local_imports(snapshot, entry, code_files, {f: m.code for f, m in mods.items()}, top=planned["reference_class"])
+        sources = {f: m.code for f, m in mods.items()}
+        dataclasses = analysis.get("config_dataclasses")
+        if dataclasses:
+            sources[entry] = sources.get(entry, (snapshot / entry).read_text()) + config_dataclasses.entry_addition(dataclasses)
+        inlined = inline_local_imports(snapshot, entry, code_files, sources, top=planned["reference_class"],
+                                       also=config_dataclasses.roots() if dataclasses else ())
     except InlineError as exc:
         raise IntegrateError(f"structural port stopped at {exc}") from None
     code = inlined.code.replace(STANDALONE_DISPATCH, IN_TREE_DISPATCH) if in_tree else inlined.code
@@ -76,6 +82,8 @@ def port(run: Run) -> dict[str, Any]:
             defaults=analysis["config_kwargs"],
             module_bases={c["name"] for c in analysis["module_classes"]},
             passthrough=analysis.get("config_passthrough"),
+            init_lines=config_dataclasses.init_lines(dataclasses["arguments"]) if dataclasses else (),
+            renames=analysis.get("port_renames"),
         )
     except ValueError as exc:
         raise IntegrateError(f"structural port failed: {exc}") from None
@@ -131,7 +139,8 @@ def port(run: Run) -> dict[str, Any]:
 def _config_flattened(analysis: dict[str, Any]) -> dict | None:
     """How the reference's configuration became the port's named constructor arguments."""
     if analysis.get("factory"):
-        return {"how": "factory", **analysis["factory"]}
+        dataclasses = analysis.get("config_dataclasses")
+        return {"how": "factory", **analysis["factory"], **({"dataclasses": dataclasses} if dataclasses else {})}
     if analysis.get("config_object"):
         obj = analysis["config_object"]
         return {"how": "config object", "param": obj["param"], "kind": obj["kind"], "arguments": obj["keys"]}

@@ -18,6 +18,7 @@ import os
 import sys
 import traceback
 
+from sandbox.config_values import Unrepresentable, has_dataclass, to_config_json
 from sandbox.loading import HUB_KEYS, import_module_from, kwargs_from_payload, load_class
 
 META_ABOVE_PARAMETERS = 50_000_000  # larger models are probed on the meta device
@@ -79,6 +80,8 @@ def probe(job: dict) -> dict:
         "forward": describe_forward(model),
         "submodules": sorted({type(m).__name__ for m in model.modules()}),
         "built_by": built_by,
+        # submodules, parameters and buffers are not in __dict__: a config key of the same name hides them in a ModelMixin
+        "module_attributes": sorted({*model._modules, *model._parameters, *model._buffers}),
     }
     if job.get("inputs_file"):
         from sandbox.forward_trace import Prober
@@ -150,17 +153,25 @@ def build_with_factory(job: dict, cls) -> tuple[object, dict]:
         inner = [n for n, m in model.named_modules() if type(m) is cls] if hasattr(model, "named_modules") else []
         raise JobError("instantiate", f"factory {job['factory']} returned {type(model).__name__}, not {cls.__name__}"
                        + (f" (it holds one at {inner[0]!r})" if inner else ""))
-    arguments, tuples = {}, []
+    arguments, tuples, classes = {}, [], {}
     for name, value in captured.items():
         if isinstance(value, tuple):
             tuples.append(name)
-            value = list(value)
         try:
-            json.dumps(value)
-        except TypeError:
-            raise JobError("instantiate", f"factory {job['factory']} passes {name}={type(value).__name__} to {cls.__name__}; only JSON values can become a config") from None
-        arguments[name] = value
-    return model, {"factory": job["factory"], "arguments": arguments, "tuple_args": tuples}
+            arguments[name] = to_config_json(value, name, classes)
+        except Unrepresentable as exc:
+            raise JobError("instantiate", f"factory {job['factory']} passes {exc.where} = {exc.kind} to {cls.__name__}, which config.json cannot "
+                           "hold (JSON values, and dataclasses, lists and dicts of them, can): make the factory pass plain values, "
+                           f"or build {cls.__name__} yourself and list its arguments in config.json") from None
+    entry = sys.modules[cls.__module__]
+    dataclass_types = {}
+    for name, dc in classes.items():
+        if dc.__qualname__ != name:
+            raise JobError("instantiate", f"factory {job['factory']} passes a {dc.__qualname__} to {cls.__name__}: a dataclass defined inside a "
+                           "function or class cannot be rebuilt from config.json; define it at the top level of its module")
+        dataclass_types[name] = {"module": dc.__module__, "in_entry": getattr(entry, name, None) is dc}
+    return model, {"factory": job["factory"], "arguments": arguments, "tuple_args": tuples, "dataclasses": dataclass_types,
+                   "dataclass_args": [n for n, v in arguments.items() if has_dataclass(v)]}
 
 
 def meta_copy(job: dict, cls, model):
