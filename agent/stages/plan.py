@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.layouts import AUTO, choose_layout, model_files
+from agent.parity_run import port_config
 from agent.porting.dependencies import port_dependencies, reference_dependencies
 from agent.porting.inline import InlineError, inline_local_imports
 from agent.porting.license import reference_license
@@ -146,7 +147,8 @@ def plan(run: Run) -> dict[str, Any]:
         reference_line=analysis["top_class"]["line"],
         parameters=analysis["parameters"],
         module_classes=[c["name"] for c in analysis["module_classes"]],
-        config_args=list(analysis["config_kwargs"]),
+        config_args=list(port_config(analysis)),
+        port_renames=analysis.get("port_renames") or {},
         ignored_config_keys=analysis["ignored_config_keys"],
         passthrough=analysis.get("config_passthrough"),
         config_object=analysis.get("config_object"),
