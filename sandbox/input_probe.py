@@ -48,6 +48,10 @@ class UndecidedInputs(Exception):
     """Some argument's input could not be worked out; the message names it."""
 
 
+class MissingPackage(UndecidedInputs):
+    """The forward imports a package that is not installed: no input can make it run."""
+
+
 @dataclass
 class Param:
     name: str
@@ -350,6 +354,8 @@ class InputSearch:
         trial, state = self.settle(state, MAX_TRIALS // 2)
         if not trial.ok:
             state, trial = self._drop_failing_optionals(state, trial)
+        if not trial.ok and re.match(r"(ModuleNotFoundError|ImportError):", trial.error):
+            raise MissingPackage(trial.error)
         if not trial.ok:
             blamed = [n for n in trial.blamed if n in state] or [n for n in state]
             tried = ", ".join(f"{n}={_describe(state[n])}" for n in blamed)

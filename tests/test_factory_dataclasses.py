@@ -190,3 +190,31 @@ def test_a_factory_argument_config_json_cannot_hold_is_named(tmp_path):
     message = str(err.value)
     assert "\n" not in message
     assert "act = torch.nn.modules.activation.GELU" in message and "make the factory pass plain values" in message
+
+
+NEEDS_PACKAGE = {
+    "npkg/__init__.py": "",
+    "npkg/model.py": """
+        from torch import nn
+
+
+        class LocalNet(nn.Module):
+            def __init__(self, width):
+                super().__init__()
+                self.proj = nn.Linear(width, width)
+
+            def forward(self, x, sigma):
+                import integrate_absent_kernels  # an optional kernel package, imported where it is used
+
+                return integrate_absent_kernels.local(self.proj(x), sigma)
+    """,
+}
+
+
+def test_a_forward_that_needs_a_missing_package_stops_with_its_name(tmp_path):
+    src = lay_out(tmp_path / "localnet", NEEDS_PACKAGE, {"architectures": ["LocalNet"], "width": 8}, "npkg.model")
+    with pytest.raises(IntegrateError) as err:
+        analyze_source(src, tmp_path / "runs")
+    message = str(err.value)
+    assert "\n" not in message and "inputs file" not in message  # no input can fix a missing package
+    assert "needs the package 'integrate_absent_kernels', which is not installed" in message

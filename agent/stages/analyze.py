@@ -359,6 +359,11 @@ def _probe_error(result: dict, top: dict[str, Any], kwargs: dict[str, Any], inpu
         return f"cannot work out test inputs for {name}.forward: {error}; {INPUTS_HELP}"
     if stage == "forward":
         error = result.get("forward_error", error)
+        if re.match(r"(ModuleNotFoundError|ImportError):", error):
+            missing = re.search(r"No module named '([\w.]+)'", error)
+            what = f"the package {missing.group(1).split('.')[0]!r}, which is not installed" if missing else "a package that is not installed"
+            return (f"the reference forward needs {what} ({error}): install it in the environment integrate runs in "
+                    "(the sandbox uses the same Python), or port a configuration that does not use it")
         if inputs_file:
             return f"the reference forward fails on the inputs of {inputs_file['origin']}: {error}"
         return f"the reference forward fails on the inputs worked out for it ({error}); {INPUTS_HELP}"

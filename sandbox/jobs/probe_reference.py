@@ -92,12 +92,14 @@ def probe(job: dict) -> dict:
                                 "consumer": seen.consumers.get(k) or seen.readers.get(k)} for k in kwargs]
     else:
         from sandbox.forward_trace import Prober
-        from sandbox.input_probe import InputSearch, UndecidedInputs, signature_params
+        from sandbox.input_probe import InputSearch, MissingPackage, UndecidedInputs, signature_params
         from sandbox.seeded_inputs import make_inputs
 
         prober = Prober(meta_copy(job, cls, model), fallback=model) if parameters > META_ABOVE_PARAMETERS else Prober(model)
         try:
             recipe, decisions = InputSearch(prober, signature_params(model), job.get("config") or {}).decide()
+        except MissingPackage as exc:
+            return {**result, "ok": False, "stage": "forward", "error": str(exc), "forward_error": str(exc)}
         except UndecidedInputs as exc:
             return {**result, "ok": False, "stage": "inputs", "error": str(exc)}
         result["recipe"], result["decisions"] = recipe, decisions
