@@ -218,3 +218,37 @@ def test_a_forward_that_needs_a_missing_package_stops_with_its_name(tmp_path):
     message = str(err.value)
     assert "\n" not in message and "inputs file" not in message  # no input can fix a missing package
     assert "needs the package 'integrate_absent_kernels', which is not installed" in message
+
+
+SHADOWING = {
+    "hpkg/__init__.py": "",
+    "hpkg/model.py": """
+        from torch import nn
+
+
+        class NormNet(nn.Module):
+            def __init__(self, width, norm=True):
+                super().__init__()
+                self.proj = nn.Linear(width, width)
+                self.norm = nn.LayerNorm(width) if norm else nn.Identity()
+
+            def forward(self, x, sigma):
+                return self.norm(self.proj(x)) * sigma[:, None, None]
+    """,
+}
+
+
+@pytest.mark.slow
+def test_an_argument_named_like_a_submodule_is_renamed_in_the_port(tmp_path):
+    """Without the rename, the port's self.norm is the config value True (ModelMixin's __getattr__)."""
+    src = lay_out(tmp_path / "normnet", SHADOWING, {"architectures": ["NormNet"], "width": 8, "norm": True}, "hpkg.model")
+    proc = integrate(str(src), "--out", "out", "--llm", "none", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["parity"]["passed"]  # within float tolerance: Linear + LayerNorm here differ by ~6e-8 across the sides
+    run = json.loads((tmp_path / "runs" / summary["run_id"] / "run.json").read_text())
+    assert run["stages"]["port"]["result"]["parity"]["passed"]
+    assert run["stages"]["analyze"]["result"]["port_renames"] == {"norm": "norm_config"}
+    assert json.loads((tmp_path / "out" / "weights" / "config.json").read_text())["norm_config"] is True
+    # a reference config.json converts to the port's arguments under the new name
+    assert run["stages"]["conventions"]["result"]["config_conversion"]["renames"]["norm"] == "norm_config"

@@ -167,6 +167,18 @@ def _why(report: dict[str, Any]) -> str:
     return "; ".join(report.get("problems") or ["parity failed"]) + (f"; first divergence at {fd['reference_module']}" if fd else "")
 
 
+def _from_reference_names(conversion: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any]:
+    """The conventions' conversion reads the port's argument names; a reference config.json has the
+    reference's, which the port stage renamed first (analysis "port_renames") when they would hide a
+    submodule. A factory's nested config.json has neither, so nothing is composed for it."""
+    port_renames = analysis.get("port_renames") or {}
+    if not port_renames or analysis.get("factory"):
+        return conversion
+    renames = dict(conversion.get("renames", {}))
+    composed = {ref: renames.pop(port, port) for ref, port in port_renames.items()}
+    return {**conversion, "renames": {**composed, **renames}}
+
+
 def conventions(run: Run) -> dict[str, Any]:
     analysis, planned, scaffolded = run.result("analyze"), run.result("plan"), run.result("scaffold")
     previous = _previous(run)
@@ -255,6 +267,7 @@ def conventions(run: Run) -> dict[str, Any]:
     gradients = last.inspected["gradients"] if last else {"proven": False, "reason": "nothing applied"}
     modules = last.inspected["modules"] if last else []
     left = [f.to_dict() for f in check_paths([model_path], use_cache=False)]
+    conversion = _from_reference_names(conv.config_conversion if conv else {}, analysis)
     result = {
         "status": status,
         "base_commit": base,
@@ -268,8 +281,8 @@ def conventions(run: Run) -> dict[str, Any]:
         "changes": {r.group: r.changes for r in conv.reports} if conv else {},
         "skipped": {r.group: r.skipped for r in conv.reports if r.skipped} if conv else {},
         "forward_renames": conv.forward_renames if conv else {},
-        "config_renames": conv.config_conversion.get("renames", {}) if conv else {},
-        "config_conversion": {**conv.config_conversion, "drop": list(analysis.get("ignored_config_keys", []))} if conv and conv.config_conversion else None,
+        "config_renames": conversion.get("renames", {}),
+        "config_conversion": {**conversion, "drop": list(analysis.get("ignored_config_keys", []))} if conversion else None,
         "candidate_config": conv.candidate_config if conv else config,
         "output_class": conv.output_class if conv else None,
         "flags": conv.flags if conv else {},
