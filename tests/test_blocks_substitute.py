@@ -125,8 +125,8 @@ def test_a_block_name_still_held_by_the_port_is_imported_under_an_alias():
     (("c = self.t_embedder(t)", "c = self.t_embedder(t) + self.t_embedder.mlp[0].bias"), "used other than by calling it"),
     # a default the constructor computes from another argument: the block's setting has no single source
     (("self.t_embedder = TimestepEmbedder(hidden_size)", "self.t_embedder = TimestepEmbedder(hidden_size, *sizes)"), "*args"),
-    # kept in a container: the call sites the glue needs cannot be found
-    (("self.t_embedder = TimestepEmbedder(hidden_size)", "self.t_embedder = nn.ModuleList([TimestepEmbedder(hidden_size)])"), "call sites cannot be found"),
+    # kept in a container: no place for the extra module (Timesteps) the block needs beside each instance
+    (("self.t_embedder = TimestepEmbedder(hidden_size)", "self.t_embedder = nn.ModuleList([TimestepEmbedder(hidden_size)])"), "sit in the module list"),
 ])
 def test_what_cannot_be_written_everywhere_stays_with_its_reason(edit, reason):
     source = PORT.replace(*edit)

@@ -205,7 +205,13 @@ class _Scan(cst.CSTVisitor):
         self.dispatch_names = {name, *bases_of.get(name, [])}
         self.classes: list[str] = []
         self.assigns: list[cst.Assign] = []
-        self.sites: list[tuple[cst.Call, str | None, str | None]] = []  # (call, enclosing top class, self attribute)
+        self.sites: list[tuple[cst.Call, str | None, str | None, bool]] = []  # (call, enclosing top class, self attribute, in a container)
+        self.loops: list[tuple[str, str]] = []  # (container attribute, loop variable) of the enclosing `for` loops
+        self.iterated: dict[tuple[str, str], int] = {}  # (class, attribute) -> `for` loops over it
+        self.loop_calls: dict[tuple[str, str], int] = {}  # (class, attribute) -> calls of a loop variable over it
+        self.loop_other: dict[tuple[str, str], int] = {}  # (class, attribute) -> other uses of such a loop variable
+        self.loop_funcs: set[int] = set()
+        self.loop_targets: set[int] = set()
         self.calls_as_func: set[int] = set()
         self.other_uses: list[str] = []
         self.dispatch: list[str] = []
@@ -242,15 +248,41 @@ class _Scan(cst.CSTVisitor):
     def leave_Assign(self, node: cst.Assign) -> None:
         self.assigns.pop()
 
+    def visit_For(self, node: cst.For) -> None:
+        target = _loop_over_attr(node)
+        if target and self.classes:
+            self.iterated[(self.classes[0], target[0])] = self.iterated.get((self.classes[0], target[0]), 0) + 1
+        self.loop_targets.update(id(n) for n in _names(node.target))
+        self.loops.append(target or ("", ""))
+
+    def leave_For(self, node: cst.For) -> None:
+        self.loops.pop()
+
+    def _loop_attr(self, name: str) -> str | None:
+        """The container attribute the innermost loop binding `name` iterates over."""
+        for attr, var in reversed(self.loops):
+            if var == name:
+                return attr or None
+        return None
+
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
         if isinstance(func, cst.Name) and func.value == self.name:
             self.calls_as_func.add(id(func))
-            attr = None
+            attr, container = None, False
             a = self.assigns[-1] if self.assigns else None
-            if a is not None and a.value is node and len(a.targets) == 1:
-                attr = _self_attr(a.targets[0].target)
-            self.sites.append((node, self.classes[0] if self.classes else None, attr))
+            if a is not None and len(a.targets) == 1:
+                if a.value is node:
+                    attr = _self_attr(a.targets[0].target)
+                elif _sole_member(a.value, node, self.name):
+                    attr, container = _self_attr(a.targets[0].target), True
+            self.sites.append((node, self.classes[0] if self.classes else None, attr, container))
+        if isinstance(func, cst.Name) and self.classes:
+            loop_attr = self._loop_attr(func.value)
+            if loop_attr:
+                self.loop_funcs.add(id(func))
+                key = (self.classes[0], loop_attr)
+                self.loop_calls[key] = self.loop_calls.get(key, 0) + 1
         if isinstance(func, cst.Name) and func.value in ("isinstance", "issubclass") and len(node.args) == 2:
             found = [n for n in _names(node.args[1].value) if n.value in self.dispatch_names]
             if found:
@@ -271,6 +303,38 @@ class _Scan(cst.CSTVisitor):
     def visit_Name(self, node: cst.Name) -> None:
         if node.value == self.name and id(node) not in self.calls_as_func:
             self.other_uses.append(".".join(self.classes[:1] + self.function[-1:]) or "module level")
+        if self.classes and id(node) not in self.loop_funcs and id(node) not in self.loop_targets:
+            loop_attr = self._loop_attr(node.value)
+            if loop_attr:
+                key = (self.classes[0], loop_attr)
+                self.loop_other[key] = self.loop_other.get(key, 0) + 1
+
+
+def _loop_over_attr(node: cst.For) -> tuple[str, str] | None:
+    """(attribute, loop variable) for `for v in self.x:` and `for i, v in enumerate(self.x):`."""
+    it, target = node.iter, node.target
+    if isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and it.func.value == "enumerate" and len(it.args) == 1:
+        if isinstance(target, cst.Tuple) and len(target.elements) == 2 and isinstance(target.elements[1].value, cst.Name):
+            it, target = it.args[0].value, target.elements[1].value
+    attr = _self_attr(it)
+    return (attr, target.value) if attr and isinstance(target, cst.Name) else None
+
+
+def _sole_member(value: cst.BaseExpression, call: cst.Call, name: str) -> bool:
+    """`value` is `nn.ModuleList([Name(...) for ...])` (or a list of `Name(...)` calls only)
+    with `call` among its members: a container holding instances of one class."""
+    if not (isinstance(value, cst.Call) and len(value.args) == 1 and not value.args[0].keyword):
+        return False
+    func = value.func
+    if not ((isinstance(func, cst.Attribute) and func.attr.value == "ModuleList") or (isinstance(func, cst.Name) and func.value == "ModuleList")):
+        return False
+    inner = value.args[0].value
+    if isinstance(inner, cst.ListComp):
+        return inner.elt is call
+    if isinstance(inner, cst.List):
+        members = [e.value for e in inner.elements]
+        return any(m is call for m in members) and all(isinstance(m, cst.Call) and isinstance(m.func, cst.Name) and m.func.value == name for m in members)
+    return False
 
 
 def _names(node: cst.CSTNode) -> list[cst.Name]:
@@ -288,11 +352,13 @@ class _RewriteClass(cst.CSTTransformer):
     """Apply one class plan whose sites `_Scan` found rewritable."""
 
     def __init__(self, plan: ClassPlan, ctor: list[Param], forward: list[Param] | None, attrs: dict[tuple[str, str], dict[str, str]],
-                 names: dict[str, str], aliases: dict[str, str]):
+                 names: dict[str, str], aliases: dict[str, str], containers: set[tuple[str, str]] = frozenset()):
         self.plan, self.ctor, self.forward = plan, ctor, forward
         self.attrs = attrs  # (class, attribute) -> slot -> attribute name
+        self.containers = containers  # (class, attribute) of module lists holding the instances, called through loops
         self.names, self.aliases = names, aliases
         self.classes: list[str] = []
+        self.loops: list[tuple[str, str]] = []
         self.slot_lines: dict[int, list[str]] = {}  # id(original statement line) -> slot assignments
         self.error: str | None = None
 
@@ -306,6 +372,35 @@ class _RewriteClass(cst.CSTTransformer):
         if self.classes and self.classes[-1] == original.name.value:
             self.classes.pop()
         return updated
+
+    def visit_For(self, node: cst.For) -> None:
+        self.loops.append(_loop_over_attr(node) or ("", ""))
+
+    def leave_For(self, original, updated):
+        self.loops.pop()
+        return updated
+
+    def _loop_attr(self, name: str) -> str | None:
+        for attr, var in reversed(self.loops):
+            if var == name:
+                return attr or None
+        return None
+
+    def _glue(self, call: cst.Call, callee: str, slots: dict[str, str]) -> cst.BaseExpression | None:
+        """The family's call-site glue at one call of the replaced module (`callee`)."""
+        template = self.plan.code.call or ""
+        bound = bind(self.forward or [], call)
+        if isinstance(bound, str):
+            self.error = f"call site {callee}(...): {bound}"
+            return None
+        args = [bound[p.name] for p in self.forward or [] if p.kind in ("positional", "keyword")]
+        for i, arg in enumerate(args):
+            if template.count("{" + str(i) + "}") > 1 and not _pure(arg):
+                self.error = f"call site {callee}(...): its argument {arg} would be evaluated twice"
+                return None
+            if re.search(r"\{" + str(i) + r"\}[\[.]", template) and not _atomic(arg):
+                args[i] = f"({arg})"
+        return cst.parse_expression(template.format(*args, self=callee, **slots, **self.names))
 
     def _format(self, template: str, bound: dict[str, str]) -> str | None:
         values = {}
@@ -329,13 +424,10 @@ class _RewriteClass(cst.CSTTransformer):
         attr = _self_attr(func)
         key = (self.classes[0], attr) if attr and self.classes else None
         if key in self.attrs and self.plan.code.call:
-            bound = bind(self.forward or [], updated)
-            if isinstance(bound, str):
-                self.error = f"call site self.{attr}(...): {bound}"
-                return updated
-            args = [bound[p.name] for p in self.forward or [] if p.kind in ("positional", "keyword")]
-            slots = {s: f"self.{a}" for s, a in self.attrs[key].items()}
-            return cst.parse_expression(self.plan.code.call.format(*args, self=f"self.{attr}", **slots))
+            return self._glue(updated, f"self.{attr}", {s: f"self.{a}" for s, a in self.attrs[key].items()}) or updated
+        loop_attr = self._loop_attr(func.value) if isinstance(func, cst.Name) and self.classes else None
+        if loop_attr and (self.classes[0], loop_attr) in self.containers and self.plan.code.call:
+            return self._glue(updated, func.value, {}) or updated
         return updated
 
     def leave_SimpleStatementLine(self, original, updated):
@@ -519,8 +611,9 @@ def _class_plan(module: cst.Module, plan: ClassPlan, names: dict[str, str], alia
     if needs_sites and forward is None and plan.code.call:
         return module, "its forward is inherited, so its call sites cannot be adapted"
     attrs: dict[tuple[str, str], dict[str, str]] = {}
+    containers: set[tuple[str, str]] = set()
     used_attrs = {k: set(v) for k, v in scan.class_attrs.items()}
-    for call, owner, attr in scan.sites:
+    for call, owner, attr, container in scan.sites:
         bound = bind(ctor, call)
         if isinstance(bound, str):
             return module, f"an instantiation cannot be read: {bound}"
@@ -538,6 +631,12 @@ def _class_plan(module: cst.Module, plan: ClassPlan, names: dict[str, str], alia
         key = (owner, attr)
         if scan.attr_assigned.get(key, 0) != 1:
             return module, f"self.{attr} is assigned more than once in {owner}"
+        if container:  # a module list of instances: called through `for block in self.<attr>:` loops
+            why = _container_refusal(scan, key, plan)
+            if why:
+                return module, why
+            containers.add(key)
+            continue
         uses = len(scan.attr_uses.get(key, []))
         if uses != 1 + scan.attr_calls.get(key, 0):
             return module, f"self.{attr} is used other than by calling it in {owner}"
@@ -549,13 +648,26 @@ def _class_plan(module: cst.Module, plan: ClassPlan, names: dict[str, str], alia
             used_attrs[owner].add(name)
             slots[slot] = name
         attrs[key] = slots or {"": ""}
-    rewrite = _RewriteClass(plan, ctor, forward, {k: {s: a for s, a in v.items() if s} for k, v in attrs.items()}, names, aliases)
+    rewrite = _RewriteClass(plan, ctor, forward, {k: {s: a for s, a in v.items() if s} for k, v in attrs.items()}, names, aliases, containers)
     rewritten = module.visit(rewrite)
     if rewrite.error:
         return module, rewrite.error
     if scan.dispatch:  # code that calls by type: the block takes the reference class's place there too
         rewritten = rewritten.visit(_WidenDispatch(scan.dispatch_names, plan.name, block.group(1)))
     return rewritten, None
+
+
+def _container_refusal(scan: _Scan, key: tuple[str, str], plan: ClassPlan) -> str | None:
+    """Why the instances in the module list `key` cannot get the block's glue, or None."""
+    owner, attr = key
+    if plan.code.slots:
+        return f"its instances sit in the module list self.{attr}, and the block needs extra modules beside each"
+    iterated = scan.iterated.get(key, 0)
+    if not iterated or len(scan.attr_uses.get(key, [])) != 1 + iterated:
+        return f"the module list self.{attr} is used other than by looping over it in {owner}"
+    if scan.loop_other.get(key, 0) or not scan.loop_calls.get(key, 0):
+        return f"the loop variable over self.{attr} is used other than by calling it in {owner}"
+    return None
 
 
 class _WidenDispatch(cst.CSTTransformer):
@@ -704,7 +816,7 @@ def substitute(source: str, classes: list[ClassPlan], functions: list[FunctionPl
         names = {}
         for placeholder, preferred, template in plan.code.definitions:
             if template not in by_source:
-                base = prefix + preferred
+                base = prefix + preferred if preferred[:1].isupper() else preferred  # helper functions keep their name
                 name, n = base, 2
                 while name in taken or name in definitions:
                     name, n = f"{base}{n}", n + 1

@@ -240,7 +240,7 @@ class Adapter(nn.Module):
         self.glue = None
         if code.call:
             params = list(signature.parameters)
-            expr = code.call.format(*[f"a[{i}]" for i in range(len(params))], self="self.block", **{s: f"self.{s}" for s, _ in code.slots})
+            expr = code.call.format(*[f"a[{i}]" for i in range(len(params))], self="self.block", **{s: f"self.{s}" for s, _ in code.slots}, **names)
             self.glue = eval("lambda self, a: " + expr, ns)
 
     def forward(self, args, kwargs):

@@ -7,8 +7,11 @@ from .adanorm import AdaLayerNormContinuousFamily, AdaLayerNormZeroFamily
 from .attention import AttentionFamily
 from .base import BlockCode, Call, Family, Proposal
 from .feedforward import ActivationFamily, FeedForwardFamily
+from .joint_block import JointTransformerBlockFamily
 from .label import LabelEmbeddingFamily
+from .mlp_embedding import MLPEmbeddingFamily
 from .norms import LayerNormFamily, RMSNormFamily
+from .parallel_block import ParallelTransformerBlockFamily
 from .patch_embed import PatchEmbedFamily
 from .resnet import ResnetBlock2DFamily
 from .sampling import Downsample2DFamily, Upsample2DFamily
@@ -20,10 +23,13 @@ FAMILIES: tuple[Family, ...] = (
     TimestepsFamily(),
     LabelEmbeddingFamily(),
     AttentionFamily(),
+    MLPEmbeddingFamily(),
     FeedForwardFamily(),
     ActivationFamily(),
     AdaLayerNormZeroFamily(),
     AdaLayerNormContinuousFamily(),
+    JointTransformerBlockFamily(),
+    ParallelTransformerBlockFamily(),
     PatchEmbedFamily(),
     ResnetBlock2DFamily(),
     Downsample2DFamily(),
