@@ -99,7 +99,7 @@ def test_a_fused_qkv_whose_parts_ran_after_other_modules_is_split_among_the_left
     candidate.load_state_dict(mapping.apply(reference.state_dict()))
     with torch.no_grad():
         for a, b in zip(reference(**kwargs), candidate(**kwargs), strict=True):
-            assert (a - b).abs().max() <= 1e-6
+            assert (a - b).abs().max() <= 1e-5
 
 
 def test_an_uneven_split_is_ordered_by_running():
@@ -112,4 +112,4 @@ def test_an_uneven_split_is_ordered_by_running():
     assert any("rows of fused_in in the order to_q, to_k, to_v, proj_mlp" in d for d in mapping.decisions)
     candidate.load_state_dict(mapping.apply(reference.state_dict()))
     with torch.no_grad():
-        assert (reference(**kwargs) - candidate(**kwargs)).abs().max() <= 1e-6
+        assert (reference(**kwargs) - candidate(**kwargs)).abs().max() <= 1e-5

@@ -172,19 +172,24 @@ class _Checkpointing(cst.CSTTransformer):
                 self.refused.append((f"self.{attr} loop", "a block call with keyword or star arguments that cannot be made positional"))
                 body.append(stmt)
                 continue
-            targets = code(stmt.body[0].targets[0].target)
+            targets, value = code(stmt.body[0].targets[0].target), stmt.body[0].value
             argsrc = ", ".join(code(a) for a in args)
+            checkpointed = cst.parse_expression(f"self._gradient_checkpointing_func({var}, {argsrc})")
             branch = (f"if {self.torch}.is_grad_enabled() and self.gradient_checkpointing:\n"
-                      f"    {targets} = self._gradient_checkpointing_func({var}, {argsrc})\n"
-                      f"else:\n    {targets} = {code(call)}\n")
+                      f"    {targets} = {code(checkpointed if value is call else value.deep_replace(call, checkpointed))}\n"
+                      f"else:\n    {targets} = {code(value)}\n")
             body.append(statement(branch).with_changes(leading_lines=stmt.leading_lines))
             self.wrapped[attr] = self.wrapped.get(attr, 0) + 1
         return updated.with_changes(body=updated.body.with_changes(body=body))
 
 
 def _block_call(stmt: cst.BaseStatement, var: str) -> cst.Call | None:
-    if m.matches(stmt, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget()], value=m.Call(func=m.Name(var)))])):
-        return stmt.body[0].value
+    """The block call of `y = block(...)`, or of `y = block(...)[i]` (a block whose outputs the
+    port reorders or picks from: the blocks stage's glue for a diffusers block)."""
+    call = m.Call(func=m.Name(var))
+    if m.matches(stmt, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget()], value=call | m.Subscript(value=call))])):
+        value = stmt.body[0].value
+        return value if isinstance(value, cst.Call) else value.value
     return None
 
 
