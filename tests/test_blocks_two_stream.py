@@ -333,3 +333,18 @@ def test_the_glued_block_calls_keep_gradient_checkpointing():
             "                x, c = self._gradient_checkpointing_func(block, x, c)[::-1]\n"
             "            else:\n                x, c = block(x, c)[::-1]") in out.code
     assert report.data["checkpointed_loops"] == {"blocks": 1}
+
+
+def test_a_module_returning_its_input_is_not_a_layer_of_the_trace():
+    """diffusers' attention ends in a Dropout (its input, in eval): paired by shape with a
+    reference norm it made a false layer divergence, so it holds no tensor in the trace."""
+    from sandbox.parity.runside.tracer import Tracer
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.1), torch.nn.LayerNorm(4)).eval()
+    tracer = Tracer(model)
+    try:
+        model(torch.randn(2, 4))
+    finally:
+        tracer.close()
+    outputs = {e.name: e.output for e in tracer.entries}
+    assert outputs["1"] is None and outputs["0"] is not None and outputs["2"] is not None
