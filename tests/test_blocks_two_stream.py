@@ -5,18 +5,13 @@ and a fused qkv + MLP input projection), then written into the port by the codem
 module lists, called through loops, with the call-site glue) and the rewritten model reproduces
 the reference on the same weights."""
 
-import json
-import textwrap
 import types
-from pathlib import Path
 
 import pytest
 import torch
+from block_proofs import prove
 
-import agent.porting.blocks as library
-from agent.porting.blocks.decide import decide
 from agent.porting.substitute import ClassPlan, substitute
-from agent.sandboxed import run_job
 from sandbox.mapping import match_by_name
 from sandbox.parity.runside.infer import infer_for_spec
 
@@ -171,46 +166,16 @@ class TinyFlux(nn.Module):
         return self.out(seq[:, c.shape[1]:])
 '''
 
-INPUTS = '''
-def tiny_inputs(seed):
+INPUTS = """
+def planted_inputs(seed):
     g = torch.Generator().manual_seed(seed)
     grid = torch.zeros(3, 4, 3)
     grid[..., 1] = torch.arange(3)[:, None]
     grid[..., 2] = torch.arange(4)[None, :]
-    return {{"x": torch.randn(2, 12, 8, generator=g), "x_ids": grid.reshape(1, 12, 3).repeat(2, 1, 1),
+    return {"x": torch.randn(2, 12, 8, generator=g), "x_ids": grid.reshape(1, 12, 3).repeat(2, 1, 1),
             "context": torch.randn(2, 5, 12, generator=g), "c_ids": torch.zeros(2, 5, 3),
-            "t": torch.rand(2, generator=g), "vec": torch.randn(2, 10, generator=g)}}
-'''
-
-SPEC = '''
-import sys
-
-import torch
-
-ROOT = {root!r}
-tolerance = {{"max_abs": 1e-5, "cosine": 0.99999}}
-
-
-def reference():
-    sys.path.insert(0, ROOT)
-    from planted import TinyFlux
-
-    model = TinyFlux()
-    g = torch.Generator().manual_seed(1234)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) / (p[0].numel() ** 0.5 if p.dim() >= 2 else 10.0))
-    return model
-
-
-candidate = reference
-
-''' + INPUTS + '''
-
-def inputs(seed):
-    kw = tiny_inputs(seed)
-    return {{"reference": kw, "candidate": dict(kw)}}
-'''
+            "t": torch.rand(2, generator=g), "vec": torch.randn(2, 10, generator=g)}
+"""
 
 
 def _namespace(source: str) -> dict:
@@ -221,19 +186,7 @@ def _namespace(source: str) -> dict:
 
 @pytest.fixture(scope="module")
 def proof(tmp_path_factory):
-    root = tmp_path_factory.mktemp("planted")
-    (root / "planted.py").write_text(PLANTED)
-    spec_dir = tmp_path_factory.mktemp("spec")
-    (spec_dir / "spec.py").write_text(textwrap.dedent(SPEC.format(root=str(root))))
-    job = tmp_path_factory.mktemp("job")
-    library_dir = Path(library.__file__).parent
-    (job / "job.json").write_text(json.dumps({"spec": str(spec_dir / "spec.py"), "reference_root": str(root), "reference_modules": ["planted"],
-                                              "library": str(library_dir), "tolerance": 1e-5, "max_calls": 2}))
-    result, _ = run_job("try_blocks", [job / "job.json", job / "result.json"], workspace=job, result_file=job / "result.json",
-                        ro_paths=[root, spec_dir, library_dir], what="the block proof")
-    assert result["ok"], result.get("error")
-    classes, _ = decide(result, 1e-5, {}, skip={"TinyFlux"}, source=PLANTED)
-    return {c.name: c for c in classes}
+    return prove(tmp_path_factory, PLANTED, "TinyFlux", INPUTS)
 
 
 def test_the_two_stream_block_is_proven_as_flux_transformer_block(proof):
@@ -277,14 +230,14 @@ def test_the_port_is_rewritten_and_reproduces_the_reference(proof):
     assert "from diffusers.models.transformers.transformer_flux import FluxSingleTransformerBlock, FluxTransformerBlock" in code
 
     reference_ns, port_ns = _namespace(PLANTED), _namespace(code)
-    exec(textwrap.dedent(INPUTS.replace("{{", "{").replace("}}", "}")), reference_ns)
+    exec(INPUTS, reference_ns)
     torch.manual_seed(0)
     reference = reference_ns["TinyFlux"]().eval()
     with torch.no_grad():
         for p in reference.parameters():
             p.add_(torch.randn_like(p) * 0.1)
     port = port_ns["TinyFlux"]().eval()
-    kwargs = reference_ns["tiny_inputs"](3)
+    kwargs = reference_ns["planted_inputs"](3)
     # the mapping engine: fused qkv split by rows (the text stream's after other modules ran), the parallel block's
     # qkv + MLP input split unevenly, its row order decided by running
     mapping = infer_for_spec(reference, port, {"reference": kwargs, "candidate": kwargs},

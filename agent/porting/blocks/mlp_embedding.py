@@ -29,6 +29,32 @@ EMBEDDINGS = "diffusers.models.embeddings"
 ACTIVATIONS = ("silu", "gelu", "mish", "relu")
 
 
+def chained_pair(module: Any) -> tuple[int, int, int, bool] | str:
+    """(input, hidden, output width, bias) of a module that is exactly two chained Linear layers
+    with the same bias setting (what `TimestepEmbedding` holds), or why it is not."""
+    lin = linears(module)
+    if len(lin) != 2:
+        return f"{len(lin)} linear layers, not the two of an embedding MLP"
+    (_, features, hidden, bias1), (_, hidden2, out, bias2) = lin
+    if hidden2 != hidden or not covered(module, [module.get_submodule(n) for n, *_ in lin]):
+        return "its linear layers do not chain (or it has other parameters)"
+    if bias1 != bias2:
+        return "one linear layer has a bias and the other not"
+    return features, hidden, out, bias1
+
+
+def embedding_arguments(choice: dict[str, Scalar]) -> str:
+    """`TimestepEmbedding`'s constructor arguments for a setting (act_fn, out_dim, bias)."""
+    args = "{in_channels}, {time_embed_dim}"
+    if choice["act_fn"] != "silu":
+        args += f", act_fn={choice['act_fn']!r}"
+    if choice["out_dim"]:
+        args += ", out_dim={out_dim}"
+    if not choice["bias"]:
+        args += ", sample_proj_bias=False"
+    return args
+
+
 class MLPEmbeddingFamily(Family):
     name = "mlp-embedding"
     block = "TimestepEmbedding"
@@ -39,14 +65,10 @@ class MLPEmbeddingFamily(Family):
         return grid(act_fn=ACTIVATIONS, bias=(True, False), out_dim=(False, True))
 
     def propose(self, module: Any, calls: list[Call]) -> list[Proposal] | str:
-        lin = linears(module)
-        if len(lin) != 2:
-            return f"{len(lin)} linear layers, not the two of an embedding MLP"
-        (_, features, hidden, bias1), (_, hidden2, out, bias2) = lin
-        if hidden2 != hidden or not covered(module, [module.get_submodule(n) for n, *_ in lin]):
-            return "its linear layers do not chain (or it has other parameters)"
-        if bias1 != bias2:
-            return "one linear layer has a bias and the other not"
+        pair = chained_pair(module)
+        if isinstance(pair, str):
+            return pair
+        features, hidden, out, bias = pair
         if not calls or not only_first_argument(calls):
             return "it is not called with one input"
         if not all(is_tensor(c.positional(0), ndim=2, floating=True) and c.positional(0).shape[-1] == features for c in calls):
@@ -54,14 +76,7 @@ class MLPEmbeddingFamily(Family):
         if not all(is_tensor(c.output, ndim=2) and c.output.shape[-1] == out for c in calls):
             return f"its output is not [batch, {out}]"
         dims = {"in_channels": features, "time_embed_dim": hidden, "out_dim": out}
-        return [Proposal({"act_fn": act, "bias": bias1, "out_dim": out != hidden}, dims) for act in ACTIVATIONS]
+        return [Proposal({"act_fn": act, "bias": bias, "out_dim": out != hidden}, dims) for act in ACTIVATIONS]
 
     def code(self, choice: dict[str, Scalar]) -> BlockCode:
-        args = "{in_channels}, {time_embed_dim}"
-        if choice["act_fn"] != "silu":
-            args += f", act_fn={choice['act_fn']!r}"
-        if choice["out_dim"]:
-            args += ", out_dim={out_dim}"
-        if not choice["bias"]:
-            args += ", sample_proj_bias=False"
-        return BlockCode(imports=((EMBEDDINGS, "TimestepEmbedding"),), main=f"TimestepEmbedding({args})")
+        return BlockCode(imports=((EMBEDDINGS, "TimestepEmbedding"),), main=f"TimestepEmbedding({embedding_arguments(choice)})")
