@@ -223,6 +223,20 @@ def skip_casting_patterns(modules: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(patterns))
 
 
+def _imported_from_diffusers(module: cst.Module) -> dict[str, str]:
+    """Local name -> class name of what the file imports from diffusers (`from diffusers.models...
+    import X`, or the relative in-tree form): blocks the blocks stage substituted live there."""
+    names = {}
+    for stmt in module.body:
+        for small in getattr(stmt, "body", ()) if isinstance(stmt, cst.SimpleStatementLine) else ():
+            if not isinstance(small, cst.ImportFrom) or isinstance(small.names, cst.ImportStar):
+                continue
+            source = cst.helpers.get_full_name_for_node(small.module) if small.module else ""
+            if small.relative or source == "diffusers" or source.startswith("diffusers."):
+                names.update({a.evaluated_alias or a.name.value: a.name.value for a in small.names})
+    return names
+
+
 # -- the group ---------------------------------------------------------------------------------------
 
 def model_class_conventions(module: cst.Module, target: Target, reference_docs: tuple[str, dict[str, str]],
@@ -264,12 +278,13 @@ def model_class_conventions(module: cst.Module, target: Target, reference_docs: 
         else:
             report.skip("gradient checkpointing", "forward has no loop calling the blocks of a module list")
 
-    local_blocks = [c for c in block_classes if c in defined]
+    diffusers_blocks = _imported_from_diffusers(module)  # local name -> the class's own name, which accelerate matches
+    local_blocks = [c if c in defined else diffusers_blocks[c] for c in block_classes if c in defined or c in diffusers_blocks]
     if local_blocks:
         attributes["_no_split_modules"] = repr(local_blocks)
         report.changed(f"_no_split_modules = {local_blocks!r}")
     else:
-        report.skip("_no_split_modules", "no loop over a module list of blocks defined in this file")
+        report.skip("_no_split_modules", "no loop over a module list of blocks defined in this file or imported from diffusers")
     if target.modules:
         patterns = skip_casting_patterns(target.modules)
         if patterns:
