@@ -411,6 +411,9 @@ def try_blocks(job: dict) -> dict:
         "classes": result_classes,
         "functions": result_functions,
         "tolerance": tolerance,
+        # where every module sits (path, class module, class name): the codemod finds the call sites of
+        # instances held in containers or built through a table from it
+        "modules": [[n, type(m).__module__, type(m).__name__] for n, m in model.named_modules()],
     }
 
 

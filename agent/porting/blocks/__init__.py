@@ -4,7 +4,7 @@ contract). FAMILIES is the order in which families are tried on a reference modu
 from __future__ import annotations
 
 from .adanorm import AdaLayerNormContinuousFamily, AdaLayerNormZeroFamily
-from .attention import AttentionFamily
+from .attention import AttentionFamily, SpatialAttentionFamily
 from .base import BlockCode, Call, Family, Proposal
 from .feedforward import ActivationFamily, FeedForwardFamily
 from .label import LabelEmbeddingFamily
@@ -20,6 +20,7 @@ FAMILIES: tuple[Family, ...] = (
     TimestepsFamily(),
     LabelEmbeddingFamily(),
     AttentionFamily(),
+    SpatialAttentionFamily(),
     FeedForwardFamily(),
     ActivationFamily(),
     AdaLayerNormZeroFamily(),

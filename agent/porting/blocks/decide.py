@@ -342,3 +342,17 @@ def decide(result: dict[str, Any], tolerance: float, renamed: dict[tuple[str, st
         port = renamed.get((str(entry.get("module")), str(entry["name"])), str(entry["name"]))
         functions.append(decide_function(entry, tolerance, port))
     return classes, functions
+
+
+def module_tree(result: dict[str, Any], renamed: dict[tuple[str, str], str], top: str) -> dict[str, str]:
+    """Module path in the traced model -> the class the port has there: a reference class by its
+    port name, the model itself (path '') as `top`, anything else (torch containers, layers) by its
+    dotted name, which no port class has. Empty when the proof sent no tree."""
+    rows = result.get("modules")
+    if rows is None:
+        return {}
+    if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == 3 and all(isinstance(x, str) for x in r) for r in rows):
+        raise Malformed("the module tree is not a list of [path, module, class]")
+    reference = {(str(c.get("module")), str(c.get("name"))) for c in result.get("classes", []) if isinstance(c, dict)}
+    return {path: top if path == "" else renamed.get((module, name), name) if (module, name) in reference else f"{module}.{name}"
+            for path, module, name in rows}
