@@ -32,6 +32,12 @@ def swish(x):
     return x * torch.sigmoid(x)
 
 
+def timestep_embedding(t, dim):
+    freqs = torch.exp(-torch.log(torch.tensor(10000.0)) * torch.arange(dim // 2, dtype=torch.float32) / (dim // 2))
+    args = t[:, None].float() * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
 class ResnetBlock(nn.Module):
     def __init__(self, in_channels, out_channels=None):
         super().__init__()
@@ -128,14 +134,21 @@ class Model(nn.Module):
         self.mid.attn_1 = AttnBlock(block_in)
         self.mid.block_1 = ResnetBlock(block_in, block_in)
         self.block = Block(block_in, context_dim)
+        self.model_channels = ch
+        time_embed_dim = ch * 4
+        # an MLP on sinusoids (a timestep embedding) and one on learned features (a feed-forward)
+        self.time_embed = nn.Sequential(nn.Linear(ch, time_embed_dim), nn.SiLU(), nn.Linear(time_embed_dim, time_embed_dim))
+        self.emb_proj = nn.Linear(time_embed_dim, block_in)
+        self.head = nn.Sequential(nn.Linear(block_in, block_in), nn.SiLU(), nn.Linear(block_in, block_in))
 
-    def forward(self, x, context):
+    def forward(self, x, t, context):
+        emb = self.time_embed(timestep_embedding(t, self.model_channels))
         h = self.conv_in(x)
         for i in range(len(self.down)):
             h = self.down[i].block[0](h)
-        h = self.mid.block_1(self.mid.attn_1(h))
+        h = self.mid.block_1(self.mid.attn_1(h)) + self.emb_proj(emb)[:, :, None, None]
         b, c, height, width = h.shape
-        tokens = self.block(h.flatten(2).transpose(1, 2), context)
+        tokens = self.head(self.block(h.flatten(2).transpose(1, 2), context))
         return tokens.transpose(1, 2).reshape(b, c, height, width)
 '''
 
@@ -168,7 +181,7 @@ def candidate():
 
 def inputs(seed):
     g = torch.Generator().manual_seed(seed)
-    kw = {{"x": torch.randn(2, 3, 8, 8, generator=g), "context": torch.randn(2, 5, 8, generator=g)}}
+    kw = {{"x": torch.randn(2, 3, 8, 8, generator=g), "t": torch.rand(2, generator=g) * 1000, "context": torch.randn(2, 5, 8, generator=g)}}
     return {{"reference": kw, "candidate": dict(kw)}}
 '''
 
@@ -188,7 +201,7 @@ def planted(tmp_path_factory):
     result, _ = run_job("try_blocks", [job / "job.json", job / "result.json"], workspace=job, result_file=job / "result.json",
                         ro_paths=[root, spec_dir, library_dir], what="the block proof")
     assert result["ok"], result.get("error")
-    classes, _ = decide(result, 1e-5, {}, skip={"Model"}, source=PLANTED)
+    classes, _ = decide(result, 1e-5, {}, skip={"Model"}, source=PLANTED, top="Model")
     return {"classes": {c.name: c for c in classes}, "tree": module_tree(result, {}, "Model"), "root": root, "candidate": candidate,
             "spec": spec_dir / "spec.py", "work": tmp_path_factory.mktemp("parity")}
 
@@ -203,15 +216,22 @@ def test_autoencoder_shapes_are_proven_as_diffusers_blocks(planted):
     assert attn.exprs["query_dim"] == "{in_channels}" and attn.exprs["dim_head"] == "{in_channels}" and attn.exprs["heads"] == "1"
     cross = found["CrossAttention"]
     assert cross.family == "attention" and cross.choice["context_pos"] == 1
+    # plain nn.Sequential attributes of the model: the one fed sinusoids is a TimestepEmbedding, written over the
+    # model's own constructor arguments (its formula for the width); the other MLP is a FeedForward
+    time = found["Model.time_embed"]
+    assert time.container == ("Model", "time_embed") and time.block == "TimestepEmbedding" and time.choice["act_fn"] == "silu"
+    assert time.exprs == {"in_channels": "{ch}", "time_embed_dim": "{ch} * 4"}
+    assert found["Model.head"].block == "FeedForward"
 
 
 def test_blocks_are_written_through_containers_and_tables_and_full_parity_holds(planted):
     found = planted["classes"]
     plans = [ClassPlan(name=c.port_name, code=c.code, exprs=c.exprs, init_params=c.init_params, frozen=c.frozen)
-             for c in found.values() if c.proven and c.name in ("ResnetBlock", "AttnBlock", "CrossAttention")]
+             for c in found.values() if c.proven and c.name in ("ResnetBlock", "AttnBlock", "CrossAttention", "Model.time_embed")]
     out = substitute(PLANTED, plans, [], tree=planted["tree"])
-    assert sorted(out.applied) == ["AttnBlock", "CrossAttention", "ResnetBlock"], out.failed
+    assert sorted(out.applied) == ["AttnBlock", "CrossAttention", "Model.time_embed", "ResnetBlock"], out.failed
     code = out.code
+    assert "self.time_embed = TimestepEmbedding(ch, ch * 4)" in code and "emb = self.time_embed(timestep_embedding(" in code
     # resnets in module lists: instantiations rewritten, every call site found from the traced tree gets temb=None
     assert "nn.ModuleList([ResnetBlock2D(in_channels=block_in, out_channels=ch * mult, temb_channels=None" in code
     assert "h = self.down[i].block[0](h, temb=None)" in code and "self.mid.block_1(self.mid.attn_1(h), temb=None)" in code

@@ -36,6 +36,7 @@ class ClassPlan:
     exprs: dict[str, str]  # dim -> template over the constructor's parameters ("{dim} // {num_heads}") or a literal
     init_params: list[dict[str, Any]] = field(default_factory=list)  # when the port's class has no __init__ of its own
     frozen: dict[str, Any] = field(default_factory=dict)  # constructor arguments the block does not take: the values proven
+    container: tuple[str, str] | None = None  # (owner class, attribute): the block replaces the nn.Sequential assigned there
 
 
 @dataclass
@@ -755,6 +756,80 @@ def _factory(plan: ClassPlan, cls: cst.ClassDef, init: cst.FunctionDef | None, n
     return "\n".join(lines) + "\n"
 
 
+def _container_plan(module: cst.Module, plan: ClassPlan, names: dict[str, str], aliases: dict[str, str]) -> tuple[cst.Module, str | None]:
+    """`self.<attr> = nn.Sequential(...)` in the owner's constructor becomes the block, its dims
+    written over the owner's own constructor arguments (which the constructor must not rebind)."""
+    owner, attr = plan.container
+    cls = _top_level(module).get(owner)
+    init = _method(cls, "__init__") if isinstance(cls, cst.ClassDef) else None
+    if init is None:
+        return module, f"{owner} has no constructor of its own in the port"
+    scan = _Scan(MARK, {})  # a name no code uses: only the attribute bookkeeping matters
+    module.visit(scan)
+    key = (owner, attr)
+    if scan.attr_assigned.get(key, 0) != 1:
+        return module, f"self.{attr} is not assigned exactly once in {owner}"
+    if len(scan.attr_uses.get(key, [])) != 1 + scan.attr_calls.get(key, 0):
+        return module, f"self.{attr} is used other than by calling it in {owner}"
+    params = params_of(init)
+    used = {p for e in plan.exprs.values() for p in PLACEHOLDER.findall(e)}
+    rebound = sorted(used & {n.value for n in _assigned_names(init)})
+    if rebound:
+        return module, f"{owner}'s constructor rebinds its argument {rebound[0]!r}"
+    text = _format(plan, plan.code.main, {p.name: p.name for p in params if p.kind in ("positional", "keyword")}, names, aliases)
+    if text is None:
+        return module, "a setting cannot be written from the owner's constructor arguments"
+    rewrite = _ReplaceAssigned(owner, attr, cst.parse_expression(text))
+    rewritten = module.visit(rewrite)
+    return (rewritten, None) if rewrite.done else (module, f"self.{attr} is not assigned a value in {owner}.__init__")
+
+
+def _assigned_names(fn: cst.FunctionDef) -> list[cst.Name]:
+    found: list[cst.Name] = []
+
+    class Collect(cst.CSTVisitor):
+        def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+            found.extend(_names(node.target) if not isinstance(node.target, cst.Attribute) else [])
+
+        def visit_AugAssign(self, node: cst.AugAssign) -> None:
+            found.extend(_names(node.target))
+
+        def visit_For(self, node: cst.For) -> None:
+            found.extend(_names(node.target))
+
+    fn.body.visit(Collect())
+    return found
+
+
+class _ReplaceAssigned(cst.CSTTransformer):
+    """The value of `self.<attr> = ...` in `owner.__init__` replaced."""
+
+    def __init__(self, owner: str, attr: str, value: cst.BaseExpression):
+        self.owner, self.attr, self.value = owner, attr, value
+        self.where: list[str] = []
+        self.done = False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.where.append(node.name.value)
+
+    def leave_ClassDef(self, original, updated):
+        self.where.pop()
+        return updated
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.where.append(node.name.value)
+
+    def leave_FunctionDef(self, original, updated):
+        self.where.pop()
+        return updated
+
+    def leave_Assign(self, original: cst.Assign, updated: cst.Assign) -> cst.Assign:
+        if self.where[:2] == [self.owner, "__init__"] and len(original.targets) == 1 and _self_attr(original.targets[0].target) == self.attr:
+            self.done = True
+            return updated.with_changes(value=self.value)
+        return updated
+
+
 class _WidenDispatch(cst.CSTTransformer):
     """`isinstance(x, Base)` -> `isinstance(x, (Base, Block))` for a base of the replaced class,
     `isinstance(x, Replaced)` -> `isinstance(x, Block)`: what dispatched on the reference class's
@@ -911,7 +986,10 @@ def substitute(source: str, classes: list[ClassPlan], functions: list[FunctionPl
                 by_source[template] = name
                 definitions[name] = _aliased(template.format(**{placeholder: name}), marks)
             names[placeholder] = by_source[template]
-        module2, why, factory = _class_plan(module, plan, names, marks, tree)
+        if plan.container:
+            module2, why, factory = (*_container_plan(module, plan, names, marks), None)
+        else:
+            module2, why, factory = _class_plan(module, plan, names, marks, tree)
         if why:
             failed[plan.name] = why
             continue

@@ -55,7 +55,7 @@ def blocks(run: Run) -> dict[str, Any]:
     try:  # without a proof nothing is replaced: the port stays as it was committed, and the run goes on
         proof = _prove(run, workdir, spec, weights, tolerance)
         classes, functions = decide(proof, tolerance, renamed, skip={planned["reference_class"], analysis["top_class"]["name"]},
-                                    source=model_path.read_text())
+                                    source=model_path.read_text(), top=planned["class_name"])
         tree = module_tree(proof, renamed, planned["class_name"])
     except (IntegrateError, Malformed) as exc:
         why = exc.message if isinstance(exc, IntegrateError) else f"the block proof left a malformed result: {exc}"
@@ -174,7 +174,7 @@ def _relative_prefix(run: Run) -> str | None:
 
 
 def _class_plan(c: ClassDecision) -> ClassPlan:
-    return ClassPlan(name=c.port_name, code=c.code, exprs=c.exprs, init_params=c.init_params, frozen=c.frozen)
+    return ClassPlan(name=c.port_name, code=c.code, exprs=c.exprs, init_params=c.init_params, frozen=c.frozen, container=c.container)
 
 
 def _function_plan(f: FunctionDecision) -> FunctionPlan:

@@ -13,11 +13,12 @@ from .patch_embed import PatchEmbedFamily
 from .resnet import ResnetBlock2DFamily
 from .sampling import Downsample2DFamily, Upsample2DFamily
 from .sincos import SinCos2DFamily
-from .timestep import TimestepEmbeddingFamily, TimestepFunctionFamily, TimestepsFamily
+from .timestep import TimestepEmbeddingFamily, TimestepFunctionFamily, TimestepMLPFamily, TimestepsFamily
 
 FAMILIES: tuple[Family, ...] = (
     TimestepEmbeddingFamily(),
     TimestepsFamily(),
+    TimestepMLPFamily(),
     LabelEmbeddingFamily(),
     AttentionFamily(),
     SpatialAttentionFamily(),
