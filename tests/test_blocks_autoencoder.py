@@ -226,7 +226,7 @@ def test_autoencoder_shapes_are_proven_as_diffusers_blocks(planted):
 
 def test_blocks_are_written_through_containers_and_tables_and_full_parity_holds(planted):
     found = planted["classes"]
-    plans = [ClassPlan(name=c.port_name, code=c.code, exprs=c.exprs, init_params=c.init_params, frozen=c.frozen)
+    plans = [ClassPlan(name=c.port_name, code=c.code, exprs=c.exprs, init_params=c.init_params, frozen=c.frozen, container=c.container)
              for c in found.values() if c.proven and c.name in ("ResnetBlock", "AttnBlock", "CrossAttention", "Model.time_embed")]
     out = substitute(PLANTED, plans, [], tree=planted["tree"])
     assert sorted(out.applied) == ["AttnBlock", "CrossAttention", "Model.time_embed", "ResnetBlock"], out.failed
