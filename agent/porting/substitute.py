@@ -593,7 +593,7 @@ def _class_plan(module: cst.Module, plan: ClassPlan, names: dict[str, str], alia
                 return module, f"it shares a table with {', '.join(sorted(scan.siblings))}, whose instances the block's call would not fit", None
     source = None
     if factory:
-        source = _factory(plan, cls, init, names, aliases, scan.table_uses[0])
+        source = _factory(plan, init, names, aliases)
         if source.startswith("!"):
             return module, source[1:], None
     rewrite = _RewriteClass(plan, ctor, forward, {k: {s: a for s, a in v.items() if s} for k, v in attrs.items()}, names, aliases,
@@ -730,8 +730,7 @@ def _positional_call(code: BlockCode) -> str | None:
     return "{self}(" + ", ".join("{" + str(i) + "}" for i in range(len(parts))) + ")"
 
 
-def _factory(plan: ClassPlan, cls: cst.ClassDef, init: cst.FunctionDef | None, names: dict[str, str], aliases: dict[str, str],
-             where: str) -> str:
+def _factory(plan: ClassPlan, init: cst.FunctionDef | None, names: dict[str, str], aliases: dict[str, str]) -> str:
     """A function of the class's name and constructor signature that builds the block ('!' + why
     not): every table or alias holding the name then builds the block."""
     if init is None:
@@ -747,7 +746,7 @@ def _factory(plan: ClassPlan, cls: cst.ClassDef, init: cst.FunctionDef | None, n
     lines = [
         f"def {plan.name}({signature}):",
         f'    """Builds diffusers\' `{block_name}` (proven to compute what the reference `{plan.name}` did); a function of the',
-        f'    reference name and constructor arguments because code builds it through a table or an alias ({where})."""',
+        '    reference name and constructor arguments because code builds it through a table or an alias."""',
     ]
     for p, proven in plan.frozen.items():
         lines += [f"    if {p} != {proven!r}:",
