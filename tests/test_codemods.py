@@ -237,3 +237,34 @@ def test_environment_reads_become_the_default_the_sandboxed_reference_used():
     assert [c["from"] for c in r.converted] == ["environment variable ATTN_PRECISION", "environment variable CHUNK"]
     assert [item.what for item in r.left] == ["environment read", "environment read"]  # non-literal name, no default
     assert "import os\n" in r.code and "import os as system" not in r.code
+
+
+def test_import_time_compilation_and_compiler_settings_are_left_out():
+    r = mods("""
+        import torch
+        import torch._dynamo
+        from torch import compile as compiled
+
+        try:
+            torch._dynamo.config.cache_size_limit = 5000
+            fast_silu = torch.compile(torch.nn.functional.silu, dynamic=False)
+        except Exception:
+            fast_silu = torch.nn.functional.silu
+
+        if FLAG:
+            torch._dynamo.config.suppress_errors = True
+
+        @torch.compile(mode="max-autotune")
+        def g(x):
+            return torch.compile(x)
+
+        h = compiled(g)
+    """)
+    assert "_dynamo" not in r.code and "FLAG" not in r.code and "@" not in r.code
+    assert "fast_silu = torch.nn.functional.silu\nexcept" in r.code.replace("    ", "")
+    assert "return x" in r.code  # inside a function too: it would compile on the first call
+    assert "h = g" in r.code
+    assert sorted(c["line"] for c in r.converted) == [7, 8, 13, 15, 17, 19]  # the source starts with a blank line
+    ns: dict = {"FLAG": True}
+    exec(compile(r.code, "port", "exec"), ns)  # the port imports cleanly and keeps every name
+    assert ns["h"] is ns["g"] and ns["fast_silu"] is torch.nn.functional.silu

@@ -1,5 +1,6 @@
 """libcst codemods of the structural port: einops calls to torch, SDPA to dispatch_attention_fn,
-environment reads to the default the sandboxed reference used.
+environment reads to the default the sandboxed reference used, import-time compilation left out
+(compile_settings.py).
 
 Each codemod changes layout code only; the numbers it computes are the reference's. What it
 cannot translate exactly stays in place and is reported with its line, never approximated.
@@ -14,6 +15,7 @@ import libcst as cst
 import libcst.matchers as m
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from agent.porting.compile_settings import drop_import_time_compile
 from agent.porting.config_capture import insert_after_imports
 from agent.porting.einops_to_torch import Untranslatable, translate
 
@@ -398,8 +400,10 @@ def port_codemods(source: str, dispatch_import: str, evidence: CallEvidence | No
     unused_before = _unused_imports(module)  # re-exports of a package __init__ stay: others import them
     imports = _EinopsImports()
     module.visit(imports)
+    _, uncompiled = drop_import_time_compile(module)  # recorded at the reference's own line numbers
     rewrite = _Rewrite(imports, sdpa=True, evidence=evidence)
     module = MetadataWrapper(module).visit(rewrite)
+    module, _ = drop_import_time_compile(module)
     if rewrite.layer_classes:
         module = insert_after_imports(module, "\n\n".join(code for _, code in rewrite.layer_classes.values()))
     module, dropped = drop_unused_imports(module, keep=unused_before)
@@ -407,4 +411,4 @@ def port_codemods(source: str, dispatch_import: str, evidence: CallEvidence | No
         module = insert_after_imports(module, "import torch\n")
     if rewrite.used_dispatch:
         module = insert_after_imports(module, dispatch_import)
-    return CodemodResult(code=module.code, converted=rewrite.converted, left=rewrite.left, dropped_imports=dropped)
+    return CodemodResult(code=module.code, converted=rewrite.converted + uncompiled, left=rewrite.left, dropped_imports=dropped)
