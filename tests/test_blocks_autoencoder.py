@@ -8,18 +8,15 @@ sibling class in the table keeps working because the call is written positionall
 runs in the sandbox, the codemod writes the blocks, and full-model parity of the rewritten file
 against the reference decides, as in the blocks stage."""
 
-import json
 import textwrap
-from pathlib import Path
 
 import pytest
+from blocks_proof_job import run_proof
 
-import agent.porting.blocks as library
 from agent.parity_run import run_parity_sandboxed
 from agent.porting.blocks import BY_NAME
 from agent.porting.blocks.decide import decide, module_tree
 from agent.porting.substitute import ClassPlan, substitute
-from agent.sandboxed import run_job
 from sandbox.parity.host import SidePaths
 
 PLANTED = '''
@@ -194,13 +191,7 @@ def planted(tmp_path_factory):
     candidate = tmp_path_factory.mktemp("candidate")
     spec_dir = tmp_path_factory.mktemp("spec")
     (spec_dir / "spec.py").write_text(textwrap.dedent(SPEC.format(root=str(root), candidate=str(candidate))))
-    job = tmp_path_factory.mktemp("job")
-    library_dir = Path(library.__file__).parent
-    (job / "job.json").write_text(json.dumps({"spec": str(spec_dir / "spec.py"), "reference_root": str(root), "reference_modules": ["planted"],
-                                              "library": str(library_dir), "tolerance": 1e-5, "max_calls": 2}))
-    result, _ = run_job("try_blocks", [job / "job.json", job / "result.json"], workspace=job, result_file=job / "result.json",
-                        ro_paths=[root, spec_dir, library_dir], what="the block proof")
-    assert result["ok"], result.get("error")
+    result = run_proof(root, spec_dir / "spec.py", tmp_path_factory.mktemp("job"))
     classes, _ = decide(result, 1e-5, {}, skip={"Model"}, source=PLANTED, top="Model")
     return {"classes": {c.name: c for c in classes}, "tree": module_tree(result, {}, "Model"), "root": root, "candidate": candidate,
             "spec": spec_dir / "spec.py", "work": tmp_path_factory.mktemp("parity")}

@@ -2,15 +2,12 @@
 exactly is accepted with its settings; a near miss (the same formula written in another order,
 off by more than the tolerance) stays custom with the closest block and the measured difference."""
 
-import json
 import textwrap
-from pathlib import Path
 
 import pytest
+from blocks_proof_job import run_proof
 
-import agent.porting.blocks as library
 from agent.porting.blocks.decide import decide
-from agent.sandboxed import run_job
 
 PLANTED = '''
 import math
@@ -154,13 +151,7 @@ def proof(tmp_path_factory):
     (root / "planted.py").write_text(PLANTED)
     spec_dir = tmp_path_factory.mktemp("spec")
     (spec_dir / "spec.py").write_text(textwrap.dedent(SPEC.format(root=str(root))))
-    job = tmp_path_factory.mktemp("job")
-    library_dir = Path(library.__file__).parent
-    (job / "job.json").write_text(json.dumps({"spec": str(spec_dir / "spec.py"), "reference_root": str(root), "reference_modules": ["planted"],
-                                              "library": str(library_dir), "tolerance": 1e-5, "max_calls": 2}))
-    result, _ = run_job("try_blocks", [job / "job.json", job / "result.json"], workspace=job, result_file=job / "result.json",
-                        ro_paths=[root, spec_dir, library_dir], what="the block proof")
-    assert result["ok"], result.get("error")
+    result = run_proof(root, spec_dir / "spec.py", tmp_path_factory.mktemp("job"))
     classes, functions = decide(result, 1e-5, {}, skip={"Model"}, source=PLANTED)
     return {c.name: c for c in classes}
 

@@ -34,6 +34,18 @@ def _timesteps_call(num_channels: str, flip: Scalar, shift: Scalar) -> str:
     return f"Timesteps({num_channels}, flip_sin_to_cos={flip}, downscale_freq_shift={shift})"
 
 
+def _embedding(choice: dict[str, Scalar]) -> str:
+    """The `TimestepEmbedding(...)` constructor template for one setting."""
+    args = "{in_channels}, {time_embed_dim}"
+    if choice["act_fn"] != "silu":
+        args += f", act_fn={choice['act_fn']!r}"
+    if choice["out_dim"]:
+        args += ", out_dim={out_dim}"
+    if not choice["bias"]:
+        args += ", sample_proj_bias=False"
+    return f"TimestepEmbedding({args})"
+
+
 def _timestep_input(calls: list[Call]) -> str | None:
     if not calls or not all(is_tensor(c.positional(0), ndim=1) for c in calls):
         return "its first argument is not a 1-D tensor of timesteps"
@@ -74,16 +86,9 @@ class TimestepEmbeddingFamily(Family):
         return [Proposal(c, dims) for c in self.choices() if c["bias"] == bias1 and c["out_dim"] == (out != hidden)]
 
     def code(self, choice: dict[str, Scalar]) -> BlockCode:
-        args = "{in_channels}, {time_embed_dim}"
-        if choice["act_fn"] != "silu":
-            args += f", act_fn={choice['act_fn']!r}"
-        if choice["out_dim"]:
-            args += ", out_dim={out_dim}"
-        if not choice["bias"]:
-            args += ", sample_proj_bias=False"
         return BlockCode(
             imports=((EMBEDDINGS, "TimestepEmbedding"), (EMBEDDINGS, "Timesteps")),
-            main=f"TimestepEmbedding({args})",
+            main=_embedding(choice),
             slots=(("time_proj", _timesteps_call("{in_channels}", choice["flip_sin_to_cos"], choice["downscale_freq_shift"])),),
             # Timesteps computes in float32; the cast (a no-op in float32, where the proof ran) lets a
             # half-precision model run, as diffusers' own models cast before their TimestepEmbedding
@@ -128,14 +133,7 @@ class TimestepMLPFamily(Family):
         return [Proposal(c, dims) for c in self.choices() if c["bias"] == bias1 and c["out_dim"] == (out != hidden)]
 
     def code(self, choice: dict[str, Scalar]) -> BlockCode:
-        args = "{in_channels}, {time_embed_dim}"
-        if choice["act_fn"] != "silu":
-            args += f", act_fn={choice['act_fn']!r}"
-        if choice["out_dim"]:
-            args += ", out_dim={out_dim}"
-        if not choice["bias"]:
-            args += ", sample_proj_bias=False"
-        return BlockCode(imports=((EMBEDDINGS, "TimestepEmbedding"),), main=f"TimestepEmbedding({args})")
+        return BlockCode(imports=((EMBEDDINGS, "TimestepEmbedding"),), main=_embedding(choice))
 
 
 class TimestepsFamily(Family):
