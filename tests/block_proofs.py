@@ -52,12 +52,17 @@ def prove(tmp_path_factory, planted: str, model: str, inputs: str) -> dict[str, 
     spec_dir = tmp_path_factory.mktemp("spec")
     spec = SPEC.format(root=str(root), model=model, inputs=textwrap.dedent(inputs).strip())
     (spec_dir / "spec.py").write_text(spec)
-    job = tmp_path_factory.mktemp("job")
-    library_dir = Path(library.__file__).parent
-    (job / "job.json").write_text(json.dumps({"spec": str(spec_dir / "spec.py"), "reference_root": str(root), "reference_modules": ["planted"],
-                                              "library": str(library_dir), "tolerance": 1e-5, "max_calls": 2}))
-    result, _ = run_job("try_blocks", [job / "job.json", job / "result.json"], workspace=job, result_file=job / "result.json",
-                        ro_paths=[root, spec_dir, library_dir], what="the block proof")
-    assert result["ok"], result.get("error")
+    result = run_proof(root, spec_dir / "spec.py", tmp_path_factory.mktemp("job"))
     classes, _ = decide(result, 1e-5, {}, skip={model}, source=planted)
     return {c.name: c for c in classes}
+
+
+def run_proof(root: Path, spec: Path, job: Path) -> dict:
+    """The proof job's result for the reference in `root/planted.py`, built and fed by `spec`."""
+    library_dir = Path(library.__file__).parent
+    (job / "job.json").write_text(json.dumps({"spec": str(spec), "reference_root": str(root), "reference_modules": ["planted"],
+                                              "library": str(library_dir), "tolerance": 1e-5, "max_calls": 2}))
+    result, _ = run_job("try_blocks", [job / "job.json", job / "result.json"], workspace=job, result_file=job / "result.json",
+                        ro_paths=[root, spec.parent, library_dir], what="the block proof")
+    assert result["ok"], result.get("error")
+    return result

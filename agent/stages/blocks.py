@@ -23,7 +23,7 @@ import agent.porting.blocks as library
 from agent.errors import IntegrateError
 from agent.gitsafe import Git
 from agent.parity_run import candidate_location, parity_paths, run_parity_sandboxed, side_env, write_spec
-from agent.porting.blocks.decide import ClassDecision, FunctionDecision, Malformed, decide
+from agent.porting.blocks.decide import ClassDecision, FunctionDecision, Malformed, decide, module_tree
 from agent.porting.formatting import format_file
 from agent.porting.substitute import ClassPlan, FunctionPlan, Outcome, substitute
 from agent.reference_weights import reference_weight_files
@@ -55,7 +55,8 @@ def blocks(run: Run) -> dict[str, Any]:
     try:  # without a proof nothing is replaced: the port stays as it was committed, and the run goes on
         proof = _prove(run, workdir, spec, weights, tolerance)
         classes, functions = decide(proof, tolerance, renamed, skip={planned["reference_class"], analysis["top_class"]["name"]},
-                                    source=model_path.read_text())
+                                    source=model_path.read_text(), top=planned["class_name"])
+        tree = module_tree(proof, renamed, planned["class_name"])
     except (IntegrateError, Malformed) as exc:
         why = exc.message if isinstance(exc, IntegrateError) else f"the block proof left a malformed result: {exc}"
         return {**base, **_report([], [], set(), {}, {}, {}), "status": "skipped", "reason": why}
@@ -66,7 +67,7 @@ def blocks(run: Run) -> dict[str, Any]:
         return {**base, **_report(classes, functions, set(), {}, {}, proof), "status": "none proven"}
 
     prefix = planned["class_name"].removesuffix("Model").removesuffix("Transformer2D").removesuffix("UNet2D") or "Model"
-    trial = _Trial(run, spec, weights, model_path, workdir, _relative_prefix(run), prefix)
+    trial = _Trial(run, spec, weights, model_path, workdir, _relative_prefix(run), prefix, tree)
     outcome, report = trial.until_parity(model_path.read_text(), proven_classes, proven_functions)
     if outcome is None:  # nothing written, or full parity never passed: back to the port
         repo.run("checkout", ported["commit"], "--", str(model_path))
@@ -96,9 +97,10 @@ class _Trial:
     """Write the proven substitutions and run full-model parity; drop the one holding the first
     divergence (else the last) and try again, until parity passes or nothing is left."""
 
-    def __init__(self, run: Run, spec: Path, weights: list[str], model_path: Path, workdir: Path, relative: str | None, prefix: str):
+    def __init__(self, run: Run, spec: Path, weights: list[str], model_path: Path, workdir: Path, relative: str | None, prefix: str,
+                 tree: dict[str, str] | None = None):
         self.run, self.spec, self.weights, self.model_path, self.workdir = run, spec, weights, model_path, workdir
-        self.relative, self.prefix = relative, prefix
+        self.relative, self.prefix, self.tree = relative, prefix, tree
         self.dropped: dict[str, str] = {}  # port name -> why full parity failed with it
         self.unwritable: dict[str, str] = {}  # port name -> why the codemod could not write it
         self.attempts: list[dict[str, Any]] = []
@@ -106,7 +108,7 @@ class _Trial:
     def until_parity(self, source: str, classes: list[ClassDecision], functions: list[FunctionDecision]) -> tuple[Outcome | None, dict | None]:
         while classes or functions:
             outcome = substitute(source, [_class_plan(c) for c in classes], [_function_plan(f) for f in functions],
-                                 relative=self.relative, prefix=self.prefix)
+                                 relative=self.relative, prefix=self.prefix, tree=self.tree)
             self.unwritable.update(outcome.failed)
             classes = [c for c in classes if c.port_name in outcome.applied]
             functions = [f for f in functions if f.port_name in outcome.applied]
@@ -172,7 +174,7 @@ def _relative_prefix(run: Run) -> str | None:
 
 
 def _class_plan(c: ClassDecision) -> ClassPlan:
-    return ClassPlan(name=c.port_name, code=c.code, exprs=c.exprs, init_params=c.init_params, frozen=c.frozen)
+    return ClassPlan(name=c.port_name, code=c.code, exprs=c.exprs, init_params=c.init_params, frozen=c.frozen, container=c.container)
 
 
 def _function_plan(f: FunctionDecision) -> FunctionPlan:

@@ -42,6 +42,7 @@ class BlockCode:
     definitions: tuple[tuple[str, str, str], ...] = ()  # (placeholder, preferred class name, source template)
     numpy_to_torch: bool = False  # functions: the reference returned a numpy array, the replacement a tensor
     defaults: tuple[tuple[str, str], ...] = ()  # (keyword, literal): left out of the written constructor when it renders to this
+    positions: tuple[str, ...] = ()  # the block forward's leading parameters, in order: lets the codemod write `call` positionally
 
 
 @dataclass

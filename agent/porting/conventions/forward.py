@@ -48,7 +48,10 @@ _OUTPUTS = {
     ("unets", 4, False): ("UNet2DOutput", "diffusers.models.unets.unet_2d", ".unet_2d"),
     ("unets", 4, True): ("UNet2DConditionOutput", "diffusers.models.unets.unet_2d_condition", ".unet_2d_condition"),
     ("unets", 5): ("UNet3DConditionOutput", "diffusers.models.unets.unet_3d_condition", ".unet_3d_condition"),
+    "autoencoders": ("DecoderOutput", "diffusers.models.autoencoders.vae", ".vae"),  # forward = decode(encode(sample))
 }
+# families whose main input diffusers calls `sample` (transformers: `hidden_states`)
+SAMPLE_FAMILIES = ("unets", "autoencoders")
 _OUTPUT_PATH = re.compile(r"^output(\[(\d+)\])?$")
 
 
@@ -59,7 +62,7 @@ def _is_mask(name: str) -> bool:
 def plan_renames(forward: cst.FunctionDef, target: Target, report: GroupReport) -> dict[str, str]:
     """reference argument -> diffusers argument, for the model's forward."""
     params = [p.name.value for p in forward.params.params[1:]] + [p.name.value for p in forward.params.kwonly_params]
-    primary_name = "sample" if target.family == "unets" else "hidden_states"
+    primary_name = "sample" if target.family in SAMPLE_FAMILIES else "hidden_states"
 
     def recipe(name: str) -> tuple[str | None, list]:
         r = target.recipe(name) or {}
@@ -168,7 +171,7 @@ def output_class(target: Target) -> tuple[str, str]:
         key = ("unets", rank, conditioned) if rank == 4 else ("unets", rank)
         found = _OUTPUTS.get(key)
     else:
-        found = None
+        found = _OUTPUTS.get(target.family) if target.family == "autoencoders" else None
     name, standalone, in_tree = found or _OUTPUTS["transformers"]
     return name, f"from {target.relative(in_tree) if target.in_tree else standalone} import {name}\n"
 

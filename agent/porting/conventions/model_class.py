@@ -42,7 +42,7 @@ def class_docstring(cls: cst.ClassDef, target: Target, reference_docs: tuple[str
     summary, docs = reference_docs
     back = {new: old for old, new in renames.items()}
     width = next(iter(per_head), None)
-    noun = "A UNet model" if target.family == "unets" else "A Transformer model"
+    noun = {"unets": "A UNet model", "autoencoders": "An autoencoder model"}.get(target.family, "A Transformer model")
     summary = summary or f"{noun} ported from the reference `{target.reference_class or target.class_name}`."
     entries, from_reference = [], 0
     for p in [*init.params.params[1:], *init.params.kwonly_params] if init else []:

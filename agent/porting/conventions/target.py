@@ -10,7 +10,7 @@ from typing import Any
 @dataclass
 class Target:
     class_name: str  # the diffusers model class in the file
-    family: str = "transformers"  # "transformers" or "unets" (the plan's model family)
+    family: str = "transformers"  # "transformers", "unets" or "autoencoders" (the plan's model family)
     in_tree: bool = False  # inside a diffusers checkout (relative imports) or standalone
     depth: int = 0  # folders below models/<family>/ (1 in the model-folder layout: relative imports reach one level further)
     reference_class: str = ""
