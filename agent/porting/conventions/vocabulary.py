@@ -112,6 +112,8 @@ FORWARD_NAMES: dict[str, ForwardName] = {f.name: f for f in (
                 "The class label of each sample.", "torch.Tensor"),
     ForwardName("encoder_hidden_states", ("PixArtTransformer2DModel", "SD3Transformer2DModel", "UNet2DConditionModel"),
                 "Conditioning embeddings the model attends to (text or other encoder outputs).", "torch.Tensor"),
+    ForwardName("pooled_projections", ("SD3Transformer2DModel", "FluxTransformer2DModel"),
+                "Pooled conditioning embeddings: one vector per sample.", "torch.Tensor"),
     ForwardName("attention_mask", ("PixArtTransformer2DModel", "UNet2DConditionModel"),
                 "Mask over the input tokens for self-attention.", "torch.Tensor"),
     ForwardName("encoder_attention_mask", ("PixArtTransformer2DModel", "UNet2DConditionModel"),
@@ -125,6 +127,7 @@ FORWARD_NAMES: dict[str, ForwardName] = {f.name: f for f in (
 IMAGE_ALIASES = {"x", "img", "image", "images", "latents", "latent", "sample", "hidden_states", "z", "x_t", "xt", "noisy", "inp", "input"}
 TIME_ALIASES = {"t", "timestep", "timesteps", "time", "times", "sigma", "sigmas", "noise_level", "ts"}
 LABEL_ALIASES = {"y", "class_labels", "labels", "class_label", "label", "cls", "classes"}
+POOLED_ALIASES = {"y", "vec", "vector", "pooled", "pooled_text", "text_pooled", "pooled_prompt_embeds", "clip_pooled", "global_cond"}
 CONTEXT_ALIASES = {"context", "encoder_hidden_states", "cond", "text_emb", "text_embeds", "txt", "c_crossattn", "encoder_out", "caption", "text"}
 CONTEXT_MASK_WORDS = ("context", "cond", "text", "txt", "encoder", "caption", "y_", "cross")
 
