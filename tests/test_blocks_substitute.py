@@ -208,3 +208,18 @@ def test_written_constructors_drop_what_a_literal_made_moot():
     text = code.main.format(in_channels="ch", out_channels="None", temb_channels="emb", groups="32", eps="1e-05", dropout="dropout",
                             scale_shift="use_scale_shift_norm", up="False", down="False")
     assert 'time_embedding_norm="scale_shift" if use_scale_shift_norm else "default"' in tidy(text, code.defaults)
+
+
+def test_report_names_classes_that_went_with_the_block_holding_them():
+    from agent.porting.blocks.decide import ClassDecision
+    from agent.stages.blocks import _report
+
+    block = ClassDecision("DoubleBlock", "DoubleBlock", 100, ["blocks.0", "blocks.1"], {"blocks.0": 50, "blocks.1": 50},
+                          block="FluxTransformerBlock", family="x")
+    inner = ClassDecision("QKNorm", "QKNorm", 8, ["blocks.0.norm", "blocks.1.norm"], reason="no block family fits")
+    elsewhere = ClassDecision("QKNorm2", "QKNorm2", 8, ["blocks.0.norm2", "final.norm"], reason="no block family fits")
+    report = _report([block, inner, elsewhere], [], {"DoubleBlock"}, {}, {}, {"parameters": 120})
+    assert [r["reference_class"] for r in report["substituted"]] == ["DoubleBlock"]
+    assert report["inside"] == [{"reference_class": "QKNorm", "port_class": "QKNorm", "instances": 2, "parameters": 8,
+                                 "inside": ["FluxTransformerBlock"]}]
+    assert [r["reference_class"] for r in report["custom"]] == ["QKNorm2"]  # one instance still lives outside the block

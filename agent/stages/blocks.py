@@ -233,12 +233,17 @@ def _settings(d: ClassDecision | FunctionDecision) -> dict[str, Any]:
 def _report(classes: list[ClassDecision], functions: list[FunctionDecision], applied: set[str], dropped: dict[str, str],
             unwritable: dict[str, str], proof: dict[str, Any]) -> dict[str, Any]:
     """What the PR body shows: per reference class the block and its settings, or why it stays custom."""
-    substituted, custom = [], []
+    substituted, custom, inside = [], [], []
+    replaced = {i: c.block for c in classes if c.port_name in applied for i in c.instances}
     for c in classes:
         row = {"reference_class": c.name, "port_class": c.port_name, "instances": len(c.instances), "parameters": c.parameters}
         if c.port_name in applied:
             substituted.append({**row, "block": c.block, "family": c.family, "origin": c.origin, "settings": _settings(c),
                                 "assumes": c.frozen, "calls_proven": c.calls, "max_abs_diff": c.max_abs})
+            continue
+        outer = {replaced[o] for i in c.instances for o in replaced if i.startswith(o + ".")}
+        if c.instances and all(any(i.startswith(o + ".") for o in replaced) for i in c.instances):
+            inside.append({**row, "inside": sorted(outer)})  # gone from the port with the modules that held it
             continue
         reason = dropped.get(c.port_name) or (unwritable.get(c.port_name) and f"proven exact, but not written: {unwritable[c.port_name]}") or c.reason
         parts = sorted({i[len(o) + 1:].split(".")[0] for o in c.instances for d in classes if d.port_name in applied
@@ -260,6 +265,7 @@ def _report(classes: list[ClassDecision], functions: list[FunctionDecision], app
     return {
         "substituted": substituted,
         "custom": custom,
+        "inside": inside,
         "functions": function_rows,
         "share": _share(classes, applied, total),
     }
