@@ -10,7 +10,8 @@ size); aligned modules pair their parameters in order. A reference module left o
 parameters are the row-wise concatenation of the next candidate modules that ran (a fused qkv
 against to_q, to_k, to_v) is split between them in the order they ran; the other way round,
 reference modules that ran one after another and stack into one candidate module (to_q, to_k,
-to_v against a fused qkv) are fused in that order. Where the order is a guess (which rows are q,
+to_v against a fused qkv) are fused in that order. Modules the walk skipped on both sides are
+aligned again among themselves (a fused qkv whose parts ran after other modules). Where the order is a guess (which rows are q,
 which half is shift), `sandbox.mapping_resolve` runs the layer on each option and keeps the one
 that reproduces the reference. Parameters shared by several modules (tied weights) pair from
 every module that uses them. What the forward never touched is matched by name and shape; what is still
@@ -113,6 +114,32 @@ def _align(ref_seq, cand_seq, window: int = 8) -> list[tuple[list[int], list[int
     return out
 
 
+def _pair_groups(ref_seq, cand_seq, groups, pairs: dict, rows: dict, fused: dict, reshape: dict) -> None:
+    """Pair the parameters of aligned module groups: one to one, one reference module split by
+    rows between several candidate modules, or several reference modules fused into one."""
+    for is_, js in groups:
+        if len(is_) > 1:
+            for n, (ck, _shape) in enumerate(cand_seq[js[0]][1]):
+                fused[ck] = [ref_seq[i][1][n][0] for i in is_]
+                pairs[ck] = fused[ck][0]
+            continue
+        i = is_[0]
+        if len(js) > 1:  # rows go to the candidate modules in the order they run (q, k, v for the usual attention)
+            for n, (rk, _shape) in enumerate(ref_seq[i][1]):
+                start = 0
+                for m in js:
+                    ck, cs = cand_seq[m][1][n]
+                    pairs[ck] = rk
+                    rows[ck] = (start, start + cs[0])
+                    start += cs[0]
+            continue
+        kinds = _module_match(ref_seq[i][1], cand_seq[js[0]][1])
+        for (rk, _rs), (ck, cs), kind in zip(ref_seq[i][1], cand_seq[js[0]][1], kinds, strict=True):
+            pairs[ck] = rk
+            if kind == "reshape":
+                reshape[ck] = cs
+
+
 def infer_mapping(reference: nn.Module, candidate: nn.Module, ref_inputs: dict, cand_inputs: dict) -> WeightMapping:
     ref_state, cand_state = reference.state_dict(), candidate.state_dict()
     ref_seq = usage_order(reference, ref_inputs)
@@ -121,31 +148,7 @@ def infer_mapping(reference: nn.Module, candidate: nn.Module, ref_inputs: dict, 
     reshape: dict[str, tuple] = {}
     rows: dict[str, tuple[int, int]] = {}  # candidate key -> row range of its (fused) reference tensor
     fused: dict[str, list[str]] = {}  # candidate key -> reference keys stacked row-wise, in run order
-    aligned = []
-    for is_, js in _align(ref_seq, cand_seq):
-        if len(is_) > 1:
-            for n, (ck, _shape) in enumerate(cand_seq[js[0]][1]):
-                fused[ck] = [ref_seq[i][1][n][0] for i in is_]
-                pairs[ck] = fused[ck][0]
-            continue
-        i = is_[0]
-        if len(js) == 1:
-            aligned.append((i, js[0]))
-            continue
-        # rows go to the candidate modules in the order they run (q, k, v for the usual attention)
-        for n, (rk, _shape) in enumerate(ref_seq[i][1]):
-            start = 0
-            for m in js:
-                ck, cs = cand_seq[m][1][n]
-                pairs[ck] = rk
-                rows[ck] = (start, start + cs[0])
-                start += cs[0]
-    for i, j in aligned:
-        kinds = _module_match(ref_seq[i][1], cand_seq[j][1])
-        for (rk, _rs), (ck, cs), kind in zip(ref_seq[i][1], cand_seq[j][1], kinds, strict=True):
-            pairs[ck] = rk
-            if kind == "reshape":
-                reshape[ck] = cs
+    _pair_groups(ref_seq, cand_seq, _align(ref_seq, cand_seq), pairs, rows, fused, reshape)
     # what the forward did not touch (buffers, unused branches): identical names and shapes
     used = set(pairs.values()) | {k for keys in fused.values() for k in keys}
     rest = match_by_name(
@@ -154,6 +157,13 @@ def infer_mapping(reference: nn.Module, candidate: nn.Module, ref_inputs: dict, 
     )
     pairs.update(rest.pairs)
     used |= set(rest.pairs.values())
+    # modules the walk skipped on both sides, aligned again among themselves in run order: a
+    # fused qkv whose split parts ran after other modules (to_q, to_k, to_v, then add_q_proj, ...)
+    ref_left = [e for e in ref_seq if not any(k in used for k, _ in e[1])]
+    cand_left = [e for e in cand_seq if not any(k in pairs for k, _ in e[1])]
+    if ref_left and cand_left:
+        _pair_groups(ref_left, cand_left, _align(ref_left, cand_left), pairs, rows, fused, reshape)
+        used = set(pairs.values()) | {k for keys in fused.values() for k in keys}
     tied = tied_keys(reference)
     used |= {alias for k in list(used) for alias in tied.get(k, ())}  # a tied copy is used when its twin is
     mapping = WeightMapping(

@@ -101,15 +101,21 @@ def _options(mapping: WeightMapping, scope: set[str], shapes: dict[str, tuple]) 
         targets = sorted({_module(c) for c in cands}, key=lambda m: min(mapping.rows[c][0] for c in cands if _module(c) == m))
         if not set(targets) & scope or len(targets) > 4:
             continue
+        sizes = {t: next(b - a for c, (a, b) in mapping.rows.items() if c in cands and _module(c) == t) for t in targets}
         for perm in itertools.permutations(range(len(targets))):
             if perm == tuple(range(len(targets))):
                 continue
+            # targets[slot] moves to position perm[slot]; offsets follow the sizes (a qkv + mlp split is uneven)
+            stacked = sorted(range(len(targets)), key=lambda slot: perm[slot])
+            starts, at = {}, 0
+            for slot in stacked:
+                starts[targets[slot]] = at
+                at += sizes[targets[slot]]
             m = copy.deepcopy(mapping)
             for cand in cands:
-                slot = targets.index(_module(cand))
-                sibling = cand.replace(targets[slot], targets[perm[slot]], 1)
-                m.rows[cand] = mapping.rows[sibling]
-            options.append((f"rows of {ref_module} in the order {', '.join(targets[p] for p in perm)}", m))
+                start = starts[_module(cand)]
+                m.rows[cand] = (start, start + sizes[_module(cand)])
+            options.append((f"rows of {ref_module} in the order {', '.join(targets[s] for s in stacked)}", m))
     # stacking order of a fusion
     fused_modules: dict[str, list[str]] = {}
     for cand in mapping.fused:

@@ -2,15 +2,8 @@
 exactly is accepted with its settings; a near miss (the same formula written in another order,
 off by more than the tolerance) stays custom with the closest block and the measured difference."""
 
-import json
-import textwrap
-from pathlib import Path
-
 import pytest
-
-import agent.porting.blocks as library
-from agent.porting.blocks.decide import decide
-from agent.sandboxed import run_job
+from block_proofs import prove
 
 PLANTED = '''
 import math
@@ -117,52 +110,16 @@ class Model(nn.Module):
         return h + self.ff(self.norm(h))
 '''
 
-SPEC = '''
-import sys
-
-import torch
-
-ROOT = {root!r}
-tolerance = {{"max_abs": 1e-5, "cosine": 0.99999}}
-
-
-def reference():
-    sys.path.insert(0, ROOT)
-    from planted import Model
-
-    model = Model()
-    g = torch.Generator().manual_seed(1234)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) / (p[0].numel() ** 0.5 if p.dim() >= 2 else 10.0))
-    return model
-
-
-candidate = reference
-
-
-def inputs(seed):
+INPUTS = """
+def planted_inputs(seed):
     g = torch.Generator().manual_seed(seed)
-    kw = {{"x": torch.randn(2, 4, 8, 8, generator=g), "t": torch.rand(2, generator=g) * 1000, "context": torch.randn(2, 5, 24, generator=g)}}
-    return {{"reference": kw, "candidate": dict(kw)}}
-'''
+    return {"x": torch.randn(2, 4, 8, 8, generator=g), "t": torch.rand(2, generator=g) * 1000, "context": torch.randn(2, 5, 24, generator=g)}
+"""
 
 
 @pytest.fixture(scope="module")
 def proof(tmp_path_factory):
-    root = tmp_path_factory.mktemp("planted")
-    (root / "planted.py").write_text(PLANTED)
-    spec_dir = tmp_path_factory.mktemp("spec")
-    (spec_dir / "spec.py").write_text(textwrap.dedent(SPEC.format(root=str(root))))
-    job = tmp_path_factory.mktemp("job")
-    library_dir = Path(library.__file__).parent
-    (job / "job.json").write_text(json.dumps({"spec": str(spec_dir / "spec.py"), "reference_root": str(root), "reference_modules": ["planted"],
-                                              "library": str(library_dir), "tolerance": 1e-5, "max_calls": 2}))
-    result, _ = run_job("try_blocks", [job / "job.json", job / "result.json"], workspace=job, result_file=job / "result.json",
-                        ro_paths=[root, spec_dir, library_dir], what="the block proof")
-    assert result["ok"], result.get("error")
-    classes, functions = decide(result, 1e-5, {}, skip={"Model"}, source=PLANTED)
-    return {c.name: c for c in classes}
+    return prove(tmp_path_factory, PLANTED, "Model", INPUTS)
 
 
 def test_exact_matches_are_accepted_with_their_settings(proof):

@@ -125,8 +125,8 @@ def test_a_block_name_still_held_by_the_port_is_imported_under_an_alias():
     (("c = self.t_embedder(t)", "c = self.t_embedder(t) + self.t_embedder.mlp[0].bias"), "used other than by calling it"),
     # a default the constructor computes from another argument: the block's setting has no single source
     (("self.t_embedder = TimestepEmbedder(hidden_size)", "self.t_embedder = TimestepEmbedder(hidden_size, *sizes)"), "*args"),
-    # kept in a container: the call sites the glue needs cannot be found
-    (("self.t_embedder = TimestepEmbedder(hidden_size)", "self.t_embedder = nn.ModuleList([TimestepEmbedder(hidden_size)])"), "call sites cannot be found"),
+    # kept in a container: no place for the extra module (Timesteps) the block needs beside each instance
+    (("self.t_embedder = TimestepEmbedder(hidden_size)", "self.t_embedder = nn.ModuleList([TimestepEmbedder(hidden_size)])"), "sit in the module list"),
 ])
 def test_what_cannot_be_written_everywhere_stays_with_its_reason(edit, reason):
     source = PORT.replace(*edit)
@@ -208,3 +208,18 @@ def test_written_constructors_drop_what_a_literal_made_moot():
     text = code.main.format(in_channels="ch", out_channels="None", temb_channels="emb", groups="32", eps="1e-05", dropout="dropout",
                             scale_shift="use_scale_shift_norm", up="False", down="False")
     assert 'time_embedding_norm="scale_shift" if use_scale_shift_norm else "default"' in tidy(text, code.defaults)
+
+
+def test_report_names_classes_that_went_with_the_block_holding_them():
+    from agent.porting.blocks.decide import ClassDecision
+    from agent.stages.blocks import _report
+
+    block = ClassDecision("DoubleBlock", "DoubleBlock", 100, ["blocks.0", "blocks.1"], {"blocks.0": 50, "blocks.1": 50},
+                          block="FluxTransformerBlock", family="x")
+    inner = ClassDecision("QKNorm", "QKNorm", 8, ["blocks.0.norm", "blocks.1.norm"], reason="no block family fits")
+    elsewhere = ClassDecision("QKNorm2", "QKNorm2", 8, ["blocks.0.norm2", "final.norm"], reason="no block family fits")
+    report = _report([block, inner, elsewhere], [], {"DoubleBlock"}, {}, {}, {"parameters": 120})
+    assert [r["reference_class"] for r in report["substituted"]] == ["DoubleBlock"]
+    assert report["inside"] == [{"reference_class": "QKNorm", "port_class": "QKNorm", "instances": 2, "parameters": 8,
+                                 "inside": ["FluxTransformerBlock"]}]
+    assert [r["reference_class"] for r in report["custom"]] == ["QKNorm2"]  # one instance still lives outside the block

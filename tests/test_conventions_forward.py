@@ -180,3 +180,62 @@ def test_keyword_callers_inside_the_class_follow_the_renames():
     assert "self(hidden_states=x, timestep=t, return_dict=False)[0]" in code
     x, t = torch.randn(2, 4, 8, 8), torch.rand(2)
     assert torch.equal(load(code).Net().twice(x, t), x * t[:, None, None, None] * 2)
+
+
+FLUX_LIKE = '''
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.img_in = nn.Linear(4, 8)
+        self.txt_in = nn.Linear(6, 8)
+        self.vector_in = nn.Linear(5, 8)
+
+    def forward(self, img, img_ids, txt, txt_ids, timesteps, y, guidance=None):
+        h = self.img_in(img) + img_ids.sum(-1, keepdim=True)
+        c = self.txt_in(txt).mean(1, keepdim=True) + txt_ids.sum()
+        v = self.vector_in(y)[:, None] * timesteps[:, None, None]
+        if guidance is not None:
+            v = v * guidance[:, None, None]
+        return h + c + v
+'''
+FLUX_FILE_INPUTS = [{"kind": "file", "origin": "--inputs flux.py", "arguments": {
+    "img": {"shape": [2, 16, 4], "dtype": "float32"}, "img_ids": {"shape": [2, 16, 3], "dtype": "float32"},
+    "txt": {"shape": [2, 6, 6], "dtype": "float32"}, "txt_ids": {"shape": [2, 6, 3], "dtype": "float32"},
+    "timesteps": {"shape": [2], "dtype": "float32"}, "y": {"shape": [2, 5], "dtype": "float32"}}}]
+
+
+def test_inputs_from_a_file_pooled_vector_and_diffusers_order():
+    # the inputs came from an --inputs file: kinds are read off the tensors it returned, so the
+    # float vector `y` is a pooled projection, not class labels (its name alone would say labels)
+    code, report = _run(FLUX_LIKE, class_name="Net", inputs=FLUX_FILE_INPUTS)
+    renames = report.data["forward_renames"]
+    assert renames["y"] == "pooled_projections" and renames["timesteps"] == "timestep"
+    assert renames["img"] == "hidden_states" and renames["txt"] == "encoder_hidden_states"
+    signature = code[code.index("def forward(self,"):code.index(") ->")]
+    names = [part.split(":")[0].split("=")[0].strip() for part in signature.removeprefix("def forward(self,").split(",") if part.strip()]
+    assert names == ["hidden_states", "encoder_hidden_states", "pooled_projections", "timestep", "img_ids", "txt_ids",
+                     "guidance", "return_dict"]  # FluxTransformer2DModel's order
+    before, after = load(FLUX_LIKE).Net(), load(code).Net()
+    after.load_state_dict(before.state_dict())
+    g = torch.Generator().manual_seed(0)
+    kw = {k: torch.randn(v["shape"], generator=g) for k, v in FLUX_FILE_INPUTS[0]["arguments"].items()}
+    with torch.no_grad():
+        out = after(**{renames.get(k, k): v for k, v in kw.items()}).sample
+        assert torch.equal(out, before(**kw))
+
+
+def test_no_reorder_that_would_put_a_required_argument_after_an_optional_one():
+    src = FLUX_LIKE.replace("def forward(self, img, img_ids, txt, txt_ids, timesteps, y, guidance=None)",
+                            "def forward(self, img, img_ids=None, txt=None, txt_ids=None, timesteps=None, y=None, guidance=None)")
+    src = src.replace("img_ids.sum(-1, keepdim=True)", "0").replace("+ txt_ids.sum()", "")
+    code, report = _run(src, class_name="Net", inputs=FLUX_FILE_INPUTS)
+    assert "def forward(\n        self,\n        hidden_states" in code or "def forward(self, hidden_states" in code
+    assert not any(s["what"] == "forward argument order" for s in report.skipped)  # all optional after the first: reordered
+    src = FLUX_LIKE.replace("def forward(self, img, img_ids, txt, txt_ids, timesteps, y, guidance=None)",
+                            "def forward(self, img, img_ids, txt=None, txt_ids=None, timesteps=None, y=None, guidance=None)")
+    code, report = _run(src, class_name="Net", inputs=FLUX_FILE_INPUTS)
+    assert any(s["what"] == "forward argument order" for s in report.skipped)  # img_ids is required: order kept

@@ -91,6 +91,35 @@ def test_nothing_claimed_without_the_code_behind_it():
     assert "_no_split_modules = ['Block']" in code
 
 
+def test_blocks_imported_from_diffusers_are_not_split():
+    src = '''
+    import torch
+    from diffusers.models.transformers.transformer_flux import FluxSingleTransformerBlock as Single
+    from ..attention import BasicTransformerBlock
+    from other_package import ForeignBlock
+
+
+    class ToyModel(torch.nn.Module):
+        def __init__(self, depth=2):
+            super().__init__()
+            self.singles = torch.nn.ModuleList([Single(8, 2, 4) for _ in range(depth)])
+            self.basics = torch.nn.ModuleList([BasicTransformerBlock(8, 2, 4) for _ in range(depth)])
+            self.foreign = torch.nn.ModuleList([ForeignBlock() for _ in range(depth)])
+
+        def forward(self, x):
+            for block in self.singles:
+                x = block(x)
+            for block in self.basics:
+                x = block(x)
+            for block in self.foreign:
+                x = block(x)
+            return x
+    '''
+    code, _ = _run(src)
+    # the class's own name (what accelerate compares), not the local alias; not the third-party block
+    assert "_no_split_modules = ['BasicTransformerBlock', 'FluxSingleTransformerBlock']" in code
+
+
 def test_keywords_placed_by_the_block_signature():
     src = '''
     import torch

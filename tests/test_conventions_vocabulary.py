@@ -50,7 +50,7 @@ def test_per_head_split_matches_the_transformers_it_imitates():
 
 
 def test_one_alias_never_means_two_names_in_one_family():
-    for family in ("transformers", "unets"):
+    for family in ("transformers", "unets", "autoencoders"):
         seen: dict[str, str] = {}
         for entry in CONFIG_NAMES:
             if family in entry.families:

@@ -95,10 +95,14 @@ class Entry:
     def save(self) -> None:
         if self.file is None or not self.dirty:
             return
+        tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
+        text = json.dumps(self.data)
         try:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self.data))
+            try:
+                tmp.write_text(text)
+            except FileNotFoundError:  # the folder is made when first missing, not asked for per file
+                self.file.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(text)
             os.replace(tmp, self.file)
         except OSError:
             pass

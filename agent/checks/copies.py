@@ -290,19 +290,10 @@ def _targets(root: Path, index: dict) -> frozenset[str]:
     return _memo(("copy-targets", str(root)), lambda: frozenset(targets_of(index)))
 
 
-_DEF_NAMES = re.compile(r"\n[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+(\w+)")  # on "\n" + text
-
-
 def _source_names(root: Path, index: dict) -> frozenset[str]:
     from agent.checks.indexes import _memo
 
     return _memo(("copy-names", str(root)), lambda: frozenset(t.split(".")[-1] for t, _ in index.values()))
-
-
-def might_hold_copies(source: str, root: Path) -> bool:
-    """Some def or class of the file carries the name of a source that diffusers' copies annotate."""
-    index = copy_index(root)
-    return bool(index) and not _source_names(root, index).isdisjoint(_DEF_NAMES.findall("\n" + source))
 
 
 def _shapes(root: Path, index: dict) -> frozenset[tuple[str, int]]:
@@ -325,8 +316,10 @@ def unannotated_copies(lines: list[str], root: Path, module: str, source: str | 
     text = source if source is not None else "".join(lines)
     stack: list[tuple[int, str]] = []  # enclosing (indent, name) for dotted paths
     counted_to, i = 0, 0  # line numbers are counted only up to the headers that need one
+    # one pass over the headers (a separate search for candidate names first cost more than it saved)
     for m in _HEADER_ANYWHERE.finditer("\n" + text):
-        indent, name = len(m.group(1)), m.group(2)
+        spaces, name = m.groups()
+        indent = len(spaces)
         while stack and stack[-1][0] >= indent:
             stack.pop()
         stack.append((indent, name))

@@ -157,7 +157,7 @@ class Scope:
                 for m in c.body:
                     if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)):
                         loads = {
-                            n.attr for n in walk(m)
+                            n.attr for n in self.nodes(m)
                             if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load)
                             and isinstance(n.value, ast.Name) and n.value.id == "self"
                         }
@@ -181,6 +181,14 @@ class Scope:
                     out |= loads
                     changed = True
         return out
+
+    def nodes(self, fn: FunctionNode) -> list[ast.AST]:
+        """`walk(fn)`, once per function for the file: the argument and mask rules and the
+        class-wide `self` reads all look at the same methods."""
+        key = ("walk", id(fn))
+        if key not in self.memo:
+            self.memo[key] = walk(fn)
+        return self.memo[key]
 
     def used_params(self, fn: FunctionNode) -> set[str]:
         """Which parameters of a helper do anything (memoized; a recursive call assumes all)."""
@@ -649,8 +657,11 @@ class Flow:
 def _direct_uses(fn: FunctionNode, scope: Scope) -> set[str]:
     """Names never rebound in `fn` that go straight into a call that uses its arguments (a
     component, an unknown function) or straight into a return: used, with no flow to follow."""
+    key = ("direct", id(fn), id(scope.cls))
+    if key in scope.memo:
+        return scope.memo[key]
     stored, direct = set(), set()
-    for node in walk(fn):
+    for node in scope.nodes(fn):
         if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
             stored.add(node.id)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and node is not fn:
@@ -667,7 +678,8 @@ def _direct_uses(fn: FunctionNode, scope: Scope) -> set[str]:
             if isinstance(func, ast.Attribute) and not (root == "self" or root in scope.imported):
                 continue  # a method of a local value: its result carries the argument, follow it
             direct |= {a.id for a in [*node.args, *(k.value for k in node.keywords)] if isinstance(a, ast.Name)}
-    return direct - stored
+    scope.memo[key] = direct - stored
+    return scope.memo[key]
 
 
 def uses(fn: FunctionNode, names: list[str], scope: Scope | None = None, metadata_is_use: bool = False) -> dict[str, Verdict]:

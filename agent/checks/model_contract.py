@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 from agent.checks.astutil import own_nodes
 from agent.checks.classes import FunctionNode
+from agent.checks.tree import resolved
 
 _TIME = {"t", "ts", "time", "times", "sigma", "sigmas", "noise_level", "timestep", "timesteps"}
 _AUTOENCODER = re.compile(r"^(?:Autoencoder|AutoEncoder)|VAE|Vae(?:[A-Z0-9]|$)")
@@ -39,7 +40,7 @@ def in_model_folder(ctx) -> bool:
     if ctx.root is None:
         return True
     try:
-        parts = ctx.path.resolve().relative_to(ctx.root).parts
+        parts = resolved(ctx.path).relative_to(ctx.root).parts
     except ValueError:
         return True
     return bool(parts) and parts[0] == "models"

@@ -47,6 +47,10 @@ class Names:
         assigns: list[tuple[str, ast.expr]] = []
 
         def store(target: ast.AST) -> None:
+            if target.__class__ is ast.Name:  # most targets: no walk needed
+                if isinstance(target.ctx, (ast.Store, ast.Del)):
+                    self.bound.add(target.id)
+                return
             for n in walk(target):
                 if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
                     self.bound.add(n.id)

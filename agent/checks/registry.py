@@ -136,8 +136,12 @@ class FileContext:
         """Every node once, and nodes by type (a full traversal: only for rules that need it)."""
         nodes = walk(self.tree)
         by_type: dict[type, list[ast.AST]] = {}
-        for node in nodes:
-            by_type.setdefault(type(node), []).append(node)
+        get = by_type.get
+        for node in nodes:  # (setdefault would build an empty list for every node)
+            same = get(node.__class__)
+            if same is None:
+                same = by_type[node.__class__] = []
+            same.append(node)
         return nodes, by_type
 
     @property

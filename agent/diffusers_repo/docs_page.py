@@ -72,6 +72,8 @@ def read_card(text: str) -> CardFacts:
 def _kind(class_name: str, family: str) -> str:
     if family == "unets":
         return "A UNet model"
+    if family == "autoencoders":
+        return "An autoencoder model"
     if "Transformer" in class_name or family == "transformers":
         data = "video-like" if "3D" in class_name else "image-like" if "2D" in class_name else None
         return f"A Transformer model for {data} data" if data else "A Transformer model"

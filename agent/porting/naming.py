@@ -140,3 +140,38 @@ def snake_case(name: str) -> str:
         else:
             words.append(tok)
     return "_".join(w.lower() for w in words)
+
+
+AUTOENCODER_WORDS = {"autoencoder", "auto", "encoder", "vae", "kl", "ae"}
+
+
+def autoencoder_kind(sources: list[str], class_name: str) -> str | None:
+    """'kl' when `class_name` has `encode` and `decode` methods and the code samples a diagonal
+    Gaussian (a `logvar` and normal noise drawn with randn), 'plain' for encode/decode alone,
+    None for anything else (parsing only)."""
+    import ast
+
+    methods: set[str] = set()
+    gaussian = {"logvar": False, "randn": False}
+    for text in sources:
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name == class_name:
+                methods |= {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+            name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+            if name:
+                gaussian["logvar"] |= name.lower().replace("_", "") == "logvar"
+                gaussian["randn"] |= name in ("randn", "randn_like")
+    if not {"encode", "decode"} <= methods:
+        return None
+    return "kl" if all(gaussian.values()) else "plain"
+
+
+def without_autoencoder_words(name: str) -> str:
+    """`AutoEncoder` -> '', `FluxVAE` -> `Flux`: what is left of a name once the words that only say
+    "autoencoder" are gone (the class name says it already)."""
+    parts = re.findall(r"[A-Z]+(?![a-z])|[A-Z][a-z]*|[a-z]+|\d+", name)
+    return "".join(p[:1].upper() + p[1:] for p in parts if p.lower() not in AUTOENCODER_WORDS)

@@ -23,7 +23,7 @@ import agent.porting.blocks as library
 from agent.errors import IntegrateError
 from agent.gitsafe import Git
 from agent.parity_run import candidate_location, parity_paths, run_parity_sandboxed, side_env, write_spec
-from agent.porting.blocks.decide import ClassDecision, FunctionDecision, Malformed, decide
+from agent.porting.blocks.decide import ClassDecision, FunctionDecision, Malformed, decide, module_tree
 from agent.porting.formatting import format_file
 from agent.porting.substitute import ClassPlan, FunctionPlan, Outcome, substitute
 from agent.reference_weights import reference_weight_files
@@ -55,7 +55,8 @@ def blocks(run: Run) -> dict[str, Any]:
     try:  # without a proof nothing is replaced: the port stays as it was committed, and the run goes on
         proof = _prove(run, workdir, spec, weights, tolerance)
         classes, functions = decide(proof, tolerance, renamed, skip={planned["reference_class"], analysis["top_class"]["name"]},
-                                    source=model_path.read_text())
+                                    source=model_path.read_text(), top=planned["class_name"])
+        tree = module_tree(proof, renamed, planned["class_name"])
     except (IntegrateError, Malformed) as exc:
         why = exc.message if isinstance(exc, IntegrateError) else f"the block proof left a malformed result: {exc}"
         return {**base, **_report([], [], set(), {}, {}, {}), "status": "skipped", "reason": why}
@@ -66,7 +67,7 @@ def blocks(run: Run) -> dict[str, Any]:
         return {**base, **_report(classes, functions, set(), {}, {}, proof), "status": "none proven"}
 
     prefix = planned["class_name"].removesuffix("Model").removesuffix("Transformer2D").removesuffix("UNet2D") or "Model"
-    trial = _Trial(run, spec, weights, model_path, workdir, _relative_prefix(run), prefix)
+    trial = _Trial(run, spec, weights, model_path, workdir, _relative_prefix(run), prefix, tree)
     outcome, report = trial.until_parity(model_path.read_text(), proven_classes, proven_functions)
     if outcome is None:  # nothing written, or full parity never passed: back to the port
         repo.run("checkout", ported["commit"], "--", str(model_path))
@@ -96,9 +97,10 @@ class _Trial:
     """Write the proven substitutions and run full-model parity; drop the one holding the first
     divergence (else the last) and try again, until parity passes or nothing is left."""
 
-    def __init__(self, run: Run, spec: Path, weights: list[str], model_path: Path, workdir: Path, relative: str | None, prefix: str):
+    def __init__(self, run: Run, spec: Path, weights: list[str], model_path: Path, workdir: Path, relative: str | None, prefix: str,
+                 tree: dict[str, str] | None = None):
         self.run, self.spec, self.weights, self.model_path, self.workdir = run, spec, weights, model_path, workdir
-        self.relative, self.prefix = relative, prefix
+        self.relative, self.prefix, self.tree = relative, prefix, tree
         self.dropped: dict[str, str] = {}  # port name -> why full parity failed with it
         self.unwritable: dict[str, str] = {}  # port name -> why the codemod could not write it
         self.attempts: list[dict[str, Any]] = []
@@ -106,7 +108,7 @@ class _Trial:
     def until_parity(self, source: str, classes: list[ClassDecision], functions: list[FunctionDecision]) -> tuple[Outcome | None, dict | None]:
         while classes or functions:
             outcome = substitute(source, [_class_plan(c) for c in classes], [_function_plan(f) for f in functions],
-                                 relative=self.relative, prefix=self.prefix)
+                                 relative=self.relative, prefix=self.prefix, tree=self.tree)
             self.unwritable.update(outcome.failed)
             classes = [c for c in classes if c.port_name in outcome.applied]
             functions = [f for f in functions if f.port_name in outcome.applied]
@@ -172,7 +174,7 @@ def _relative_prefix(run: Run) -> str | None:
 
 
 def _class_plan(c: ClassDecision) -> ClassPlan:
-    return ClassPlan(name=c.port_name, code=c.code, exprs=c.exprs, init_params=c.init_params, frozen=c.frozen)
+    return ClassPlan(name=c.port_name, code=c.code, exprs=c.exprs, init_params=c.init_params, frozen=c.frozen, container=c.container)
 
 
 def _function_plan(f: FunctionDecision) -> FunctionPlan:
@@ -231,12 +233,17 @@ def _settings(d: ClassDecision | FunctionDecision) -> dict[str, Any]:
 def _report(classes: list[ClassDecision], functions: list[FunctionDecision], applied: set[str], dropped: dict[str, str],
             unwritable: dict[str, str], proof: dict[str, Any]) -> dict[str, Any]:
     """What the PR body shows: per reference class the block and its settings, or why it stays custom."""
-    substituted, custom = [], []
+    substituted, custom, inside = [], [], []
+    replaced = {i: c.block for c in classes if c.port_name in applied for i in c.instances}
     for c in classes:
         row = {"reference_class": c.name, "port_class": c.port_name, "instances": len(c.instances), "parameters": c.parameters}
         if c.port_name in applied:
             substituted.append({**row, "block": c.block, "family": c.family, "origin": c.origin, "settings": _settings(c),
                                 "assumes": c.frozen, "calls_proven": c.calls, "max_abs_diff": c.max_abs})
+            continue
+        outer = {replaced[o] for i in c.instances for o in replaced if i.startswith(o + ".")}
+        if c.instances and all(any(i.startswith(o + ".") for o in replaced) for i in c.instances):
+            inside.append({**row, "inside": sorted(outer)})  # gone from the port with the modules that held it
             continue
         reason = dropped.get(c.port_name) or (unwritable.get(c.port_name) and f"proven exact, but not written: {unwritable[c.port_name]}") or c.reason
         parts = sorted({i[len(o) + 1:].split(".")[0] for o in c.instances for d in classes if d.port_name in applied
@@ -258,6 +265,7 @@ def _report(classes: list[ClassDecision], functions: list[FunctionDecision], app
     return {
         "substituted": substituted,
         "custom": custom,
+        "inside": inside,
         "functions": function_rows,
         "share": _share(classes, applied, total),
     }

@@ -12,7 +12,15 @@ from agent.parity_run import port_config
 from agent.porting.dependencies import port_dependencies, reference_dependencies
 from agent.porting.inline import InlineError, inline_local_imports
 from agent.porting.license import reference_license
-from agent.porting.naming import data_dims, diffusers_exports, diffusers_spelling, snake_case, split_suffix
+from agent.porting.naming import (
+    autoencoder_kind,
+    data_dims,
+    diffusers_exports,
+    diffusers_spelling,
+    snake_case,
+    split_suffix,
+    without_autoencoder_words,
+)
 from agent.render import render
 from agent.run_state import Run, slugify
 from agent.skills import load_skills
@@ -36,11 +44,20 @@ def _exists_in_diffusers(name: str) -> bool:
     return name in diffusers_exports()[1]
 
 
-def diffusers_class_name(reference_class: str, analysis: dict[str, Any], source_name: str) -> tuple[str, str]:
+def diffusers_class_name(reference_class: str, analysis: dict[str, Any], source_name: str, autoencoder: str | None = None) -> tuple[str, str]:
     """(class name, model family). UNets are `<Name><N>DModel` under models/unets, transformers
     `<Name>Transformer<N>DModel` under models/transformers, with N the dimensionality of the data
     the forward consumes (no N for token sequences) and diffusers' spelling of known words. A
-    name diffusers already has, or a bare family word, is replaced by one built from the source."""
+    name diffusers already has, or a bare family word, is replaced by one built from the source.
+    A model with encode/decode methods (`autoencoder`: 'kl' when it samples a diagonal Gaussian,
+    else 'plain', see naming.autoencoder_kind) is `AutoencoderKL<Name>` / `Autoencoder<Name>`
+    under models/autoencoders, as diffusers names its own."""
+    if autoencoder:
+        head = "AutoencoderKL" if autoencoder == "kl" else "Autoencoder"
+        base = without_autoencoder_words(diffusers_spelling(split_suffix(reference_class)))
+        if base.lower() in GENERIC or not base or _exists_in_diffusers(head + base):
+            base = without_autoencoder_words(diffusers_spelling(split_suffix(camel_case(source_name)))) or "Model"
+        return head + base, "autoencoders"
     dims = data_dims(analysis)
     d = f"{dims}D" if dims else ""
     base = diffusers_spelling(split_suffix(reference_class))
@@ -64,6 +81,8 @@ def diffusers_class_name(reference_class: str, analysis: dict[str, Any], source_
 
 
 def module_name_for(class_name: str, family: str, dims: int | None) -> str:
+    if family == "autoencoders":
+        return snake_case(class_name)  # AutoencoderKLFlux -> autoencoder_kl_flux, as diffusers' files
     if family == "unets":
         rest = re.sub(r"UNet", "", re.sub(r"([123]D)?Model$", "", class_name), count=1)
         parts = [p for p in ["unet", snake_case(rest) if rest else "", f"{dims}d" if dims else ""] if p]
@@ -88,7 +107,9 @@ def plan(run: Run) -> dict[str, Any]:
     snapshot = Path(resolved["snapshot"])
     reference_class = analysis["top_class"]["name"]
     source_name = slugify(resolved["origin"])
-    class_name, family = diffusers_class_name(reference_class, analysis, source_name)
+    sources = [(snapshot / f).read_text(errors="replace") for f in analysis.get("code_files", resolved["code_files"])
+               if f.endswith(".py") and (snapshot / f).is_file()]
+    class_name, family = diffusers_class_name(reference_class, analysis, source_name, autoencoder_kind(sources, reference_class))
     dims = data_dims(analysis)
     flat_module = module_name_for(class_name, family, dims)
     short = flat_module.removeprefix("transformer_")

@@ -240,7 +240,7 @@ class Adapter(nn.Module):
         self.glue = None
         if code.call:
             params = list(signature.parameters)
-            expr = code.call.format(*[f"a[{i}]" for i in range(len(params))], self="self.block", **{s: f"self.{s}" for s, _ in code.slots})
+            expr = code.call.format(*[f"a[{i}]" for i in range(len(params))], self="self.block", **{s: f"self.{s}" for s, _ in code.slots}, **names)
             self.glue = eval("lambda self, a: " + expr, ns)
 
     def forward(self, args, kwargs):
@@ -387,6 +387,10 @@ def try_blocks(job: dict) -> dict:
         if name and type(module) in classes:
             instances.setdefault(type(module), []).append((name, module))
             handles += recorder.hook(name, module)
+    containers = sequential_children(model, classes)
+    for members in containers.values():
+        for name, module, _ in members:
+            handles += recorder.hook(name, module)
     recorder.on = True
     try:
         with torch.no_grad():
@@ -399,6 +403,9 @@ def try_blocks(job: dict) -> dict:
     result_classes = []
     for cls, members in instances.items():
         result_classes.append(try_class(lib, recorder, cls, classes[cls], members, tolerance))
+    replaced = {entry["name"] for entry in result_classes if entry["accepted"]}
+    result_containers = [try_container(lib, recorder, owner, classes[owner], attr, members, tolerance)
+                         for (owner, attr), members in containers.items() if owner.__name__ not in replaced]
     result_functions = []
     for key, fn in functions.items():
         calls = recorder.function_calls.get(key) or []
@@ -409,9 +416,40 @@ def try_blocks(job: dict) -> dict:
         "parameters": sum(p.numel() for p in model.parameters()),
         "top_class": type(model).__name__,
         "classes": result_classes,
+        "containers": result_containers,
         "functions": result_functions,
         "tolerance": tolerance,
+        # where every module sits (path, class module, class name): the codemod finds the call sites of
+        # instances held in containers or built through a table from it
+        "modules": [[n, type(m).__module__, type(m).__name__] for n, m in model.named_modules()],
     }
+
+
+def sequential_children(model: nn.Module, classes: dict[type, str]) -> dict[tuple[type, str], list[tuple[str, nn.Module, nn.Module]]]:
+    """Plain `nn.Sequential` attributes of reference-class instances (the model included), grouped
+    by (owner class, attribute): (path, the container, its owner) each. A block may replace such
+    a container as a whole (`self.time_embed = nn.Sequential(Linear, SiLU, Linear)`)."""
+    out: dict[tuple[type, str], list[tuple[str, nn.Module, nn.Module]]] = {}
+    for owner_name, owner in model.named_modules():
+        if type(owner) not in classes:
+            continue
+        for attr, child in owner.named_children():
+            if type(child) is nn.Sequential:
+                out.setdefault((type(owner), attr), []).append((f"{owner_name}.{attr}" if owner_name else attr, child, owner))
+    return out
+
+
+def try_container(lib, recorder: Recorder, owner: type, qualified: str, attr: str, members: list, tolerance: float) -> dict[str, Any]:
+    """Like try_class, for the containers one attribute of one reference class holds; the dims are
+    expressed over the owner's constructor arguments."""
+    module_name, _, _ = qualified.rpartition(".")
+    entry: dict[str, Any] = {
+        "name": owner.__name__, "module": module_name, "attribute": attr,
+        "instances": [{"name": n, "parameters": sum(p.numel() for p in m.parameters()), "calls": len(recorder.calls.get(n, [])),
+                       "init_args": recorder.init_args.get(id(o), {})} for n, m, o in members],
+        "tries": [], "accepted": None,
+    }
+    return _try_members(lib, recorder, entry, [(n, m) for n, m, _ in members], tolerance)
 
 
 def try_class(lib, recorder: Recorder, cls: type, qualified: str, members: list, tolerance: float) -> dict[str, Any]:
@@ -430,6 +468,11 @@ def try_class(lib, recorder: Recorder, cls: type, qualified: str, members: list,
         "tries": [],
         "accepted": None,
     }
+    return _try_members(lib, recorder, entry, members, tolerance)
+
+
+def _try_members(lib, recorder: Recorder, entry: dict[str, Any], members: list, tolerance: float) -> dict[str, Any]:
+    """Every family's candidates for the first instance, until one is exact on every instance."""
     silent = [n for n, _ in members if not recorder.calls.get(n)]
     if silent:
         entry["reason"] = f"{len(silent)} of {len(members)} instances never ran on the seeded inputs (first: {silent[0]})"

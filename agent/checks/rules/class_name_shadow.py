@@ -5,7 +5,7 @@ from pathlib import Path
 from agent.checks import indexes
 from agent.checks.model_contract import in_model_folder
 from agent.checks.registry import Rule, register
-from agent.checks.tree import installed_root, read_init
+from agent.checks.tree import installed_root, read_init, resolved
 
 # diffusers' shared building-block modules (under models/): a class they define is what a reader
 # of any diffusers model takes the name to mean.
@@ -22,7 +22,7 @@ def _shared(ctx, root: Path) -> dict[str, Path]:
     a model file, `FluxPosEmbed` in embeddings.py, left out: the model file holds the real one)."""
     paths = [root / "models" / rel for rel in SHARED_MODULES]
     for path in paths:
-        ctx.deps.add(str(path.resolve()))  # what read_other records, without reading per file
+        ctx.deps.add(str(resolved(path)))  # what read_other records, without reading per file
     return indexes._memo(("shared-classes", str(root)), lambda: _shared_classes(ctx, paths))
 
 
@@ -76,7 +76,7 @@ def check(ctx):
     if root is None:
         return
     shared, exported = _shared(ctx, root), _exported(ctx, root)
-    here = ctx.path.resolve()
+    here = resolved(ctx.path)
     local_classes = {c.name for c in ctx.tree.body if isinstance(c, ast.ClassDef)}
     for stmt in ctx.tree.body:
         if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Name) and stmt.value.id in local_classes:
@@ -92,7 +92,7 @@ def check(ctx):
 def _shadows(ctx, root: Path, shared: dict[str, Path], exported: set[str], here: Path, names: list[str]):
     for name in names:
         if name in shared:
-            if shared[name].resolve() == here:
+            if resolved(shared[name]) == here:
                 continue  # the definition itself
             where = f"diffusers' {name} (models/{shared[name].relative_to(root / 'models').as_posix()})"
         elif name in exported:

@@ -1,6 +1,6 @@
 from agent.checks.copies import copies, drifted, file_lines
 from agent.checks.registry import Rule, register
-from agent.checks.tree import installed_root
+from agent.checks.tree import installed_root, resolved
 
 
 def check(ctx):
@@ -13,7 +13,7 @@ def check(ctx):
             ctx.depend(f"tree:{root}")  # the source may appear anywhere
             yield copy.comment + 1, f"# Copied from diffusers.{copy.target}: the source cannot be found"
             continue
-        ctx.deps.add(str(copy.source_file.resolve()))
+        ctx.deps.add(str(resolved(copy.source_file)))
         if drifted(copy, lines):
             spec = f" ({copy.renames.strip()})" if copy.renames.strip() else ""
             yield copy.start + 1, f"drifted from its source diffusers.{copy.target}{spec}"

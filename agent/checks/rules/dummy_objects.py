@@ -1,11 +1,11 @@
 import ast
 
 from agent.checks.registry import Rule, register
-from agent.checks.tree import dummy_file, dummy_names, parse_init, read_init
+from agent.checks.tree import dummy_file, dummy_names, parse_init, read_init, resolved
 
 
 def _top_level(ctx) -> bool:
-    return ctx.root is not None and ctx.path.resolve() == (ctx.root / "__init__.py").resolve()
+    return ctx.root is not None and resolved(ctx.path) == resolved(ctx.root / "__init__.py")
 
 
 def check(ctx):

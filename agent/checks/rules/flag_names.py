@@ -2,10 +2,11 @@ import ast
 import re
 from pathlib import Path
 
+from agent.checks import indexes
 from agent.checks.astutil import string_items
 from agent.checks.indexes import class_names
 from agent.checks.registry import Rule, register
-from agent.checks.tree import installed_root
+from agent.checks.tree import installed_root, overlaid, resolved
 
 CLASS_FLAGS = ("_no_split_modules", "_repeated_blocks")
 NAME_FLAGS = ("_skip_layerwise_casting_patterns", "_keep_in_fp32_modules")
@@ -33,10 +34,18 @@ def _class_source(ctx, root: Path, qualified: str) -> str:
     module = root.joinpath(*parts[1:-1])
     for candidate in (module.with_suffix(".py"), module / "__init__.py"):
         if candidate.is_file():
-            text = ctx.read_other(candidate) or ""
-            m = re.search(rf"^class {re.escape(parts[-1])}\b.*?(?=^\S)", text + "\n_", re.M | re.S)
-            return m.group(0) if m else ""
+            if overlaid(candidate) is not None:  # a --fix candidate: never remembered
+                return _class_block(ctx.read_other(candidate) or "", parts[-1])
+            # the same few blocks (Attention, FeedForward) are asked for by most model files
+            ctx.deps.add(str(resolved(candidate)))  # what read_other records
+            return indexes._memo(("class-block", str(resolved(candidate)), parts[-1]),
+                                 lambda c=candidate: _class_block(ctx.read_other(c) or "", parts[-1]))
     return ""
+
+
+def _class_block(text: str, name: str) -> str:
+    m = re.search(rf"^class {re.escape(name)}\b.*?(?=^\S)", text + "\n_", re.M | re.S)
+    return m.group(0) if m else ""
 
 
 def module_names(ctx, cls: ast.ClassDef, root: Path | None) -> set[str] | None:

@@ -2,7 +2,7 @@ import ast
 from pathlib import Path
 
 from agent.checks.registry import Rule, register
-from agent.checks.tree import dummy_file, dummy_names, key_covers, read_init, relative_module
+from agent.checks.tree import dummy_file, dummy_names, key_covers, read_init, relative_module, resolved
 
 BASES = ("ModelMixin", "DiffusionPipeline")
 
@@ -20,7 +20,7 @@ def public_classes(ctx) -> list[ast.ClassDef]:
 
 def layers(path: Path, root: Path) -> list[Path]:
     """The package folders from the file's own up to the diffusers root."""
-    out, d = [], path.resolve().parent
+    out, d = [], resolved(path).parent
     while True:
         out.append(d)
         if d == root:
@@ -49,7 +49,7 @@ def _where(ctx, name: str, path: Path, folder: Path):
 def check(ctx):
     if ctx.root is None or ctx.path.name == "__init__.py":
         return
-    rel = ctx.path.resolve().relative_to(ctx.root).parts
+    rel = resolved(ctx.path).relative_to(ctx.root).parts
     if rel[0] not in ("models", "pipelines") or len(rel) < 2:
         return
     all_folders = layers(ctx.path, ctx.root)
@@ -87,7 +87,7 @@ def _expected_public(ctx, cls: ast.ClassDef) -> bool:
     the top-level model of a file under models/ (not a block another class of the file builds)."""
     if ctx.classes.is_pipeline(cls):
         return ctx.classes.inherits(cls, "DiffusionPipeline")
-    rel = ctx.path.resolve().relative_to(ctx.root).parts
+    rel = resolved(ctx.path).relative_to(ctx.root).parts
     if rel[0] != "models":
         return False
     built = {n.func.id for n in ctx.of_type(ast.Call) if isinstance(n.func, ast.Name)}

@@ -1,4 +1,4 @@
-from agent.checks.copies import file_lines, might_hold_copies, unannotated_copies
+from agent.checks.copies import file_lines, unannotated_copies
 from agent.checks.registry import Rule, register
 from agent.checks.tree import installed_root
 
@@ -8,8 +8,6 @@ def check(ctx):
     if root is None:
         return
     ctx.depend(f"tree:{root}")
-    if not might_hold_copies(ctx.source, root):
-        return
     for line, target, renames in unannotated_copies(file_lines(ctx.source), root, ctx.module, ctx.source):
         spec = f" {renames}" if renames else ""
         yield line + 1, f"identical to diffusers.{target}{spec} but carries no '# Copied from diffusers.{target}{spec}' annotation: fixes to the source will not reach it"

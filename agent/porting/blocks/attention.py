@@ -27,6 +27,7 @@ from .base import (
     int_attrs,
     is_tensor,
     linears,
+    modules_of,
     words,
 )
 
@@ -232,6 +233,7 @@ class AttentionFamily(Family):
             main=f"Attention({args})",
             call=call,
             definitions=(("processor", "AttnProcessor", processor_source(choice)),),
+            positions=("hidden_states", "encoder_hidden_states", "attention_mask"),
         )
 
 
@@ -271,3 +273,53 @@ def _call_roles(calls: list[Call], dim: int, kv_dim: int) -> tuple[str | None, i
     if context_pos not in POSITIONS or mask_pos not in POSITIONS:
         return "the context or mask comes after the third argument", -1, -1
     return None, context_pos, mask_pos
+
+
+class SpatialAttentionFamily(Family):
+    """Self-attention over the pixels of an image batch, as autoencoders and UNet mid-blocks write
+    it: GroupNorm, q/k/v and output projections (1x1 convolutions or linear layers), the input
+    added back. diffusers' `Attention` does it with `norm_num_groups` and `residual_connection`,
+    configured as `AutoencoderKL`'s mid-block attention (its default processor takes the 4-D
+    input); the mapping engine reshapes 1x1 convolution weights into linear ones."""
+
+    name = "spatial-attention"
+    block = "Attention"
+    aliases = {"query_dim": ("channels", "in", "dim"), "heads": ("heads", "head"), "dim_head": ("head", "dim"),
+               "groups": ("groups",), "eps": ("eps",)}
+
+    def choices(self) -> list[dict[str, Scalar]]:
+        return grid(bias=(True, False))
+
+    def propose(self, module: Any, calls: list[Call]) -> list[Proposal] | str:
+        from torch import nn
+
+        norms = [m for _, m in modules_of(module, nn.GroupNorm)]
+        layers = [m for _, m in modules_of(module, nn.Conv2d, nn.Linear)]
+        if len(norms) != 1 or len(layers) != 4:
+            return f"{len(norms)} group norms and {len(layers)} projections, not one norm and q, k, v and an output"
+        if not covered(module, [*norms, *layers]) or not norms[0].affine:
+            return "it has parameters besides the norm and the projections (or an affine-free norm)"
+        channels = norms[0].num_channels
+        for layer in layers:
+            if isinstance(layer, nn.Conv2d) and (layer.kernel_size != (1, 1) or layer.stride != (1, 1) or layer.padding != (0, 0) or layer.groups != 1):
+                return "its projections are not 1x1 convolutions"
+            width = (layer.in_channels, layer.out_channels) if isinstance(layer, nn.Conv2d) else (layer.in_features, layer.out_features)
+            if width != (channels, channels):
+                return f"its projections are not {channels} -> {channels} wide"
+        biases = {layer.bias is not None for layer in layers}
+        if len(biases) != 1:
+            return "some projections have a bias and others not"
+        for c in calls:
+            x = c.positional(0)
+            if not (is_tensor(x, ndim=4, floating=True) and x.shape[1] == channels and len(c.args) + len(c.kwargs) == 1):
+                return f"it is not called with one image batch [batch, {channels}, height, width]"
+            if not (is_tensor(c.output, ndim=4) and tuple(c.output.shape) == tuple(x.shape)):
+                return "its output is not shaped as its input"
+        heads = [h for h in int_attrs(module, HEAD_COUNTS) if channels % h == 0] or [1]
+        return [Proposal({"bias": biases.pop()}, {"query_dim": channels, "heads": h, "dim_head": channels // h,
+                                                   "groups": norms[0].num_groups, "eps": norms[0].eps}) for h in heads]
+
+    def code(self, choice: dict[str, Scalar]) -> BlockCode:
+        args = "{query_dim}, heads={heads}, dim_head={dim_head}, eps={eps}, norm_num_groups={groups}, residual_connection=True"
+        args += f", bias={choice['bias']}, upcast_softmax=True, _from_deprecated_attn_block=True"
+        return BlockCode(imports=((PROCESSOR_MODULE, "Attention"),), main=f"Attention({args})")

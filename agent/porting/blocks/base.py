@@ -27,8 +27,11 @@ class BlockCode:
 
     `main` and each slot's constructor are templates over the family's dims (`{dim}`), plus
     `{name}` for each definition's final class name. `call` is the call-site glue over `{self}`
-    (the main module), each slot name, and `{0}`, `{1}`, ... (the reference forward's arguments
-    in signature order); None means the block is called exactly like the reference module.
+    (the main module), each slot name, each definition's placeholder, and `{0}`, `{1}`, ... (the
+    reference forward's arguments in signature order; the codemod parenthesises an argument that
+    the glue subscripts, and refuses to repeat one that is not a plain expression); None means the
+    block is called exactly like the reference module. A definition whose preferred name is lower
+    case is a helper function and keeps that name (classes get the port's prefix).
     Functions: `main` is the replacement call over role names, `call` is unused.
     """
 
@@ -39,6 +42,7 @@ class BlockCode:
     definitions: tuple[tuple[str, str, str], ...] = ()  # (placeholder, preferred class name, source template)
     numpy_to_torch: bool = False  # functions: the reference returned a numpy array, the replacement a tensor
     defaults: tuple[tuple[str, str], ...] = ()  # (keyword, literal): left out of the written constructor when it renders to this
+    positions: tuple[str, ...] = ()  # the block forward's leading parameters, in order: lets the codemod write `call` positionally
 
 
 @dataclass

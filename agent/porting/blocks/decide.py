@@ -46,6 +46,7 @@ class ClassDecision:
     closest: str | None = None
     tried: dict[str, str] = field(default_factory=dict)
     frozen: dict[str, Any] = field(default_factory=dict)  # constructor arguments the block does not take, as proven
+    container: tuple[str, str] | None = None  # (owner class in the port, attribute): a plain nn.Sequential the block replaces
 
     @property
     def proven(self) -> bool:
@@ -258,8 +259,14 @@ def _dims_ok(dims: Any) -> bool:
     return isinstance(dims, dict) and all(isinstance(k, str) and (_scalar(v) or (isinstance(v, list) and all(_scalar(x) for x in v))) for k, v in dims.items())
 
 
-def decide_class(entry: dict[str, Any], tolerance: float, port_name: str, source: str = "") -> ClassDecision:
+def decide_class(entry: dict[str, Any], tolerance: float, port_name: str, source: str = "", attribute: str | None = None) -> ClassDecision:
+    """`attribute`: the entry is the nn.Sequential this attribute of the class holds (its dims are
+    written over the owner's constructor arguments; nothing is assumed of the owner's others)."""
     instances = [i for i in entry.get("instances", []) if isinstance(i, dict)]
+    owner = port_name
+    if attribute is not None:
+        entry = {**entry, "name": f"{entry.get('name')}.{attribute}"}
+        port_name = f"{owner}.{attribute}"
     d = ClassDecision(name=str(entry.get("name")), port_name=port_name, parameters=sum(int(i.get("parameters", 0)) for i in instances),
                       instances=[str(i.get("name")) for i in instances],
                       instance_parameters={str(i.get("name")): int(i.get("parameters", 0)) for i in instances}, init_params=[p for p in entry.get("init_params", []) if isinstance(p, dict)])
@@ -282,8 +289,13 @@ def decide_class(entry: dict[str, Any], tolerance: float, port_name: str, source
     d.family, d.block, d.origin, d.choice, d.max_abs = family.name, family.block_for(accepted["choice"]), family.origin, accepted["choice"], float(max_abs)
     d.calls = int(accepted.get("calls", 0))
     code = family.code(d.choice)
+    if attribute is not None:
+        d.container = (owner, attribute)
+        if code.call or code.slots:
+            d.closest, d.reason = family.block, "proven exact, but a block replacing a container must be called as the container was"
+            return d
     args = [i.get("init_args") if isinstance(i.get("init_args"), dict) else {} for i in instances]
-    sourced = init_expressions(source, port_name)
+    sourced = init_expressions(source, owner)
     for dim in sorted(template_dims(code)):
         values = [dims[i].get(dim) for i in d.instances]
         expr = express(dim, values, args, family.aliases.get(dim, ()), sourced)
@@ -292,7 +304,7 @@ def decide_class(entry: dict[str, Any], tolerance: float, port_name: str, source
             return d
         d.exprs[dim] = expr
     used = {p for e in d.exprs.values() for p in re.findall(r"\{(\w+)\}", e)}
-    for p in args[0] if args else {}:
+    for p in args[0] if args and attribute is None else {}:
         values = [a.get(p) for a in args]
         if p not in used and all(_scalar(v) and _same(v, values[0]) for v in values):
             d.frozen[p] = values[0]  # this configuration's value: the port assumes it (the report says so)
@@ -324,10 +336,11 @@ def decide_function(entry: dict[str, Any], tolerance: float, port_name: str) -> 
 
 
 def decide(result: dict[str, Any], tolerance: float, renamed: dict[tuple[str, str], str], skip: set[str],
-           source: str = "") -> tuple[list[ClassDecision], list[FunctionDecision]]:
-    """Decisions for every reference class (except `skip`: the model itself) and every called
-    reference function. `renamed` maps (module, name) to the name the port gave it; `source` is
-    the port's code (the constructors' own formulas)."""
+           source: str = "", top: str | None = None) -> tuple[list[ClassDecision], list[FunctionDecision]]:
+    """Decisions for every reference class (except `skip`: the model itself), every nn.Sequential
+    attribute proven replaceable (a class in `skip` is the port's `top`) and every called reference
+    function. `renamed` maps (module, name) to the name the port gave it; `source` is the port's
+    code (the constructors' own formulas)."""
     if not isinstance(result, dict) or not isinstance(result.get("classes"), list) or not isinstance(result.get("functions"), list):
         raise Malformed("the proof result has no class and function lists")
     classes, functions = [], []
@@ -336,9 +349,30 @@ def decide(result: dict[str, Any], tolerance: float, renamed: dict[tuple[str, st
             continue
         port = renamed.get((str(entry.get("module")), str(entry["name"])), str(entry["name"]))
         classes.append(decide_class(entry, tolerance, port, source))
+    for entry in result.get("containers") or []:
+        if not isinstance(entry, dict) or not entry.get("accepted") or not IDENT.match(str(entry.get("name"))) \
+                or not IDENT.match(str(entry.get("attribute"))):
+            continue  # containers that stay as they are are not reported: they were never reference classes
+        name = str(entry["name"])
+        port = top if name in skip and top else renamed.get((str(entry.get("module")), name), name)
+        classes.append(decide_class(entry, tolerance, port, source, attribute=str(entry["attribute"])))
     for entry in result["functions"]:
         if not isinstance(entry, dict) or not IDENT.match(str(entry.get("name"))):
             continue
         port = renamed.get((str(entry.get("module")), str(entry["name"])), str(entry["name"]))
         functions.append(decide_function(entry, tolerance, port))
     return classes, functions
+
+
+def module_tree(result: dict[str, Any], renamed: dict[tuple[str, str], str], top: str) -> dict[str, str]:
+    """Module path in the traced model -> the class the port has there: a reference class by its
+    port name, the model itself (path '') as `top`, anything else (torch containers, layers) by its
+    dotted name, which no port class has. Empty when the proof sent no tree."""
+    rows = result.get("modules")
+    if rows is None:
+        return {}
+    if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == 3 and all(isinstance(x, str) for x in r) for r in rows):
+        raise Malformed("the module tree is not a list of [path, module, class]")
+    reference = {(str(c.get("module")), str(c.get("name"))) for c in result.get("classes", []) if isinstance(c, dict)}
+    return {path: top if path == "" else renamed.get((module, name), name) if (module, name) in reference else f"{module}.{name}"
+            for path, module, name in rows}

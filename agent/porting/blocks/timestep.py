@@ -34,6 +34,18 @@ def _timesteps_call(num_channels: str, flip: Scalar, shift: Scalar) -> str:
     return f"Timesteps({num_channels}, flip_sin_to_cos={flip}, downscale_freq_shift={shift})"
 
 
+def _embedding(choice: dict[str, Scalar]) -> str:
+    """The `TimestepEmbedding(...)` constructor template for one setting."""
+    args = "{in_channels}, {time_embed_dim}"
+    if choice["act_fn"] != "silu":
+        args += f", act_fn={choice['act_fn']!r}"
+    if choice["out_dim"]:
+        args += ", out_dim={out_dim}"
+    if not choice["bias"]:
+        args += ", sample_proj_bias=False"
+    return f"TimestepEmbedding({args})"
+
+
 def _timestep_input(calls: list[Call]) -> str | None:
     if not calls or not all(is_tensor(c.positional(0), ndim=1) for c in calls):
         return "its first argument is not a 1-D tensor of timesteps"
@@ -74,21 +86,54 @@ class TimestepEmbeddingFamily(Family):
         return [Proposal(c, dims) for c in self.choices() if c["bias"] == bias1 and c["out_dim"] == (out != hidden)]
 
     def code(self, choice: dict[str, Scalar]) -> BlockCode:
-        args = "{in_channels}, {time_embed_dim}"
-        if choice["act_fn"] != "silu":
-            args += f", act_fn={choice['act_fn']!r}"
-        if choice["out_dim"]:
-            args += ", out_dim={out_dim}"
-        if not choice["bias"]:
-            args += ", sample_proj_bias=False"
         return BlockCode(
             imports=((EMBEDDINGS, "TimestepEmbedding"), (EMBEDDINGS, "Timesteps")),
-            main=f"TimestepEmbedding({args})",
+            main=_embedding(choice),
             slots=(("time_proj", _timesteps_call("{in_channels}", choice["flip_sin_to_cos"], choice["downscale_freq_shift"])),),
             # Timesteps computes in float32; the cast (a no-op in float32, where the proof ran) lets a
             # half-precision model run, as diffusers' own models cast before their TimestepEmbedding
             call="{self}({time_proj}({0}).to({self}.linear_1.weight.dtype))",
         )
+
+
+def sinusoidal(x: Any) -> bool:
+    """Rows of sine/cosine pairs (the two halves, in either order): x[:, i]**2 + x[:, i + half]**2 == 1,
+    what a sinusoidal timestep embedding is and a learned feature almost never is."""
+    if not is_tensor(x, ndim=2, floating=True) or x.shape[-1] < 2 or x.shape[-1] % 2:
+        return False
+    half = x.shape[-1] // 2
+    total = x[:, :half].double() ** 2 + x[:, half:].double() ** 2
+    return bool(((total - 1).abs() <= 1e-4).all())
+
+
+class TimestepMLPFamily(Family):
+    """The MLP after a sinusoidal timestep embedding computed elsewhere (the model calls a function
+    or another module for the sinusoids, then `Linear, act, Linear` on them): `TimestepEmbedding`
+    alone, as diffusers' UNets hold it (`time_embedding`). Other two-layer MLPs are `FeedForward`."""
+
+    name = "timestep-mlp"
+    block = "TimestepEmbedding"
+    aliases = TimestepEmbeddingFamily.aliases
+
+    def choices(self) -> list[dict[str, Scalar]]:
+        return grid(act_fn=ACTIVATIONS, bias=(True, False), out_dim=(False, True))
+
+    def propose(self, module: Any, calls: list[Call]) -> list[Proposal] | str:
+        lin = linears(module)
+        if len(lin) != 2:
+            return f"{len(lin)} linear layers, not the two of an embedding MLP"
+        (_, freq, hidden, bias1), (_, hidden2, out, bias2) = lin
+        if hidden2 != hidden or bias1 != bias2 or not covered(module, [module.get_submodule(lin[0][0]), module.get_submodule(lin[1][0])]):
+            return "its linear layers do not chain, differ in bias, or it has other parameters"
+        if not calls or not only_first_argument(calls) or not all(sinusoidal(c.positional(0)) for c in calls):
+            return "it is not called on sinusoidal features alone (sine/cosine halves whose squares sum to 1)"
+        if not all(is_tensor(c.output, ndim=2) and c.output.shape[-1] == out for c in calls):
+            return f"its output is not [batch, {out}]"
+        dims = {"in_channels": freq, "time_embed_dim": hidden, "out_dim": out}
+        return [Proposal(c, dims) for c in self.choices() if c["bias"] == bias1 and c["out_dim"] == (out != hidden)]
+
+    def code(self, choice: dict[str, Scalar]) -> BlockCode:
+        return BlockCode(imports=((EMBEDDINGS, "TimestepEmbedding"),), main=_embedding(choice))
 
 
 class TimestepsFamily(Family):

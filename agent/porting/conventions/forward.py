@@ -38,6 +38,7 @@ from agent.porting.conventions.vocabulary import (
     FORWARD_NAMES,
     IMAGE_ALIASES,
     LABEL_ALIASES,
+    POOLED_ALIASES,
     TIME_ALIASES,
 )
 
@@ -48,8 +49,15 @@ _OUTPUTS = {
     ("unets", 4, False): ("UNet2DOutput", "diffusers.models.unets.unet_2d", ".unet_2d"),
     ("unets", 4, True): ("UNet2DConditionOutput", "diffusers.models.unets.unet_2d_condition", ".unet_2d_condition"),
     ("unets", 5): ("UNet3DConditionOutput", "diffusers.models.unets.unet_3d_condition", ".unet_3d_condition"),
+    "autoencoders": ("DecoderOutput", "diffusers.models.autoencoders.vae", ".vae"),  # forward = decode(encode(sample))
 }
+# families whose main input diffusers calls `sample` (transformers: `hidden_states`)
+SAMPLE_FAMILIES = ("unets", "autoencoders")
 _OUTPUT_PATH = re.compile(r"^output(\[(\d+)\])?$")
+
+
+def _positions(name: str) -> bool:
+    return bool({"ids", "id", "pos", "position", "positions", "coords", "grid"} & set(name.lower().split("_")))
 
 
 def _is_mask(name: str) -> bool:
@@ -59,14 +67,17 @@ def _is_mask(name: str) -> bool:
 def plan_renames(forward: cst.FunctionDef, target: Target, report: GroupReport) -> dict[str, str]:
     """reference argument -> diffusers argument, for the model's forward."""
     params = [p.name.value for p in forward.params.params[1:]] + [p.name.value for p in forward.params.kwonly_params]
-    primary_name = "sample" if target.family == "unets" else "hidden_states"
+    primary_name = "sample" if target.family in SAMPLE_FAMILIES else "hidden_states"
 
     def recipe(name: str) -> tuple[str | None, list]:
         r = target.recipe(name) or {}
         return r.get("kind"), r.get("shape") or []
 
     primary = next((n for n in params[:1] if recipe(n)[0] == "randn" or n in IMAGE_ALIASES), None)
-    sequences = [n for n in params if n != primary and recipe(n)[0] == "randn" and len(recipe(n)[1]) == 3]
+    # token sequences the model could attend to; position ids (`img_ids`, `pos`) are not, and a
+    # sequence with a conditioning name (`txt`, `context`) is the one when there are several
+    sequences = [n for n in params if n != primary and recipe(n)[0] == "randn" and len(recipe(n)[1]) == 3 and not _positions(n)]
+    sequences.sort(key=lambda n: n not in CONTEXT_ALIASES)
     context_len = recipe(sequences[0])[1][1] if sequences else None
     wanted: dict[str, str] = {}
     for name in params:
@@ -87,9 +98,11 @@ def plan_renames(forward: cst.FunctionDef, target: Target, report: GroupReport) 
                 report.skip(f"forward argument `{name}`", "a mask, but over which sequence (input tokens or conditioning) is not clear")
         elif kind == "uniform" or (not kind and name in TIME_ALIASES):
             wanted[name] = "timestep"
+        elif kind == "randn" and len(shape) == 2 and name in POOLED_ALIASES:
+            wanted[name] = "pooled_projections"  # one float vector per sample, as SD3's and Flux's pooled text
         elif kind == "randint" or (not kind and name in LABEL_ALIASES):
             wanted[name] = "class_labels"
-        elif name in sequences or (not kind and name in CONTEXT_ALIASES):
+        elif name in sequences[:1] or (not kind and name in CONTEXT_ALIASES):
             wanted[name] = "encoder_hidden_states"
         else:
             report.skip(f"forward argument `{name}`", "no diffusers name fits what the reference feeds it")
@@ -168,7 +181,7 @@ def output_class(target: Target) -> tuple[str, str]:
         key = ("unets", rank, conditioned) if rank == 4 else ("unets", rank)
         found = _OUTPUTS.get(key)
     else:
-        found = None
+        found = _OUTPUTS.get(target.family) if target.family == "autoencoders" else None
     name, standalone, in_tree = found or _OUTPUTS["transformers"]
     return name, f"from {target.relative(in_tree) if target.in_tree else standalone} import {name}\n"
 
@@ -353,6 +366,39 @@ def _forward_docstring(fn: cst.FunctionDef, target: Target, renames: dict[str, s
     return fn.with_changes(body=fn.body.with_changes(body=[docstrings.docstring_statement(text), *body]))
 
 
+# the order diffusers' forwards take these arguments in: transformers as SD3/Flux/PixArt/DiT, UNets
+# as UNet2DModel/UNet2DConditionModel; the model's other arguments follow in their own order
+_ORDER = {
+    "transformers": ("hidden_states", "encoder_hidden_states", "pooled_projections", "timestep", "class_labels"),
+    "unets": ("sample", "timestep", "encoder_hidden_states", "class_labels"),
+}
+
+
+def _in_diffusers_order(module: cst.Module, target: Target, report: GroupReport) -> cst.Module:
+    """The forward's positional parameters with diffusers' names first, in diffusers' order.
+    Parity and the usage example pass inputs by keyword, so only a positional caller could
+    notice; a reorder that would put a required argument after an optional one is not done."""
+    order = _ORDER.get(target.family)
+    forward = method(top_class(module, target.class_name), "forward")
+    if order is None or forward is None or not forward.params.params:
+        return module
+    first, rest = forward.params.params[0], list(forward.params.params[1:])
+    known = sorted((p for p in rest if p.name.value in order), key=lambda p: order.index(p.name.value))
+    wanted = known + [p for p in rest if p.name.value not in order]
+    if [p.name.value for p in wanted] == [p.name.value for p in rest]:
+        return module
+    defaults = [p.default is not None for p in wanted]
+    if defaults != sorted(defaults):
+        report.skip("forward argument order", "diffusers' order would put a required argument after one with a default")
+        return module
+    wanted = [p.with_changes(comma=cst.MaybeSentinel.DEFAULT) if i == len(wanted) - 1 else p.with_changes(comma=c.comma)
+              for i, (p, c) in enumerate(zip(wanted, rest, strict=True))]
+    report.changed("forward arguments in diffusers' order: " + ", ".join(p.name.value for p in wanted))
+    new = forward.with_changes(params=forward.params.with_changes(params=[first, *wanted]))
+    return map_class(module, target.class_name, lambda c: c.with_changes(body=c.body.with_changes(body=[
+        new if s is forward else s for s in c.body.body])))
+
+
 def forward_conventions(module: cst.Module, target: Target) -> tuple[cst.Module, GroupReport]:
     """Rename the model's forward arguments, add return_dict and the output dataclass.
     report.data["forward_renames"] is {reference argument: diffusers argument}."""
@@ -370,6 +416,7 @@ def forward_conventions(module: cst.Module, target: Target) -> tuple[cst.Module,
     for old, new in renames.items():
         report.changed(f"forward argument {old} -> {new}")
     report.data["forward_renames"] = dict(renames)
+    module = _in_diffusers_order(module, target, report)
 
     forward = method(top_class(module, target.class_name), "forward")
     params = [p.name.value for p in [*forward.params.params, *forward.params.kwonly_params]]

@@ -42,7 +42,7 @@ def class_docstring(cls: cst.ClassDef, target: Target, reference_docs: tuple[str
     summary, docs = reference_docs
     back = {new: old for old, new in renames.items()}
     width = next(iter(per_head), None)
-    noun = "A UNet model" if target.family == "unets" else "A Transformer model"
+    noun = {"unets": "A UNet model", "autoencoders": "An autoencoder model"}.get(target.family, "A Transformer model")
     summary = summary or f"{noun} ported from the reference `{target.reference_class or target.class_name}`."
     entries, from_reference = [], 0
     for p in [*init.params.params[1:], *init.params.kwonly_params] if init else []:
@@ -172,19 +172,24 @@ class _Checkpointing(cst.CSTTransformer):
                 self.refused.append((f"self.{attr} loop", "a block call with keyword or star arguments that cannot be made positional"))
                 body.append(stmt)
                 continue
-            targets = code(stmt.body[0].targets[0].target)
+            targets, value = code(stmt.body[0].targets[0].target), stmt.body[0].value
             argsrc = ", ".join(code(a) for a in args)
+            checkpointed = cst.parse_expression(f"self._gradient_checkpointing_func({var}, {argsrc})")
             branch = (f"if {self.torch}.is_grad_enabled() and self.gradient_checkpointing:\n"
-                      f"    {targets} = self._gradient_checkpointing_func({var}, {argsrc})\n"
-                      f"else:\n    {targets} = {code(call)}\n")
+                      f"    {targets} = {code(checkpointed if value is call else value.deep_replace(call, checkpointed))}\n"
+                      f"else:\n    {targets} = {code(value)}\n")
             body.append(statement(branch).with_changes(leading_lines=stmt.leading_lines))
             self.wrapped[attr] = self.wrapped.get(attr, 0) + 1
         return updated.with_changes(body=updated.body.with_changes(body=body))
 
 
 def _block_call(stmt: cst.BaseStatement, var: str) -> cst.Call | None:
-    if m.matches(stmt, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget()], value=m.Call(func=m.Name(var)))])):
-        return stmt.body[0].value
+    """The block call of `y = block(...)`, or of `y = block(...)[i]` (a block whose outputs the
+    port reorders or picks from: the blocks stage's glue for a diffusers block)."""
+    call = m.Call(func=m.Name(var))
+    if m.matches(stmt, m.SimpleStatementLine(body=[m.Assign(targets=[m.AssignTarget()], value=call | m.Subscript(value=call))])):
+        value = stmt.body[0].value
+        return value if isinstance(value, cst.Call) else value.value
     return None
 
 
@@ -216,6 +221,20 @@ def skip_casting_patterns(modules: list[dict[str, Any]]) -> list[str]:
         if any(n.split(".")[-1] == part and holds_castable(n) for n in names):
             patterns.append(part)  # adaptive-norm modulation (diffusers keeps it inside its norm modules)
     return list(dict.fromkeys(patterns))
+
+
+def _imported_from_diffusers(module: cst.Module) -> dict[str, str]:
+    """Local name -> class name of what the file imports from diffusers (`from diffusers.models...
+    import X`, or the relative in-tree form): blocks the blocks stage substituted live there."""
+    names = {}
+    for stmt in module.body:
+        for small in getattr(stmt, "body", ()) if isinstance(stmt, cst.SimpleStatementLine) else ():
+            if not isinstance(small, cst.ImportFrom) or isinstance(small.names, cst.ImportStar):
+                continue
+            source = cst.helpers.get_full_name_for_node(small.module) if small.module else ""
+            if small.relative or source == "diffusers" or source.startswith("diffusers."):
+                names.update({a.evaluated_alias or a.name.value: a.name.value for a in small.names})
+    return names
 
 
 # -- the group ---------------------------------------------------------------------------------------
@@ -259,12 +278,13 @@ def model_class_conventions(module: cst.Module, target: Target, reference_docs: 
         else:
             report.skip("gradient checkpointing", "forward has no loop calling the blocks of a module list")
 
-    local_blocks = [c for c in block_classes if c in defined]
+    diffusers_blocks = _imported_from_diffusers(module)  # local name -> the class's own name, which accelerate matches
+    local_blocks = [c if c in defined else diffusers_blocks[c] for c in block_classes if c in defined or c in diffusers_blocks]
     if local_blocks:
         attributes["_no_split_modules"] = repr(local_blocks)
         report.changed(f"_no_split_modules = {local_blocks!r}")
     else:
-        report.skip("_no_split_modules", "no loop over a module list of blocks defined in this file")
+        report.skip("_no_split_modules", "no loop over a module list of blocks defined in this file or imported from diffusers")
     if target.modules:
         patterns = skip_casting_patterns(target.modules)
         if patterns:

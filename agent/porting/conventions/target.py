@@ -10,7 +10,7 @@ from typing import Any
 @dataclass
 class Target:
     class_name: str  # the diffusers model class in the file
-    family: str = "transformers"  # "transformers" or "unets" (the plan's model family)
+    family: str = "transformers"  # "transformers", "unets" or "autoencoders" (the plan's model family)
     in_tree: bool = False  # inside a diffusers checkout (relative imports) or standalone
     depth: int = 0  # folders below models/<family>/ (1 in the model-folder layout: relative imports reach one level further)
     reference_class: str = ""
@@ -28,7 +28,18 @@ class Target:
         return self.class_name
 
     def recipe(self, name: str) -> dict[str, Any] | None:
-        return next((i for i in self.inputs if i.get("name") == name), None)
+        """How the run fed argument `name`: analyze's recipe, or, for inputs from an inputs file,
+        one read off the tensor it returned (bool: a mask, integer: labels, 1-D float: times)."""
+        found = next((i for i in self.inputs if i.get("name") == name), None)
+        if found is not None:
+            return found
+        for entry in self.inputs:
+            tensor = (entry.get("arguments") or {}).get(name) if entry.get("kind") == "file" else None
+            if tensor and "shape" in tensor:
+                dtype, shape = tensor.get("dtype", ""), list(tensor["shape"])
+                kind = "mask" if dtype == "bool" else "randint" if "int" in dtype else "uniform" if len(shape) == 1 else "randn"
+                return {"name": name, "kind": kind, "shape": shape}
+        return None
 
     def relative(self, module: str) -> str:
         """A relative import written for models/<family>/<file>.py, reaching as far from the port's file."""

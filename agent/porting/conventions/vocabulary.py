@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 BOTH = ("transformers", "unets")
+ALL = ("transformers", "unets", "autoencoders")
 
 
 @dataclass(frozen=True)
@@ -25,14 +26,14 @@ class Name:
 
 
 CONFIG_NAMES: tuple[Name, ...] = (
-    Name("sample_size", ("input_size", "image_size", "img_size", "latent_size"), BOTH,
+    Name("sample_size", ("input_size", "image_size", "img_size", "latent_size"), BOTH,  # an autoencoder's latent size is not its sample size
          ("DiTTransformer2DModel", "PixArtTransformer2DModel", "SD3Transformer2DModel", "UNet2DModel", "UNet2DConditionModel"),
          "Height and width of the (latent) input the model was built for."),
-    Name("in_channels", ("in_chans", "in_ch", "input_channels", "in_channel"), BOTH,
-         ("DiTTransformer2DModel", "PixArtTransformer2DModel", "SD3Transformer2DModel", "UNet2DModel", "UNet2DConditionModel"),
+    Name("in_channels", ("in_chans", "in_ch", "input_channels", "in_channel"), ALL,
+         ("DiTTransformer2DModel", "PixArtTransformer2DModel", "SD3Transformer2DModel", "UNet2DModel", "UNet2DConditionModel", "AutoencoderKL"),
          "Number of channels of the input."),
-    Name("out_channels", ("out_chans", "out_ch", "output_channels", "out_channel"), BOTH,
-         ("DiTTransformer2DModel", "PixArtTransformer2DModel", "SD3Transformer2DModel", "UNet2DModel", "UNet2DConditionModel"),
+    Name("out_channels", ("out_chans", "out_ch", "output_channels", "out_channel"), ALL,
+         ("DiTTransformer2DModel", "PixArtTransformer2DModel", "SD3Transformer2DModel", "UNet2DModel", "UNet2DConditionModel", "AutoencoderKL"),
          "Number of channels of the output."),
     Name("patch_size", (), BOTH,
          ("DiTTransformer2DModel", "PixArtTransformer2DModel", "SD3Transformer2DModel"),
@@ -62,17 +63,20 @@ CONFIG_NAMES: tuple[Name, ...] = (
     Name("num_class_embeds", ("num_classes", "n_classes"), ("unets",),
          ("UNet2DModel", "UNet2DConditionModel"),
          "Number of class labels embedded and added to the timestep embedding."),
-    Name("layers_per_block", ("num_res_blocks", "n_res_blocks"), ("unets",),
-         ("UNet2DModel", "UNet2DConditionModel"),
+    Name("layers_per_block", ("num_res_blocks", "n_res_blocks"), ("unets", "autoencoders"),
+         ("UNet2DModel", "UNet2DConditionModel", "AutoencoderKL"),
          "Number of residual layers per resolution level."),
+    Name("latent_channels", ("z_channels",), ("autoencoders",),
+         ("AutoencoderKL",),
+         "Number of channels of the latent representation."),
     Name("transformer_layers_per_block", ("transformer_depth",), ("unets",),
          ("UNet2DConditionModel",),
          "Number of transformer layers in each attention block."),
     Name("use_linear_projection", ("use_linear_in_transformer",), ("unets",),
          ("UNet2DConditionModel",),
          "Whether the attention blocks project in and out with linear layers instead of 1x1 convolutions."),
-    Name("norm_num_groups", ("norm_groups", "groupnorm_groups"), BOTH,
-         ("DiTTransformer2DModel", "UNet2DModel", "UNet2DConditionModel"),
+    Name("norm_num_groups", ("norm_groups", "groupnorm_groups"), ALL,
+         ("DiTTransformer2DModel", "UNet2DModel", "UNet2DConditionModel", "AutoencoderKL"),
          "Number of groups of the group normalizations."),
     Name("norm_eps", ("layer_norm_eps", "norm_epsilon"), BOTH,
          ("DiTTransformer2DModel", "UNet2DModel", "UNet2DConditionModel"),
@@ -101,18 +105,21 @@ class ForwardName:
 FORWARD_NAMES: dict[str, ForwardName] = {f.name: f for f in (
     ForwardName("hidden_states", ("DiTTransformer2DModel", "PixArtTransformer2DModel", "SD3Transformer2DModel"),
                 "The input latents.", "torch.Tensor"),
-    ForwardName("sample", ("UNet2DModel", "UNet2DConditionModel"), "The noisy input sample.", "torch.Tensor"),
+    ForwardName("sample", ("UNet2DModel", "UNet2DConditionModel", "AutoencoderKL"), "The input sample.", "torch.Tensor"),
     ForwardName("timestep", ("DiTTransformer2DModel", "PixArtTransformer2DModel", "UNet2DModel", "UNet2DConditionModel"),
                 "The denoising timestep (or noise level) of each sample.", "torch.Tensor | float | int"),
     ForwardName("class_labels", ("DiTTransformer2DModel", "UNet2DModel", "UNet2DConditionModel"),
                 "The class label of each sample.", "torch.Tensor"),
     ForwardName("encoder_hidden_states", ("PixArtTransformer2DModel", "SD3Transformer2DModel", "UNet2DConditionModel"),
                 "Conditioning embeddings the model attends to (text or other encoder outputs).", "torch.Tensor"),
+    ForwardName("pooled_projections", ("SD3Transformer2DModel", "FluxTransformer2DModel"),
+                "Pooled conditioning embeddings: one vector per sample.", "torch.Tensor"),
     ForwardName("attention_mask", ("PixArtTransformer2DModel", "UNet2DConditionModel"),
                 "Mask over the input tokens for self-attention.", "torch.Tensor"),
     ForwardName("encoder_attention_mask", ("PixArtTransformer2DModel", "UNet2DConditionModel"),
                 "Mask over the encoder hidden states for cross-attention.", "torch.Tensor"),
-    ForwardName("return_dict", ("DiTTransformer2DModel", "PixArtTransformer2DModel", "SD3Transformer2DModel", "UNet2DModel", "UNet2DConditionModel"),
+    ForwardName("return_dict", ("DiTTransformer2DModel", "PixArtTransformer2DModel", "SD3Transformer2DModel", "UNet2DModel", "UNet2DConditionModel",
+                                "AutoencoderKL"),
                 "Whether to return an output dataclass instead of a plain tuple.", "bool"),
 )}
 
@@ -120,6 +127,7 @@ FORWARD_NAMES: dict[str, ForwardName] = {f.name: f for f in (
 IMAGE_ALIASES = {"x", "img", "image", "images", "latents", "latent", "sample", "hidden_states", "z", "x_t", "xt", "noisy", "inp", "input"}
 TIME_ALIASES = {"t", "timestep", "timesteps", "time", "times", "sigma", "sigmas", "noise_level", "ts"}
 LABEL_ALIASES = {"y", "class_labels", "labels", "class_label", "label", "cls", "classes"}
+POOLED_ALIASES = {"y", "vec", "vector", "pooled", "pooled_text", "text_pooled", "pooled_prompt_embeds", "clip_pooled", "global_cond"}
 CONTEXT_ALIASES = {"context", "encoder_hidden_states", "cond", "text_emb", "text_embeds", "txt", "c_crossattn", "encoder_out", "caption", "text"}
 CONTEXT_MASK_WORDS = ("context", "cond", "text", "txt", "encoder", "caption", "y_", "cross")
 

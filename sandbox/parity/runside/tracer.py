@@ -50,10 +50,12 @@ class Tracer:
             self._handles.append(module.register_forward_hook(self._hook(name, keys)))
 
     def _hook(self, name: str, keys: frozenset[str]):
-        def record(_module, _inputs, output):
+        def record(_module, inputs, output):
             call = self._calls.get(name, 0)
             self._calls[name] = call + 1
             t = first_tensor(output)
+            if t is not None and any(t is x for x in inputs):
+                t = None  # it returned its input (dropout in eval, nn.Identity): nothing computed, nothing to pair by shape
             self.entries.append(TraceEntry(name, call, None if t is None else t.detach().float().cpu(), keys))
 
         return record
