@@ -16,16 +16,13 @@ from .base import (
     Family,
     Proposal,
     Scalar,
-    covered,
     grid,
     is_tensor,
-    linears,
     neutral,
     only_first_argument,
 )
+from .mlp_embedding import ACTIVATIONS, EMBEDDINGS, chained_pair, embedding_arguments
 
-EMBEDDINGS = "diffusers.models.embeddings"
-ACTIVATIONS = ("silu", "gelu", "mish", "relu")
 # (flip_sin_to_cos, downscale_freq_shift) in the order they are tried: DiT/ADM first
 PHASES = ((True, 0), (False, 1), (True, 1), (False, 0))
 
@@ -36,14 +33,7 @@ def _timesteps_call(num_channels: str, flip: Scalar, shift: Scalar) -> str:
 
 def _embedding(choice: dict[str, Scalar]) -> str:
     """The `TimestepEmbedding(...)` constructor template for one setting."""
-    args = "{in_channels}, {time_embed_dim}"
-    if choice["act_fn"] != "silu":
-        args += f", act_fn={choice['act_fn']!r}"
-    if choice["out_dim"]:
-        args += ", out_dim={out_dim}"
-    if not choice["bias"]:
-        args += ", sample_proj_bias=False"
-    return f"TimestepEmbedding({args})"
+    return f"TimestepEmbedding({embedding_arguments(choice)})"
 
 
 def _timestep_input(calls: list[Call]) -> str | None:
@@ -69,14 +59,10 @@ class TimestepEmbeddingFamily(Family):
         ]
 
     def propose(self, module: Any, calls: list[Call]) -> list[Proposal] | str:
-        lin = linears(module)
-        if len(lin) != 2:
-            return f"{len(lin)} linear layers, not the two of an embedding MLP"
-        (_, freq, hidden, bias1), (_, hidden2, out, bias2) = lin
-        if hidden2 != hidden or not covered(module, [module.get_submodule(lin[0][0]), module.get_submodule(lin[1][0])]):
-            return "its linear layers do not chain (or it has other parameters)"
-        if bias1 != bias2:
-            return "one linear layer has a bias and the other not"
+        pair = chained_pair(module)
+        if isinstance(pair, str):
+            return pair
+        freq, hidden, out, bias1 = pair
         why = _timestep_input(calls)
         if why:
             return why
@@ -119,12 +105,10 @@ class TimestepMLPFamily(Family):
         return grid(act_fn=ACTIVATIONS, bias=(True, False), out_dim=(False, True))
 
     def propose(self, module: Any, calls: list[Call]) -> list[Proposal] | str:
-        lin = linears(module)
-        if len(lin) != 2:
-            return f"{len(lin)} linear layers, not the two of an embedding MLP"
-        (_, freq, hidden, bias1), (_, hidden2, out, bias2) = lin
-        if hidden2 != hidden or bias1 != bias2 or not covered(module, [module.get_submodule(lin[0][0]), module.get_submodule(lin[1][0])]):
-            return "its linear layers do not chain, differ in bias, or it has other parameters"
+        pair = chained_pair(module)
+        if isinstance(pair, str):
+            return pair
+        freq, hidden, out, bias1 = pair
         if not calls or not only_first_argument(calls) or not all(sinusoidal(c.positional(0)) for c in calls):
             return "it is not called on sinusoidal features alone (sine/cosine halves whose squares sum to 1)"
         if not all(is_tensor(c.output, ndim=2) and c.output.shape[-1] == out for c in calls):
