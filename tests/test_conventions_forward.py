@@ -239,3 +239,13 @@ def test_no_reorder_that_would_put_a_required_argument_after_an_optional_one():
                             "def forward(self, img, img_ids, txt=None, txt_ids=None, timesteps=None, y=None, guidance=None)")
     code, report = _run(src, class_name="Net", inputs=FLUX_FILE_INPUTS)
     assert any(s["what"] == "forward argument order" for s in report.skipped)  # img_ids is required: order kept
+
+
+def test_no_reorder_when_the_class_calls_its_own_forward_positionally():
+    src = FLUX_LIKE.replace("        return h + c + v\n", "        return h + c + v\n\n"
+                            "    def twice(self, img, img_ids, txt, txt_ids, timesteps, y):\n"
+                            "        return self(img, img_ids, txt, txt_ids, timesteps, y) * 2\n")
+    code, report = _run(src, class_name="Net", inputs=FLUX_FILE_INPUTS)
+    assert any(s["what"] == "forward argument order" and "positionally" in s["reason"] for s in report.skipped)
+    signature = code[code.index("def forward("):code.index(") ->")]
+    assert signature.index("img_ids") < signature.index("encoder_hidden_states")  # the reference's order kept

@@ -120,9 +120,7 @@ class _DropCompile(cst.CSTTransformer):
 
 
 def _statements(block: cst.BaseSuite | None) -> list:
-    if block is None:
-        return []
-    return list(block.body) if isinstance(block, cst.IndentedBlock) else list(block.body)
+    return list(block.body) if block is not None else []
 
 
 def _emptied(node: cst.If, body: cst.BaseSuite, keep: bool):

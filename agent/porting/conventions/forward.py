@@ -391,6 +391,11 @@ def _in_diffusers_order(module: cst.Module, target: Target, report: GroupReport)
     if defaults != sorted(defaults):
         report.skip("forward argument order", "diffusers' order would put a required argument after one with a default")
         return module
+    positional = [c for c in m.findall(top_class(module, target.class_name), m.Call(func=m.Name("self") | m.Attribute(
+        value=m.Name("self"), attr=m.Name("forward")))) if sum(1 for a in c.args if not a.keyword and not a.star) > 1]
+    if positional:
+        report.skip("forward argument order", f"the class calls its own forward positionally ({code(positional[0])[:60]})")
+        return module
     wanted = [p.with_changes(comma=cst.MaybeSentinel.DEFAULT) if i == len(wanted) - 1 else p.with_changes(comma=c.comma)
               for i, (p, c) in enumerate(zip(wanted, rest, strict=True))]
     report.changed("forward arguments in diffusers' order: " + ", ".join(p.name.value for p in wanted))
